@@ -1,0 +1,276 @@
+//! The accuracy metrics of PROTOCOL §4, per (series, model, horizon) and
+//! aggregated over series.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ForecastRow, NO_CHANGE_EPSILON};
+
+/// Metrics of one model on one series at one horizon, over its origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMetrics {
+    pub series: String,
+    pub model: String,
+    pub horizon: usize,
+    pub n: usize,
+    pub mae: f64,
+    pub rmse: f64,
+    pub mape: f64,
+    pub mase: f64,
+    pub n_dir: usize,
+    pub dir_acc: Option<f64>,
+    pub coverage80: Option<f64>,
+    pub width80_rel: Option<f64>,
+    pub failures: usize,
+}
+
+/// Unweighted means over series (PROTOCOL §4, "Aggregate over series").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateMetrics {
+    pub model: String,
+    pub horizon: usize,
+    pub n_series: usize,
+    pub mase: f64,
+    pub mape: f64,
+    pub dir_acc: Option<f64>,
+    pub coverage80: Option<f64>,
+    pub width80_rel: Option<f64>,
+    pub n_dir: usize,
+    pub failures: usize,
+}
+
+/// Computes the metrics of one (series, model, horizon) from its rows.
+pub fn metrics_of(rows: &[&ForecastRow]) -> Option<SeriesMetrics> {
+    let first = rows.first()?;
+    let n = rows.len() as f64;
+    let mut abs_sum = 0.0;
+    let mut sq_sum = 0.0;
+    let mut ape_sum = 0.0;
+    let mut scaled_sum = 0.0;
+    let mut n_dir = 0;
+    let mut hits = 0;
+    for r in rows {
+        let e = r.actual - r.forecast;
+        abs_sum += e.abs();
+        sq_sum += e * e;
+        ape_sum += e.abs() / r.actual.abs();
+        scaled_sum += e.abs() / r.mase_scale;
+        let tolerance = NO_CHANGE_EPSILON * r.y_origin;
+        let (moved, predicted) = (r.actual - r.y_origin, r.forecast - r.y_origin);
+        if moved.abs() > tolerance && predicted.abs() > tolerance {
+            n_dir += 1;
+            if moved.signum() == predicted.signum() {
+                hits += 1;
+            }
+        }
+    }
+    let failures = rows.iter().filter(|r| r.failed).count();
+    let intervals: Option<Vec<(f64, f64)>> = rows.iter().map(|r| r.lo80.zip(r.hi80)).collect();
+    let (coverage80, width80_rel) = match intervals {
+        Some(bands) if failures == 0 => {
+            let covered = rows
+                .iter()
+                .zip(&bands)
+                .filter(|(r, (lo, hi))| *lo <= r.actual && r.actual <= *hi)
+                .count();
+            let width: f64 = rows
+                .iter()
+                .zip(&bands)
+                .map(|(r, (lo, hi))| (hi - lo) / r.y_origin)
+                .sum();
+            (Some(covered as f64 / n), Some(width / n))
+        }
+        _ => (None, None),
+    };
+    Some(SeriesMetrics {
+        series: first.series.clone(),
+        model: first.model.clone(),
+        horizon: first.h,
+        n: rows.len(),
+        mae: abs_sum / n,
+        rmse: (sq_sum / n).sqrt(),
+        mape: 100.0 * ape_sum / n,
+        mase: scaled_sum / n,
+        n_dir,
+        dir_acc: (n_dir > 0).then(|| hits as f64 / n_dir as f64),
+        coverage80,
+        width80_rel,
+        failures,
+    })
+}
+
+/// Metrics for every (series, model, horizon) in the rows, in row order.
+/// A failure anywhere in a (series, model) voids its interval metrics at
+/// every horizon (PROTOCOL §4).
+pub fn series_metrics(rows: &[ForecastRow], horizons: &[usize]) -> Vec<SeriesMetrics> {
+    let mut groups: Vec<(&str, &str)> = Vec::new();
+    for r in rows {
+        if groups.last() != Some(&(r.series.as_str(), r.model.as_str())) {
+            groups.push((r.series.as_str(), r.model.as_str()));
+        }
+    }
+    let mut out = Vec::new();
+    for (series, model) in groups {
+        let of_group: Vec<&ForecastRow> = rows
+            .iter()
+            .filter(|r| r.series == series && r.model == model)
+            .collect();
+        let any_failure = of_group.iter().any(|r| r.failed);
+        for &h in horizons {
+            let at_h: Vec<&ForecastRow> = of_group.iter().copied().filter(|r| r.h == h).collect();
+            if let Some(mut m) = metrics_of(&at_h) {
+                if any_failure {
+                    m.coverage80 = None;
+                    m.width80_rel = None;
+                }
+                m.failures = of_group.iter().filter(|r| r.failed && r.h == h).count();
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// Means over series per (model, horizon); a metric is null when any series' is.
+pub fn aggregate(
+    per_series: &[SeriesMetrics],
+    models: &[String],
+    horizons: &[usize],
+) -> Vec<AggregateMetrics> {
+    let mut out = Vec::new();
+    for model in models {
+        for &h in horizons {
+            let group: Vec<&SeriesMetrics> = per_series
+                .iter()
+                .filter(|m| &m.model == model && m.horizon == h)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let n = group.len() as f64;
+            let mean =
+                |f: &dyn Fn(&SeriesMetrics) -> f64| group.iter().map(|m| f(m)).sum::<f64>() / n;
+            let mean_opt = |f: &dyn Fn(&SeriesMetrics) -> Option<f64>| -> Option<f64> {
+                let values: Option<Vec<f64>> = group.iter().map(|m| f(m)).collect();
+                values.map(|v| v.iter().sum::<f64>() / n)
+            };
+            out.push(AggregateMetrics {
+                model: model.clone(),
+                horizon: h,
+                n_series: group.len(),
+                mase: mean(&|m| m.mase),
+                mape: mean(&|m| m.mape),
+                dir_acc: mean_opt(&|m| m.dir_acc),
+                coverage80: mean_opt(&|m| m.coverage80),
+                width80_rel: mean_opt(&|m| m.width80_rel),
+                n_dir: group.iter().map(|m| m.n_dir).sum(),
+                failures: group.iter().map(|m| m.failures).sum(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+    use chrono::NaiveDate;
+
+    fn row(y_origin: f64, actual: f64, forecast: f64, band: Option<(f64, f64)>) -> ForecastRow {
+        let date = NaiveDate::from_ymd_opt(2020, 1, 2).expect("valid date");
+        ForecastRow {
+            series: "S".into(),
+            model: "drift".into(),
+            origin_row: 0,
+            origin_date: date,
+            h: 1,
+            target_date: date,
+            y_origin,
+            actual,
+            forecast,
+            lo80: band.map(|b| b.0),
+            hi80: band.map(|b| b.1),
+            mase_scale: 2.0,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        let rows = [
+            row(100.0, 110.0, 105.0, Some((95.0, 110.0))), // e = 5, up/up, covered (closed)
+            row(100.0, 90.0, 102.0, Some((99.0, 105.0))),  // e = −12, down/up, not covered
+            row(100.0, 100.0, 101.0, Some((90.0, 110.0))), // e = −1, no change: dropped from dir_acc
+            row(100.0, 104.0, 100.0, Some((90.0, 110.0))), // e = 4, forecast unchanged: dropped
+        ];
+        let refs: Vec<&ForecastRow> = rows.iter().collect();
+        let m = metrics_of(&refs).expect("rows");
+        assert_relative_eq!(m.mae, (5.0 + 12.0 + 1.0 + 4.0) / 4.0);
+        assert_relative_eq!(m.rmse, ((25.0 + 144.0 + 1.0 + 16.0) / 4.0_f64).sqrt());
+        assert_relative_eq!(
+            m.mape,
+            100.0 * (5.0 / 110.0 + 12.0 / 90.0 + 1.0 / 100.0 + 4.0 / 104.0) / 4.0
+        );
+        assert_relative_eq!(m.mase, m.mae / 2.0);
+        assert_eq!(m.n_dir, 2);
+        assert_eq!(m.dir_acc, Some(0.5));
+        assert_eq!(m.coverage80, Some(0.75));
+        assert_relative_eq!(
+            m.width80_rel.expect("bands"),
+            (15.0 + 6.0 + 20.0 + 20.0) / 100.0 / 4.0
+        );
+    }
+
+    #[test]
+    fn no_change_rule_uses_the_relative_epsilon() {
+        // A move of half the tolerance is "no change"; twice the tolerance counts.
+        let tiny = 0.5 * NO_CHANGE_EPSILON * 100.0;
+        let rows = [
+            row(100.0, 100.0 + tiny, 101.0, None),
+            row(100.0, 100.0 + 4.0 * tiny, 101.0, None),
+        ];
+        let refs: Vec<&ForecastRow> = rows.iter().collect();
+        let m = metrics_of(&refs).expect("rows");
+        assert_eq!(m.n_dir, 1);
+        assert_eq!(m.coverage80, None, "no intervals → null coverage");
+        let naive = [row(100.0, 101.0, 100.0, None)];
+        let m = metrics_of(&naive.iter().collect::<Vec<_>>()).expect("rows");
+        assert_eq!((m.n_dir, m.dir_acc), (0, None));
+    }
+
+    #[test]
+    fn a_failure_voids_interval_metrics_and_is_counted() {
+        let mut failed = row(100.0, 104.0, 100.0, None);
+        failed.failed = true;
+        let mut other_h = row(100.0, 104.0, 103.0, Some((90.0, 110.0)));
+        other_h.h = 5;
+        let rows = vec![
+            row(100.0, 101.0, 102.0, Some((90.0, 110.0))),
+            failed,
+            other_h,
+        ];
+        let per_series = series_metrics(&rows, &[1, 5]);
+        assert_eq!(per_series.len(), 2);
+        assert_eq!(per_series[0].failures, 1);
+        assert_eq!(per_series[0].coverage80, None);
+        // h = 5 had an interval at its only origin, but the model failed at h = 1's origin.
+        assert_eq!(per_series[1].coverage80, None);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1, 5]);
+        assert_eq!(agg[0].failures, 1);
+        assert_eq!(agg[0].coverage80, None);
+    }
+
+    #[test]
+    fn aggregate_is_the_unweighted_mean_over_series() {
+        let mut a = row(100.0, 110.0, 105.0, Some((95.0, 110.0)));
+        a.series = "A".into();
+        let mut b = row(100.0, 90.0, 95.0, None);
+        b.series = "B".into();
+        let per_series = series_metrics(&[a, b], &[1]);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1]);
+        assert_relative_eq!(agg[0].mase, (2.5 + 2.5) / 2.0);
+        assert_eq!(agg[0].n_dir, 2);
+        assert_eq!(agg[0].dir_acc, Some(1.0));
+        assert_eq!(agg[0].coverage80, None, "B has no interval");
+    }
+}

@@ -1,0 +1,397 @@
+//! The walk-forward backtest of PROTOCOL.md: every model is refitted from
+//! scratch at every origin on the trailing window that ends there, and
+//! judged on the values after it.
+//!
+//! `window_at` is the only place that cuts data for a model, so the
+//! no-look-ahead property is a property of this one function (and is
+//! tested as such). Origins, series and models are independent work items,
+//! run in parallel on the current rayon pool; results come back in a fixed
+//! order, so the output does not depend on the thread count.
+
+mod metrics;
+mod output;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::models::{Forecast, ModelError, ModelKind, Window};
+use crate::series::PriceSeries;
+
+pub use metrics::{AggregateMetrics, SeriesMetrics, aggregate, series_metrics};
+pub use output::{read_forecasts_csv, write_forecasts_csv};
+
+/// The constants of PROTOCOL §2. `Protocol::default()` is the benchmark;
+/// the training step may use a shorter window or test region for short series.
+///
+/// | Name | Default | Purpose |
+/// |---|---|---|
+/// | `test_rows` | 500 | the last rows, in which targets lie |
+/// | `spacing` | 5 | rows between origins |
+/// | `window` | 1000 | trailing training window, origin included |
+/// | `horizons` | 1, 5, 21 | reported horizons |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocol {
+    pub test_rows: usize,
+    pub spacing: usize,
+    pub window: usize,
+    pub horizons: Vec<usize>,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            test_rows: 500,
+            spacing: 5,
+            window: 1000,
+            horizons: vec![1, 5, 21],
+        }
+    }
+}
+
+/// Relative tolerance below which a change counts as "no change" (dir_acc).
+pub const NO_CHANGE_EPSILON: f64 = 1e-9;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BacktestError {
+    #[error(
+        "series {series} has {rows} rows, but the protocol needs at least {needed} \
+         (test region {test_rows} + window {window})"
+    )]
+    TooShort {
+        series: String,
+        rows: usize,
+        needed: usize,
+        test_rows: usize,
+        window: usize,
+    },
+    #[error("invalid protocol: {0}")]
+    InvalidProtocol(String),
+    #[error("no models to backtest")]
+    NoModels,
+}
+
+impl Protocol {
+    pub fn max_horizon(&self) -> usize {
+        self.horizons.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Checks the constants fit together.
+    pub fn check(&self) -> Result<(), BacktestError> {
+        let bad = |s: String| Err(BacktestError::InvalidProtocol(s));
+        if self.horizons.is_empty() || self.horizons.contains(&0) {
+            return bad(format!(
+                "horizons should be non-empty and positive, but are {:?}",
+                self.horizons
+            ));
+        }
+        if self.max_horizon() > crate::models::MAX_HORIZON {
+            return bad(format!(
+                "horizons should be at most {}, but include {}",
+                crate::models::MAX_HORIZON,
+                self.max_horizon()
+            ));
+        }
+        if self.spacing == 0 || self.window < 3 {
+            return bad("spacing should be positive and window at least 3".into());
+        }
+        if self.test_rows < self.max_horizon() {
+            return bad(format!(
+                "test_rows {} should be at least the largest horizon {}",
+                self.test_rows,
+                self.max_horizon()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Origins `o_k = N − T − 1 + S·k` for `k = 0..K` (PROTOCOL §3).
+    pub fn origins(&self, series: &str, rows: usize) -> Result<Vec<usize>, BacktestError> {
+        self.check()?;
+        let needed = self.test_rows + self.window;
+        if rows < needed {
+            return Err(BacktestError::TooShort {
+                series: series.to_owned(),
+                rows,
+                needed,
+                test_rows: self.test_rows,
+                window: self.window,
+            });
+        }
+        let count = (self.test_rows - self.max_horizon()) / self.spacing + 1;
+        let first = rows - self.test_rows - 1;
+        Ok((0..count).map(|k| first + self.spacing * k).collect())
+    }
+}
+
+/// The model's view at `origin`: the `window` rows ending at and including it.
+/// Nothing after `origin` is reachable from the returned slices.
+pub fn window_at<'a>(
+    target: &'a [f64],
+    series: &'a PriceSeries,
+    origin: usize,
+    window: usize,
+) -> Window<'a> {
+    let start = origin + 1 - window;
+    Window {
+        target: &target[start..=origin],
+        bars: &series.bars[start..=origin],
+    }
+}
+
+/// Fits `model` at `origin` and forecasts up to the protocol's largest horizon.
+pub fn forecast_at(
+    target: &[f64],
+    series: &PriceSeries,
+    model: ModelKind,
+    origin: usize,
+    protocol: &Protocol,
+) -> Result<Forecast, ModelError> {
+    let window = window_at(target, series, origin, protocol.window);
+    model.fit(&window)?.forecast(protocol.max_horizon())
+}
+
+/// One forecast of one origin at one horizon: a row of the forecasts CSV.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastRow {
+    pub series: String,
+    /// A model name: one of ours, or a peer's when read from a reference file.
+    pub model: String,
+    pub origin_row: usize,
+    pub origin_date: NaiveDate,
+    pub h: usize,
+    pub target_date: NaiveDate,
+    pub y_origin: f64,
+    pub actual: f64,
+    pub forecast: f64,
+    pub lo80: Option<f64>,
+    pub hi80: Option<f64>,
+    pub mase_scale: f64,
+    /// The model failed here; `forecast` is `y_origin` (PROTOCOL §4).
+    pub failed: bool,
+}
+
+/// Fit + predict time of one model, summed over its origins (PROTOCOL §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelTiming {
+    pub model: ModelKind,
+    pub fits: usize,
+    pub seconds: f64,
+    pub ms_per_fit: f64,
+}
+
+/// A model failure at one origin, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub series: String,
+    pub model: ModelKind,
+    pub origin_row: usize,
+    pub reason: String,
+}
+
+/// Everything one backtest produced, in series → model → origin → horizon order.
+#[derive(Debug, Clone)]
+pub struct BacktestRun {
+    pub protocol: Protocol,
+    pub series: Vec<String>,
+    pub models: Vec<ModelKind>,
+    pub rows: Vec<ForecastRow>,
+    pub failures: Vec<Failure>,
+    pub timing: Vec<ModelTiming>,
+    pub threads: usize,
+    pub wall_seconds: f64,
+}
+
+/// Counts work items for a progress display before `run` starts.
+pub fn count_fits(
+    series: &[PriceSeries],
+    models: &[ModelKind],
+    protocol: &Protocol,
+) -> Result<usize, BacktestError> {
+    let mut n = 0;
+    for s in series {
+        n += protocol.origins(&s.name, s.len())?.len() * models.len();
+    }
+    Ok(n)
+}
+
+/// Runs the walk-forward backtest of every model on every series on the
+/// current rayon pool; `progress` is called once per fitted origin.
+pub fn run(
+    series: &[PriceSeries],
+    models: &[ModelKind],
+    protocol: &Protocol,
+    progress: &(dyn Fn() + Sync),
+) -> Result<BacktestRun, BacktestError> {
+    if models.is_empty() {
+        return Err(BacktestError::NoModels);
+    }
+    let started = Instant::now();
+    let targets: Vec<Vec<f64>> = series.iter().map(PriceSeries::target).collect();
+    let mut tasks = Vec::new();
+    for (s, item) in series.iter().enumerate() {
+        let origins = protocol.origins(&item.name, item.len())?;
+        for &model in models {
+            tasks.extend(origins.iter().map(|&o| (s, model, o)));
+        }
+    }
+    let outcomes: Vec<(Result<Forecast, ModelError>, Duration)> = tasks
+        .par_iter()
+        .map(|&(s, model, origin)| {
+            let t0 = Instant::now();
+            let result = forecast_at(&targets[s], &series[s], model, origin, protocol);
+            let elapsed = t0.elapsed();
+            progress();
+            (result, elapsed)
+        })
+        .collect();
+
+    let mut rows = Vec::with_capacity(tasks.len() * protocol.horizons.len());
+    let mut failures = Vec::new();
+    let mut time_per_model: BTreeMap<ModelKind, (usize, Duration)> = BTreeMap::new();
+    for (&(s, model, origin), (result, elapsed)) in tasks.iter().zip(outcomes) {
+        let entry = time_per_model.entry(model).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed;
+        let (y, item) = (&targets[s], &series[s]);
+        let forecast = match result {
+            Ok(f) => Some(f),
+            Err(e) => {
+                failures.push(Failure {
+                    series: item.name.clone(),
+                    model,
+                    origin_row: origin,
+                    reason: e.to_string(),
+                });
+                None
+            }
+        };
+        let scale = mase_scale(&y[origin + 1 - protocol.window..=origin]);
+        for &h in &protocol.horizons {
+            let (point, lo, hi) = match &forecast {
+                Some(f) => (
+                    f.mean[h - 1],
+                    f.lower.as_ref().map(|l| l[h - 1]),
+                    f.upper.as_ref().map(|u| u[h - 1]),
+                ),
+                None => (y[origin], None, None),
+            };
+            rows.push(ForecastRow {
+                series: item.name.clone(),
+                model: model.name().to_owned(),
+                origin_row: origin,
+                origin_date: item.bars[origin].date,
+                h,
+                target_date: item.bars[origin + h].date,
+                y_origin: y[origin],
+                actual: y[origin + h],
+                forecast: point,
+                lo80: lo,
+                hi80: hi,
+                mase_scale: scale,
+                failed: forecast.is_none(),
+            });
+        }
+    }
+    let timing = time_per_model
+        .into_iter()
+        .map(|(model, (fits, total))| ModelTiming {
+            model,
+            fits,
+            seconds: total.as_secs_f64(),
+            ms_per_fit: total.as_secs_f64() * 1e3 / fits.max(1) as f64,
+        })
+        .collect();
+    Ok(BacktestRun {
+        protocol: protocol.clone(),
+        series: series.iter().map(|s| s.name.clone()).collect(),
+        models: models.to_vec(),
+        rows,
+        failures,
+        timing,
+        threads: rayon::current_num_threads(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The in-sample one-step naive MAE of a window: MASE's scale (PROTOCOL §4).
+pub fn mase_scale(window: &[f64]) -> f64 {
+    let sum: f64 = window.windows(2).map(|p| (p[1] - p[0]).abs()).sum();
+    sum / (window.len() - 1) as f64
+}
+
+/// The report of PROTOCOL §7: per-series metrics, aggregates and timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub protocol: Protocol,
+    pub series: Vec<String>,
+    pub per_series: Vec<SeriesMetrics>,
+    pub aggregate: Vec<AggregateMetrics>,
+    pub failures: Vec<Failure>,
+    pub timing: ReportTiming,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportTiming {
+    pub models: Vec<ModelTiming>,
+    pub threads: usize,
+    pub cores: usize,
+    pub parallel_over: &'static str,
+    pub wall_seconds: f64,
+}
+
+impl BacktestRun {
+    pub fn report(&self) -> Report {
+        let per_series = series_metrics(&self.rows, &self.protocol.horizons);
+        let names: Vec<String> = self.models.iter().map(|m| m.name().to_owned()).collect();
+        let aggregate = aggregate(&per_series, &names, &self.protocol.horizons);
+        Report {
+            protocol: self.protocol.clone(),
+            series: self.series.clone(),
+            per_series,
+            aggregate,
+            failures: self.failures.clone(),
+            timing: ReportTiming {
+                models: self.timing.clone(),
+                threads: self.threads,
+                cores: std::thread::available_parallelism().map_or(1, usize::from),
+                parallel_over: "series, models and origins (rayon)",
+                wall_seconds: self.wall_seconds,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_follow_the_protocol() {
+        let p = Protocol::default();
+        let origins = p.origins("X", 3270).expect("long enough");
+        assert_eq!(origins.len(), 96);
+        assert_eq!(origins[0], 3270 - 500 - 1);
+        assert_eq!(*origins.last().expect("some"), 3270 - 26);
+        let err = p.origins("X", 1499).expect_err("too short");
+        assert!(err.to_string().contains("needs at least 1500"), "{err}");
+    }
+
+    #[test]
+    fn invalid_protocols_are_rejected() {
+        let p = Protocol {
+            horizons: vec![1, 30],
+            ..Protocol::default()
+        };
+        assert!(p.origins("X", 5000).is_err());
+        let p = Protocol {
+            spacing: 0,
+            ..Protocol::default()
+        };
+        assert!(p.origins("X", 5000).is_err());
+    }
+}

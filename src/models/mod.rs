@@ -1,0 +1,349 @@
+//! Forecasting models: one trait, one artifact format, one registry of names.
+//!
+//! A model is fitted on a trailing window of the target (plus the window's
+//! other columns and dates where it needs them) and forecasts steps
+//! `1..=MAX_HORIZON` ahead, with an optional 80 % central interval. A fitted
+//! model is plain data: it serialises to a small JSON artifact that the
+//! prediction API loads and applies without refitting, and that loads back to
+//! bit-identical forecasts.
+//!
+//! Models do no I/O and see nothing but the window they are given; the
+//! backtest cuts that window, so no model can look past its origin.
+
+mod arima;
+mod baseline;
+mod linreg;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::series::Bar;
+
+pub use arima::{ArimaParams, FittedArima, Order};
+pub use baseline::{Drift, FittedDrift, FittedNaive, Naive};
+pub use linreg::{FittedLinregLag5, LinregLag5};
+
+/// The largest horizon any model forecasts, in trading days.
+pub const MAX_HORIZON: usize = 21;
+
+/// The standard normal 0.9 quantile: half-width of an 80 % central interval in σ.
+pub const Z80: f64 = 1.2815515655446004;
+
+/// What a model is fitted on: the trailing window of the target, ending at
+/// the forecast origin, and the bars of the same rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub target: &'a [f64],
+    pub bars: &'a [Bar],
+}
+
+impl<'a> Window<'a> {
+    /// A window over the target alone (bars empty), for models that need nothing else.
+    pub fn of_target(target: &'a [f64]) -> Self {
+        Window { target, bars: &[] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.target.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.target.is_empty()
+    }
+
+    /// The last observed value: the forecast origin's level.
+    pub fn last(&self) -> f64 {
+        self.target.last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// The date of the origin row, when bars were given.
+    pub fn last_date(&self) -> Option<NaiveDate> {
+        self.bars.last().map(|b| b.date)
+    }
+}
+
+/// Point forecasts for steps `1..=n` and, where the model gives them, 80 % intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub mean: Vec<f64>,
+    pub lower: Option<Vec<f64>>,
+    pub upper: Option<Vec<f64>>,
+}
+
+impl Forecast {
+    /// Checks that every value a caller will use is finite.
+    fn checked(self, model: ModelKind) -> Result<Self, ModelError> {
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        let bands_ok = match (&self.lower, &self.upper) {
+            (Some(l), Some(u)) => finite(l) && finite(u),
+            (None, None) => true,
+            _ => false,
+        };
+        if finite(&self.mean) && bands_ok {
+            Ok(self)
+        } else {
+            Err(ModelError::NonFinite { model })
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("{model} needs a window of at least {needed} values, but got {got}")]
+    WindowTooShort {
+        model: ModelKind,
+        needed: usize,
+        got: usize,
+    },
+    #[error("{model} was given a window with a non-finite or non-positive value")]
+    InvalidWindow { model: ModelKind },
+    #[error("{model} produced a non-finite forecast")]
+    NonFinite { model: ModelKind },
+    #[error("{model} could not be estimated: {reason}")]
+    Estimation { model: ModelKind, reason: String },
+    #[error("steps should be in range [1, {MAX_HORIZON}], but is {0}")]
+    InvalidSteps(usize),
+    #[error("unknown model {0:?}; known models: naive, drift, linreg_lag5, arima")]
+    UnknownModel(String),
+    #[error("model artifact is not valid JSON for a fitted model: {0}")]
+    Artifact(String),
+}
+
+/// Fits a model family on a window.
+pub trait Forecaster {
+    type Fitted: Predict;
+    fn fit(&self, window: &Window<'_>) -> Result<Self::Fitted, ModelError>;
+}
+
+/// Forecasts from a fitted model.
+pub trait Predict {
+    /// Point forecasts (and intervals, where the model has them) for steps `1..=steps`.
+    fn forecast(&self, steps: usize) -> Forecast;
+}
+
+/// The model names a user, a config file or a request can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Naive,
+    Drift,
+    LinregLag5,
+    Arima,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Naive,
+        ModelKind::Drift,
+        ModelKind::LinregLag5,
+        ModelKind::Arima,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Naive => "naive",
+            ModelKind::Drift => "drift",
+            ModelKind::LinregLag5 => "linreg_lag5",
+            ModelKind::Arima => "arima",
+        }
+    }
+
+    /// Baselines always run and are always servable: the gate compares against them.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, ModelKind::Naive | ModelKind::Drift)
+    }
+
+    /// The shortest window the model accepts.
+    pub fn min_window(self) -> usize {
+        match self {
+            ModelKind::Naive => 2,
+            ModelKind::Drift => 3,
+            ModelKind::LinregLag5 => linreg::MIN_WINDOW,
+            ModelKind::Arima => arima::MIN_WINDOW,
+        }
+    }
+
+    /// Fits this model with its default parameters.
+    pub fn fit(self, window: &Window<'_>) -> Result<FittedModel, ModelError> {
+        if window.len() < self.min_window() {
+            return Err(ModelError::WindowTooShort {
+                model: self,
+                needed: self.min_window(),
+                got: window.len(),
+            });
+        }
+        if !window.target.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Err(ModelError::InvalidWindow { model: self });
+        }
+        Ok(match self {
+            ModelKind::Naive => FittedModel::Naive(Naive.fit(window)?),
+            ModelKind::Drift => FittedModel::Drift(Drift.fit(window)?),
+            ModelKind::LinregLag5 => FittedModel::LinregLag5(LinregLag5.fit(window)?),
+            ModelKind::Arima => FittedModel::Arima(ArimaParams::default().fit(window)?),
+        })
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| ModelError::UnknownModel(s.to_owned()))
+    }
+}
+
+/// A fitted model of any family: the JSON artifact stored in the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FittedModel {
+    Naive(FittedNaive),
+    Drift(FittedDrift),
+    LinregLag5(FittedLinregLag5),
+    Arima(FittedArima),
+}
+
+impl FittedModel {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            FittedModel::Naive(_) => ModelKind::Naive,
+            FittedModel::Drift(_) => ModelKind::Drift,
+            FittedModel::LinregLag5(_) => ModelKind::LinregLag5,
+            FittedModel::Arima(_) => ModelKind::Arima,
+        }
+    }
+
+    /// Forecasts steps `1..=steps`; every returned value is finite.
+    pub fn forecast(&self, steps: usize) -> Result<Forecast, ModelError> {
+        if !(1..=MAX_HORIZON).contains(&steps) {
+            return Err(ModelError::InvalidSteps(steps));
+        }
+        let forecast = match self {
+            FittedModel::Naive(m) => m.forecast(steps),
+            FittedModel::Drift(m) => m.forecast(steps),
+            FittedModel::LinregLag5(m) => m.forecast(steps),
+            FittedModel::Arima(m) => m.forecast(steps),
+        };
+        forecast.checked(self.kind())
+    }
+
+    pub fn to_json(&self) -> String {
+        // A fitted model holds only numbers and names: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, ModelError> {
+        serde_json::from_str(text).map_err(|e| ModelError::Artifact(e.to_string()))
+    }
+}
+
+/// Builds a symmetric interval `mean ± Z80·sd` for each step.
+fn symmetric_interval(mean: Vec<f64>, sd: impl Fn(usize) -> f64) -> Forecast {
+    let lower = mean
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m - Z80 * sd(i + 1))
+        .collect();
+    let upper = mean
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m + Z80 * sd(i + 1))
+        .collect();
+    Forecast {
+        mean,
+        lower: Some(lower),
+        upper: Some(upper),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn random_walk(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = crate::testutil::Rng::new(seed);
+        let mut level = 100.0_f64;
+        (0..n)
+            .map(|_| {
+                level *= (0.0003 + 0.015 * rng.normal()).exp();
+                level
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+            let json = serde_json::to_string(&kind).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+        }
+        assert!(matches!(
+            "prophet".parse::<ModelKind>(),
+            Err(ModelError::UnknownModel(_))
+        ));
+    }
+
+    #[test]
+    fn every_model_round_trips_its_artifact_to_identical_forecasts() {
+        let y = random_walk(400, 7);
+        let window = Window::of_target(&y);
+        for kind in ModelKind::ALL {
+            let fitted = kind.fit(&window).expect("fits");
+            let again = FittedModel::from_json(&fitted.to_json()).expect("loads");
+            assert_eq!(fitted, again, "{kind}");
+            assert_eq!(
+                fitted.forecast(MAX_HORIZON).expect("forecasts"),
+                again.forecast(MAX_HORIZON).expect("forecasts"),
+                "{kind}"
+            );
+            assert!(
+                fitted.to_json().len() < 2048,
+                "{kind} artifact should be small"
+            );
+        }
+    }
+
+    #[test]
+    fn short_or_bad_windows_are_clear_errors() {
+        for kind in ModelKind::ALL {
+            let y = [100.0];
+            let err = kind.fit(&Window::of_target(&y)).expect_err("too short");
+            assert!(
+                matches!(err, ModelError::WindowTooShort { .. }),
+                "{kind}: {err}"
+            );
+            let mut y = random_walk(200, 3);
+            y[10] = f64::NAN;
+            let err = kind.fit(&Window::of_target(&y)).expect_err("nan");
+            assert_eq!(err, ModelError::InvalidWindow { model: kind });
+        }
+    }
+
+    #[test]
+    fn steps_are_bounded() {
+        let y = random_walk(50, 1);
+        let fitted = ModelKind::Naive.fit(&Window::of_target(&y)).expect("fits");
+        assert_eq!(fitted.forecast(0), Err(ModelError::InvalidSteps(0)));
+        assert_eq!(fitted.forecast(22), Err(ModelError::InvalidSteps(22)));
+    }
+
+    #[test]
+    fn autotraits() {
+        fn has_autotraits<T: Send + Sync + Sized + Unpin>() {}
+        has_autotraits::<FittedModel>();
+        has_autotraits::<ModelError>();
+        has_autotraits::<ArimaParams>();
+    }
+}

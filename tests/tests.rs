@@ -1,0 +1,3 @@
+//! System tests of stockcast: one binary, a module per area.
+
+mod backtest;

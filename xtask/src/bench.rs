@@ -1,0 +1,92 @@
+//! `cargo xtask bench`: fit + forecast time per model on 1000-value windows.
+//!
+//! A benchmark, not a test: it prints figures and asserts nothing. Windows
+//! are cut from the price files at evenly spaced ends, so the figures are
+//! for real price paths rather than synthetic ones.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use stockcast::models::{
+    ArimaParams, FittedModel, Forecaster, MAX_HORIZON, ModelError, ModelKind, Order, Window,
+};
+use stockcast::series;
+
+use crate::flags;
+use crate::table::Table;
+
+const WINDOW: usize = 1000;
+
+/// A named way to fit a model on a window.
+type Fit = Box<dyn Fn(&Window) -> Result<FittedModel, ModelError>>;
+
+impl flags::Bench {
+    pub fn run(self) -> anyhow::Result<()> {
+        let all = series::load_folder(&self.data).context("failed to load the price files")?;
+        let targets: Vec<Vec<f64>> = all
+            .iter()
+            .map(|s| s.target())
+            .filter(|t| t.len() > WINDOW)
+            .collect();
+        if targets.is_empty() || self.windows == 0 {
+            bail!("need at least one series longer than {WINDOW} rows and --windows > 0");
+        }
+        let windows: Vec<&[f64]> = (0..self.windows)
+            .map(|i| {
+                let y = &targets[i % targets.len()];
+                let span = y.len() - WINDOW;
+                let start = span * (i / targets.len()) / (self.windows / targets.len()).max(1);
+                &y[start.min(span)..start.min(span) + WINDOW]
+            })
+            .collect();
+        let profile = if cfg!(debug_assertions) {
+            "dev (library at opt-level 3)"
+        } else {
+            "release"
+        };
+        println!(
+            "fit + forecast({MAX_HORIZON}) on {} windows of {WINDOW} values, one thread, {profile} build",
+            windows.len()
+        );
+        let mut table = Table::new(&["model", "median ms", "p90 ms", "mean ms", "fits/s"]);
+        // The fixed ARIMA(1,1,1) row compares with statsmodels' ARIMA(1,1,1);
+        // `arima` (the automatic search) with statsforecast's AutoARIMA.
+        let arima_111 = ArimaParams::with_order(Order {
+            p: 1,
+            d: 1,
+            q: 1,
+            constant: false,
+        });
+        let mut candidates: Vec<(String, Fit)> = ModelKind::ALL
+            .into_iter()
+            .map(|model| {
+                let fit: Fit = Box::new(move |w| model.fit(w));
+                (model.name().to_owned(), fit)
+            })
+            .collect();
+        candidates.push((
+            "arima(1,1,1) fixed".to_owned(),
+            Box::new(move |w| arima_111.fit(w).map(FittedModel::Arima)),
+        ));
+        for (name, fit) in &candidates {
+            let mut times = Vec::with_capacity(windows.len());
+            for w in &windows {
+                let t0 = Instant::now();
+                let fitted = fit(&Window::of_target(w))?;
+                std::hint::black_box(fitted.forecast(MAX_HORIZON)?);
+                times.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            table.row(vec![
+                name.clone(),
+                format!("{:.4}", times[times.len() / 2]),
+                format!("{:.4}", times[times.len() * 9 / 10]),
+                format!("{mean:.4}"),
+                format!("{:.0}", 1e3 / mean),
+            ]);
+        }
+        print!("{}", table.render());
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! `cargo xtask ci`: the whole gate, as CI runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::flags;
+
+impl flags::Ci {
+    pub fn run(self) -> anyhow::Result<()> {
+        step("checking formatting", "cargo", &["fmt", "--all", "--check"])
+            .context("formatting differs: run `cargo fmt --all` and commit")?;
+        step(
+            "running clippy",
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+        let totals = tests("running tests", &["test", "--workspace"])?;
+        // One closing line for the whole run: cargo prints one per test
+        // binary, and the last of those may be a binary with no tests.
+        println!("ci: {} passed, {} failed", totals.passed, totals.failed);
+        Ok(())
+    }
+}
+
+/// Runs one step of the gate, streaming its output, and fails with its name.
+pub fn step(what: &str, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask ci: {what}: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("failed to start {program}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Totals {
+    passed: usize,
+    failed: usize,
+}
+
+/// Runs `cargo test`, echoing its output and adding up its result lines.
+fn tests(what: &str, args: &[&str]) -> anyhow::Result<Totals> {
+    eprintln!("xtask ci: {what}: cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("failed to start cargo")?;
+    let mut totals = Totals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("failed to read cargo's output")?;
+            println!("{line}");
+            if let Some(counts) = parse_result_line(&line) {
+                totals.passed += counts.passed;
+                totals.failed += counts.failed;
+            }
+        }
+    }
+    let status = child.wait().context("failed to wait for cargo")?;
+    if !status.success() {
+        bail!(
+            "{what} failed ({status}); {} passed, {} failed",
+            totals.passed,
+            totals.failed
+        );
+    }
+    if totals.passed == 0 {
+        bail!("{what}: no test ran");
+    }
+    Ok(totals)
+}
+
+/// Reads `test result: ok. 31 passed; 0 failed; …`.
+fn parse_result_line(line: &str) -> Option<Totals> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |label: &str| -> Option<usize> {
+        rest.split(';')
+            .find_map(|part| {
+                part.trim()
+                    .trim_start_matches("ok. ")
+                    .trim_start_matches("FAILED. ")
+                    .strip_suffix(label)
+            })
+            .and_then(|n| n.trim().parse().ok())
+    };
+    Some(Totals {
+        passed: count(" passed")?,
+        failed: count(" failed")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cargo_result_lines() {
+        let line = "test result: ok. 31 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.04s";
+        assert_eq!(
+            parse_result_line(line),
+            Some(Totals {
+                passed: 31,
+                failed: 0
+            })
+        );
+        let line = "test result: FAILED. 4 passed; 1 failed; 0 ignored";
+        assert_eq!(
+            parse_result_line(line),
+            Some(Totals {
+                passed: 4,
+                failed: 1
+            })
+        );
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+}

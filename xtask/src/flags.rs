@@ -1,0 +1,69 @@
+//! Every command and flag of `cargo xtask`; the doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use stockcast::models::ModelKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Operate stockcast: backtest, train, render and deploy"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Backtest(Backtest),
+    Bench(Bench),
+    Ci(Ci),
+}
+
+/// Runs the walk-forward benchmark of PROTOCOL.md on a folder of price files
+/// and prints one table per horizon, each model beside the naive baseline.
+#[derive(Debug, Args)]
+pub struct Backtest {
+    /// Folder of `*.csv` price files (date,open,high,low,close,adj_close,volume).
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Models to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
+    pub models: Vec<ModelKind>,
+    /// Write every forecast here, in the columns of the reference forecasts.csv.
+    #[arg(long)]
+    pub forecasts: Option<PathBuf>,
+    /// Write the metrics, aggregates and timing here as JSON (PROTOCOL §7).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Worker threads; 1 gives the protocol's reference timing.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// A reference forecasts.csv whose models are shown beside ours.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+}
+
+/// Times fit + forecast of every model on 1000-value windows of the sample
+/// data and prints a table (one thread).
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Folder of price files to cut windows from.
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Windows per model.
+    #[arg(long, default_value_t = 200)]
+    pub windows: usize,
+}
+
+/// Runs everything CI runs: formatting, clippy with warnings denied, every test.
+#[derive(Debug, Args)]
+pub struct Ci {}
+
+pub fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.trim()
+        .parse()
+        .map_err(|e: stockcast::models::ModelError| e.to_string())
+}
