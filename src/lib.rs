@@ -2,13 +2,28 @@
 //!
 //! The library holds every piece of logic the pipeline runs: price series
 //! and their validation ([`series`]), forecasting models behind one trait
-//! ([`models`]) and the walk-forward backtest that judges them
-//! ([`backtest`]). The operator tool (`xtask`), the Lambdas and the Batch job
-//! are thin clients of it.
+//! ([`models`]), the walk-forward backtest that judges them ([`backtest`]),
+//! storage with create-only and compare-and-swap writes ([`store`]), the
+//! registry and promotion gate ([`registry`], [`gate`]), the step contracts
+//! shared with the workflows ([`steps`]) and the steps themselves. The
+//! operator tool (`xtask`), the Lambdas and the Batch job are thin clients.
 
 pub mod backtest;
+pub mod calendar;
+pub mod config;
+pub mod digest;
+pub mod gate;
+pub mod ingest;
 pub mod models;
+pub mod pipeline;
+pub mod plot;
+pub mod promotion;
+pub mod quality;
+pub mod registry;
 pub mod series;
+pub mod steps;
+pub mod store;
+pub mod train;
 
 #[cfg(test)]
 mod testutil;

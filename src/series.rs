@@ -108,112 +108,9 @@ impl PriceSeries {
         Self::from_csv_bytes(&name, &display, &bytes)
     }
 
-    /// Parses price CSV from memory; `source` names it in errors.
+    /// Parses and validates price CSV from memory; `source` names it in errors.
     pub fn from_csv_bytes(name: &str, source: &str, bytes: &[u8]) -> Result<Self, SeriesError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(bytes);
-        let headers = reader
-            .headers()
-            .map_err(|e| SeriesError::invalid(source, Some(1), format!("unreadable header: {e}")))?
-            .clone();
-        let header: Vec<&str> = headers.iter().map(str::trim).collect();
-        if header != COLUMNS {
-            return Err(SeriesError::invalid(
-                source,
-                Some(1),
-                format!(
-                    "header should be `{}`, but is `{}`",
-                    COLUMNS.join(","),
-                    header.join(",")
-                ),
-            ));
-        }
-        let mut rows: Vec<[Option<f64>; 6]> = Vec::new();
-        let mut dates = Vec::new();
-        let mut lines = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| {
-                let line = e.position().map(|p| p.line());
-                SeriesError::invalid(source, line, format!("malformed row: {e}"))
-            })?;
-            let line = record.position().map_or(0, |p| p.line());
-            let date_text = record.get(0).unwrap_or("").trim();
-            let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d").map_err(|_| {
-                SeriesError::invalid(
-                    source,
-                    Some(line),
-                    format!("date should be YYYY-MM-DD, but is {date_text:?}"),
-                )
-            })?;
-            let mut values = [None; 6];
-            for (slot, column) in values.iter_mut().zip(1..COLUMNS.len()) {
-                let text = record.get(column).unwrap_or("").trim();
-                if text.is_empty() {
-                    continue;
-                }
-                let value: f64 = text.parse().map_err(|_| {
-                    SeriesError::invalid(
-                        source,
-                        Some(line),
-                        format!("{} should be a number, but is {text:?}", COLUMNS[column]),
-                    )
-                })?;
-                if !value.is_finite() {
-                    return Err(SeriesError::invalid(
-                        source,
-                        Some(line),
-                        format!("{} should be finite, but is {text}", COLUMNS[column]),
-                    ));
-                }
-                *slot = Some(value);
-            }
-            dates.push(date);
-            rows.push(values);
-            lines.push(line);
-        }
-        if rows.is_empty() {
-            return Err(SeriesError::invalid(source, None, "the file has no rows"));
-        }
-        // A column is either present on every row or absent on every row;
-        // adj_close alone may be partial, which makes `close` the target.
-        let mut present = [true; 6];
-        for (column, keep) in present.iter_mut().enumerate() {
-            let filled = rows.iter().filter(|r| r[column].is_some()).count();
-            if filled == rows.len() {
-                continue;
-            }
-            *keep = false;
-            let name = COLUMNS[column + 1];
-            if name == "close" || (filled > 0 && name != "adj_close") {
-                let (row, _) = rows
-                    .iter()
-                    .enumerate()
-                    .find(|(_, r)| r[column].is_none())
-                    .unwrap_or((0, &rows[0]));
-                return Err(SeriesError::invalid(
-                    source,
-                    Some(lines[row]),
-                    format!(
-                        "{name} is empty on this row; it must be filled on every row or on none"
-                    ),
-                ));
-            }
-        }
-        let pick = |row: &[Option<f64>; 6], column: usize| row[column].filter(|_| present[column]);
-        let bars: Vec<Bar> = rows
-            .iter()
-            .zip(dates)
-            .map(|(row, date)| Bar {
-                date,
-                open: pick(row, 0),
-                high: pick(row, 1),
-                low: pick(row, 2),
-                close: row[3].unwrap_or(f64::NAN),
-                adj_close: pick(row, 4),
-                volume: pick(row, 5),
-            })
-            .collect();
+        let (bars, lines) = parse_bars(source, bytes)?;
         validate(source, &bars, |i| Some(lines[i]))?;
         Ok(PriceSeries {
             name: name.to_owned(),
@@ -271,6 +168,115 @@ impl PriceSeries {
     }
 }
 
+/// Parses price CSV into bars without checking order or values (the
+/// quality step reports every problem of a stored file rather than the
+/// first); returns each bar's 1-based line.
+pub fn parse_bars(source: &str, bytes: &[u8]) -> Result<(Vec<Bar>, Vec<u64>), SeriesError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| SeriesError::invalid(source, Some(1), format!("unreadable header: {e}")))?
+        .clone();
+    let header: Vec<&str> = headers.iter().map(str::trim).collect();
+    if header != COLUMNS {
+        return Err(SeriesError::invalid(
+            source,
+            Some(1),
+            format!(
+                "header should be `{}`, but is `{}`",
+                COLUMNS.join(","),
+                header.join(",")
+            ),
+        ));
+    }
+    let mut rows: Vec<[Option<f64>; 6]> = Vec::new();
+    let mut dates = Vec::new();
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line());
+            SeriesError::invalid(source, line, format!("malformed row: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let date_text = record.get(0).unwrap_or("").trim();
+        let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d").map_err(|_| {
+            SeriesError::invalid(
+                source,
+                Some(line),
+                format!("date should be YYYY-MM-DD, but is {date_text:?}"),
+            )
+        })?;
+        let mut values = [None; 6];
+        for (slot, column) in values.iter_mut().zip(1..COLUMNS.len()) {
+            let text = record.get(column).unwrap_or("").trim();
+            if text.is_empty() {
+                continue;
+            }
+            let value: f64 = text.parse().map_err(|_| {
+                SeriesError::invalid(
+                    source,
+                    Some(line),
+                    format!("{} should be a number, but is {text:?}", COLUMNS[column]),
+                )
+            })?;
+            if !value.is_finite() {
+                return Err(SeriesError::invalid(
+                    source,
+                    Some(line),
+                    format!("{} should be finite, but is {text}", COLUMNS[column]),
+                ));
+            }
+            *slot = Some(value);
+        }
+        dates.push(date);
+        rows.push(values);
+        lines.push(line);
+    }
+    if rows.is_empty() {
+        return Err(SeriesError::invalid(source, None, "the file has no rows"));
+    }
+    // A column is either present on every row or absent on every row;
+    // adj_close alone may be partial, which makes `close` the target.
+    let mut present = [true; 6];
+    for (column, keep) in present.iter_mut().enumerate() {
+        let filled = rows.iter().filter(|r| r[column].is_some()).count();
+        if filled == rows.len() {
+            continue;
+        }
+        *keep = false;
+        let name = COLUMNS[column + 1];
+        if name == "close" || (filled > 0 && name != "adj_close") {
+            let (row, _) = rows
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r[column].is_none())
+                .unwrap_or((0, &rows[0]));
+            return Err(SeriesError::invalid(
+                source,
+                Some(lines[row]),
+                format!("{name} is empty on this row; it must be filled on every row or on none"),
+            ));
+        }
+    }
+    let pick = |row: &[Option<f64>; 6], column: usize| row[column].filter(|_| present[column]);
+    let bars: Vec<Bar> = rows
+        .iter()
+        .zip(dates)
+        .map(|(row, date)| Bar {
+            date,
+            open: pick(row, 0),
+            high: pick(row, 1),
+            low: pick(row, 2),
+            close: row[3].unwrap_or(f64::NAN),
+            adj_close: pick(row, 4),
+            volume: pick(row, 5),
+        })
+        .collect();
+    Ok((bars, lines))
+}
+
 /// Checks the invariants of a series: ascending unique dates, positive
 /// prices, high/low consistent with open/close, a non-empty target.
 fn validate(
@@ -281,18 +287,52 @@ fn validate(
     if bars.is_empty() {
         return Err(SeriesError::invalid(source, None, "the series has no rows"));
     }
-    for (i, bar) in bars.iter().enumerate() {
-        let err = |problem: String| SeriesError::invalid(source, line_of(i), problem);
-        if i > 0 {
-            let previous = bars[i - 1].date;
+    match bar_problems(bars).into_iter().next() {
+        Some(p) => Err(SeriesError::invalid(source, line_of(p.index), p.detail)),
+        None => Ok(()),
+    }
+}
+
+/// What can be wrong with a bar on its own or against the bar before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    DuplicateDate,
+    Order,
+    NonPositive,
+    HighLow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BarProblem {
+    pub index: usize,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+/// Every problem of every bar: dates ascending and unique, positive prices,
+/// high/low consistent with open/close.
+pub fn bar_problems(bars: &[Bar]) -> Vec<BarProblem> {
+    let mut problems = Vec::new();
+    for (index, bar) in bars.iter().enumerate() {
+        let mut problem = |kind, detail: String| {
+            problems.push(BarProblem {
+                index,
+                kind,
+                detail,
+            })
+        };
+        if index > 0 {
+            let previous = bars[index - 1].date;
             if bar.date == previous {
-                return Err(err(format!("date {} appears twice", bar.date)));
-            }
-            if bar.date < previous {
-                return Err(err(format!(
-                    "dates must ascend, but {} follows {previous}",
-                    bar.date
-                )));
+                problem(
+                    ProblemKind::DuplicateDate,
+                    format!("date {} appears twice", bar.date),
+                );
+            } else if bar.date < previous {
+                problem(
+                    ProblemKind::Order,
+                    format!("dates must ascend, but {} follows {previous}", bar.date),
+                );
             }
         }
         let prices = [
@@ -306,33 +346,40 @@ fn validate(
             if let Some(v) = value
                 && !(v > 0.0 && v.is_finite())
             {
-                return Err(err(format!("{name} should be positive, but is {v}")));
+                problem(
+                    ProblemKind::NonPositive,
+                    format!("{name} should be positive, but is {v}"),
+                );
             }
         }
         if let Some(volume) = bar.volume
             && !(volume >= 0.0 && volume.is_finite())
         {
-            return Err(err(format!(
-                "volume should be non-negative, but is {volume}"
-            )));
+            problem(
+                ProblemKind::NonPositive,
+                format!("volume should be non-negative, but is {volume}"),
+            );
         }
         if let (Some(high), Some(low)) = (bar.high, bar.low) {
-            let others = [bar.open, Some(bar.close)];
             if low > high {
-                return Err(err(format!("low {low} is above high {high}")));
+                problem(
+                    ProblemKind::HighLow,
+                    format!("low {low} is above high {high}"),
+                );
             }
-            for (name, value) in ["open", "close"].iter().zip(others) {
+            for (name, value) in [("open", bar.open), ("close", Some(bar.close))] {
                 if let Some(v) = value
                     && (v > high || v < low)
                 {
-                    return Err(err(format!(
-                        "{name} {v} lies outside the day's range [{low}, {high}]"
-                    )));
+                    problem(
+                        ProblemKind::HighLow,
+                        format!("{name} {v} lies outside the day's range [{low}, {high}]"),
+                    );
                 }
             }
         }
     }
-    Ok(())
+    problems
 }
 
 /// Loads every `*.csv` file of a folder, in ascending byte order of file name

@@ -109,6 +109,11 @@ impl Protocol {
         Ok(())
     }
 
+    /// `K = floor((T − Hmax) / S) + 1`, the origins per series.
+    pub fn origin_count(&self) -> usize {
+        self.test_rows.saturating_sub(self.max_horizon()) / self.spacing.max(1) + 1
+    }
+
     /// Origins `o_k = N − T − 1 + S·k` for `k = 0..K` (PROTOCOL §3).
     pub fn origins(&self, series: &str, rows: usize) -> Result<Vec<usize>, BacktestError> {
         self.check()?;
@@ -122,7 +127,7 @@ impl Protocol {
                 window: self.window,
             });
         }
-        let count = (self.test_rows - self.max_horizon()) / self.spacing + 1;
+        let count = self.origin_count();
         let first = rows - self.test_rows - 1;
         Ok((0..count).map(|k| first + self.spacing * k).collect())
     }

@@ -20,6 +20,55 @@ pub enum Command {
     Backtest(Backtest),
     Bench(Bench),
     Ci(Ci),
+    Local(Local),
+    Models(Models),
+    Rollback(Rollback),
+}
+
+/// Runs the whole pipeline on this machine (ingest → quality → train →
+/// gate → promote) on the bundled sample data, and prints a summary.
+#[derive(Debug, Args)]
+pub struct Local {
+    /// Symbols to run, comma separated (default: every file in --sample).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// Models to train, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
+    pub models: Vec<ModelKind>,
+    /// The store: a folder (the embedded default) or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+    /// Folder of the sample source's price files.
+    #[arg(long, default_value = "data/sample")]
+    pub sample: PathBuf,
+}
+
+/// Lists the production version of every (symbol, model) with its backtest
+/// metrics beside naive's.
+#[derive(Debug, Args)]
+pub struct Models {
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+}
+
+/// Moves a model's production alias back to its previous version (or to
+/// --to) and records why.
+#[derive(Debug, Args)]
+pub struct Rollback {
+    #[arg(long)]
+    pub symbol: String,
+    #[arg(long, value_parser = parse_model)]
+    pub model: ModelKind,
+    /// The version to go back to (default: the previous production version).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Why, recorded with the alias move.
+    #[arg(long, default_value = "manual rollback")]
+    pub reason: String,
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
 }
 
 /// Runs the walk-forward benchmark of PROTOCOL.md on a folder of price files

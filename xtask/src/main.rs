@@ -8,6 +8,7 @@ mod backtest;
 mod bench;
 mod ci;
 mod flags;
+mod local;
 mod table;
 
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
         flags::Command::Backtest(cmd) => cmd.run(),
         flags::Command::Bench(cmd) => cmd.run(),
         flags::Command::Ci(cmd) => cmd.run(),
+        flags::Command::Local(cmd) => cmd.run(),
+        flags::Command::Models(cmd) => cmd.run(),
+        flags::Command::Rollback(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

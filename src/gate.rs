@@ -1,0 +1,299 @@
+//! The promotion gate: a pure decision from backtest metrics and a policy.
+//!
+//! A learned model goes live only if, on the same backtest origins, it beats
+//! the naive random walk and is at least as good as the current production
+//! version, by the policy's margins, with no failures. Baselines (naive,
+//! drift) are the yardstick and the fallback the API serves when nothing
+//! learned passes, so they are always promoted: refreshing them on newer
+//! data never makes anything worse. Every decision carries reasons a person
+//! can read.
+
+use crate::config::{Approval, GatePolicy};
+use crate::registry::VersionMetrics;
+use crate::steps::Verdict;
+
+/// The outcome for one candidate, before it is tied to a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub metric: Option<f64>,
+    pub naive: Option<f64>,
+    pub production: Option<f64>,
+}
+
+/// Production's score on the candidate's origins, and which version it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductionScore {
+    pub version: String,
+    pub metric: f64,
+}
+
+pub fn decide(
+    policy: &GatePolicy,
+    candidate: &VersionMetrics,
+    production: Option<&ProductionScore>,
+) -> Judgement {
+    let h = policy.horizon;
+    let label = format!("{} h{h}", policy.metric.name());
+    let metric = candidate.metric(policy.metric, h);
+    let naive = candidate.naive_metric(policy.metric, h);
+    let mut judgement = Judgement {
+        verdict: Verdict::Reject,
+        reasons: Vec::new(),
+        metric,
+        naive,
+        production: production.map(|p| p.metric),
+    };
+    if candidate.failures > 0 {
+        judgement.reasons.push(format!(
+            "{} of {} backtest origins failed; a candidate must have none",
+            candidate.failures, candidate.origins
+        ));
+        return judgement;
+    }
+    let (Some(c), Some(n)) = (metric, naive) else {
+        judgement
+            .reasons
+            .push(format!("{label} is missing for the candidate or for naive"));
+        return judgement;
+    };
+    if candidate.model.is_baseline() {
+        judgement.verdict = Verdict::Promote;
+        judgement.reasons.push(format!(
+            "baseline: always servable; {label} {c:.4} (naive {n:.4}), refreshed on the latest data"
+        ));
+        return judgement;
+    }
+    let over_naive = improvement_pct(n, c);
+    if over_naive <= policy.min_improvement_over_naive_pct {
+        judgement.reasons.push(format!(
+            "{label} {c:.4} does not beat naive {n:.4} by more than {:.2} % ({over_naive:+.2} %)",
+            policy.min_improvement_over_naive_pct
+        ));
+        return judgement;
+    }
+    judgement.reasons.push(format!(
+        "{label} {c:.4} < naive {n:.4} by {over_naive:.2} %"
+    ));
+    match production {
+        None => judgement
+            .reasons
+            .push("first version of this model for this symbol".to_owned()),
+        Some(p) => {
+            let over_production = improvement_pct(p.metric, c);
+            if over_production < policy.min_improvement_over_production_pct {
+                judgement.reasons.push(format!(
+                    "loses to production {} ({label} {:.4}): {over_production:+.2} %, the policy needs at least {:.2} %",
+                    p.version, p.metric, policy.min_improvement_over_production_pct
+                ));
+                return judgement;
+            }
+            judgement.reasons.push(if over_production == 0.0 {
+                format!(
+                    "ties production {} ({label} {:.4}) on the same origins: refreshed on newer data",
+                    p.version, p.metric
+                )
+            } else {
+                format!(
+                    "beats production {} ({label} {:.4}) by {over_production:.2} %",
+                    p.version, p.metric
+                )
+            });
+        }
+    }
+    judgement.verdict = match policy.approval {
+        Approval::Automatic => Verdict::Promote,
+        Approval::Manual => {
+            judgement
+                .reasons
+                .push("manual approval required".to_owned());
+            Verdict::NeedsApproval
+        }
+    };
+    judgement
+}
+
+/// How much lower `candidate` is than `reference`, in percent of `reference`.
+fn improvement_pct(reference: f64, candidate: f64) -> f64 {
+    if reference == candidate {
+        return 0.0;
+    }
+    100.0 * (reference - candidate) / reference
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::Protocol;
+    use crate::models::ModelKind;
+    use crate::registry::HorizonMetrics;
+
+    fn horizon(mase: f64) -> HorizonMetrics {
+        HorizonMetrics {
+            horizon: 5,
+            n: 96,
+            mae: 1.0,
+            rmse: 1.0,
+            mape: mase,
+            mase,
+            n_dir: 90,
+            dir_acc: Some(0.5),
+            coverage80: None,
+            width80_rel: None,
+        }
+    }
+
+    fn metrics(model: ModelKind, mase: f64, naive: f64, failures: usize) -> VersionMetrics {
+        VersionMetrics {
+            symbol: "AAPL".into(),
+            model,
+            version: "v2".into(),
+            run_id: "r".into(),
+            protocol: Protocol::default(),
+            origins: 96,
+            first_origin: None,
+            last_origin: None,
+            data_through: None,
+            failures,
+            horizons: vec![horizon(mase)],
+            naive: vec![horizon(naive)],
+        }
+    }
+
+    fn check(
+        policy: &GatePolicy,
+        candidate: VersionMetrics,
+        production: Option<f64>,
+        verdict: Verdict,
+        reason_contains: &str,
+    ) {
+        let production = production.map(|metric| ProductionScore {
+            version: "v1".into(),
+            metric,
+        });
+        let j = decide(policy, &candidate, production.as_ref());
+        assert_eq!(j.verdict, verdict, "{:?}", j.reasons);
+        let text = j.reasons.join("; ");
+        assert!(
+            text.contains(reason_contains),
+            "{text:?} should contain {reason_contains:?}"
+        );
+    }
+
+    #[test]
+    fn decisions() {
+        let policy = GatePolicy::default();
+        let arima = ModelKind::Arima;
+        // First model: promoted only if it beats naive.
+        check(
+            &policy,
+            metrics(arima, 2.80, 2.90, 0),
+            None,
+            Verdict::Promote,
+            "first version",
+        );
+        check(
+            &policy,
+            metrics(arima, 2.95, 2.90, 0),
+            None,
+            Verdict::Reject,
+            "does not beat naive",
+        );
+        // Equal to naive is not beating it.
+        check(
+            &policy,
+            metrics(arima, 2.90, 2.90, 0),
+            None,
+            Verdict::Reject,
+            "(+0.00 %)",
+        );
+        // Beats production.
+        check(
+            &policy,
+            metrics(arima, 2.70, 2.90, 0),
+            Some(2.80),
+            Verdict::Promote,
+            "beats production v1",
+        );
+        // Loses to production.
+        check(
+            &policy,
+            metrics(arima, 2.85, 2.90, 0),
+            Some(2.80),
+            Verdict::Reject,
+            "loses to production v1",
+        );
+        // A tie refreshes production under the default margin of 0 …
+        check(
+            &policy,
+            metrics(arima, 2.80, 2.90, 0),
+            Some(2.80),
+            Verdict::Promote,
+            "ties production",
+        );
+        // … but not when the policy asks for a real improvement.
+        let strict = GatePolicy {
+            min_improvement_over_production_pct: 1.0,
+            ..GatePolicy::default()
+        };
+        check(
+            &strict,
+            metrics(arima, 2.80, 2.90, 0),
+            Some(2.80),
+            Verdict::Reject,
+            "at least 1.00 %",
+        );
+        // Better than production, but by less than the margin.
+        check(
+            &strict,
+            metrics(arima, 2.79, 2.90, 0),
+            Some(2.80),
+            Verdict::Reject,
+            "loses to production",
+        );
+        // Failures disqualify, whatever the metrics.
+        check(
+            &policy,
+            metrics(arima, 1.0, 2.90, 1),
+            None,
+            Verdict::Reject,
+            "1 of 96 backtest origins failed",
+        );
+        // Margin over naive.
+        let naive_margin = GatePolicy {
+            min_improvement_over_naive_pct: 5.0,
+            ..GatePolicy::default()
+        };
+        check(
+            &naive_margin,
+            metrics(arima, 2.80, 2.90, 0),
+            None,
+            Verdict::Reject,
+            "by more than 5.00 %",
+        );
+    }
+
+    #[test]
+    fn baselines_are_always_promoted_and_manual_approval_waits() {
+        let policy = GatePolicy::default();
+        check(
+            &policy,
+            metrics(ModelKind::Drift, 3.0, 2.9, 0),
+            Some(2.0),
+            Verdict::Promote,
+            "baseline",
+        );
+        let manual = GatePolicy {
+            approval: Approval::Manual,
+            ..GatePolicy::default()
+        };
+        check(
+            &manual,
+            metrics(ModelKind::Arima, 2.7, 2.9, 0),
+            None,
+            Verdict::NeedsApproval,
+            "manual approval",
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! The ingest step: fetch a symbol's prices, store the response unchanged
+//! (create-only, before parsing), then merge the parsed bars into the
+//! curated series with a compare-and-swap.
+//!
+//! Merging is by date: new days are added, a day the source reports with
+//! different values is corrected and the correction is reported, never
+//! silently dropped. Two ingests of one symbol at once both land: the loser
+//! of the compare-and-swap re-reads and merges again.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Utc};
+
+use crate::series::{Bar, PriceSeries};
+use crate::steps::{ErrorName, IngestInput, IngestOutput, Source, StepError};
+use crate::store::{Store, StoreError};
+
+pub fn curated_key(symbol: &str) -> String {
+    format!("curated/{symbol}.csv")
+}
+
+/// What the ingest step needs besides its input.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    pub store: Store,
+    /// Folder of the `sample` source's price files (`<SYMBOL>.csv`).
+    pub sample_dir: PathBuf,
+}
+
+/// The outcome of merging incoming bars into a curated series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    pub bars: Vec<Bar>,
+    pub added: usize,
+    pub corrected: Vec<NaiveDate>,
+}
+
+/// Merges `incoming` into `existing` by date (both ascending, unique dates).
+pub fn merge(existing: &[Bar], incoming: &[Bar]) -> Merge {
+    let mut bars = Vec::with_capacity(existing.len() + incoming.len());
+    let (mut i, mut j) = (0, 0);
+    let mut added = 0;
+    let mut corrected = Vec::new();
+    while i < existing.len() || j < incoming.len() {
+        match (existing.get(i), incoming.get(j)) {
+            (Some(a), Some(b)) if a.date == b.date => {
+                if a != b {
+                    corrected.push(b.date);
+                }
+                bars.push(*b);
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.date < b.date => {
+                bars.push(*a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                bars.push(*a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                bars.push(*b);
+                added += 1;
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    Merge {
+        bars,
+        added,
+        corrected,
+    }
+}
+
+/// Runs the ingest step for one symbol.
+pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOutput, StepError> {
+    let fetched_at = Utc::now();
+    let (raw, incoming) = match input.source {
+        Source::Sample => fetch_sample(&ctx.sample_dir, &input.symbol)?,
+        other => {
+            return Err(StepError::new(
+                ErrorName::VendorUnavailable,
+                format!("source {other} is not available in this build"),
+            ));
+        }
+    };
+    // Raw first: the response is stored before anything interprets it. The
+    // sample source's files are keyed by content, so a re-run stores nothing new.
+    let day = incoming
+        .bars
+        .last()
+        .map(|b| b.date)
+        .unwrap_or(fetched_at.date_naive());
+    let digest = crate::digest::sha256_hex(&raw);
+    let raw_key = format!(
+        "raw/{}/{}/{day}/{}.csv",
+        input.source,
+        input.symbol,
+        &digest[..16]
+    );
+    match ctx.store.create(&raw_key, raw).await {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let key = curated_key(&input.symbol);
+    let mut outcome = None;
+    let mut refused = None;
+    ctx.store
+        .update_with(&key, |current| -> Result<Option<Vec<u8>>, StepError> {
+            let existing = match current {
+                Some(bytes) => match PriceSeries::from_csv_bytes(&input.symbol, &key, bytes) {
+                    Ok(series) => series.bars,
+                    Err(e) => {
+                        // Never merge into (and so rewrite) a file that fails
+                        // validation: leave it as it is for the quality step to report.
+                        refused = Some(e.to_string());
+                        return Ok(None);
+                    }
+                },
+                None => Vec::new(),
+            };
+            let merged = merge(&existing, &incoming.bars);
+            let changed = merged.added > 0 || !merged.corrected.is_empty();
+            let csv = PriceSeries {
+                name: input.symbol.clone(),
+                bars: merged.bars.clone(),
+            }
+            .to_csv();
+            outcome = Some(merged);
+            Ok(changed.then(|| csv.into_bytes()))
+        })
+        .await?;
+    let merged = outcome.unwrap_or(Merge {
+        bars: Vec::new(),
+        added: 0,
+        corrected: Vec::new(),
+    });
+    let mut warnings: Vec<String> = merged
+        .corrected
+        .iter()
+        .map(|d| format!("{d}: the source corrected this day's values; the correction was applied"))
+        .collect();
+    if let Some(reason) = refused {
+        warnings.push(format!(
+            "curated data not merged, it fails validation: {reason}"
+        ));
+    }
+    Ok(IngestOutput {
+        symbol: input.symbol.clone(),
+        source: input.source,
+        rows_added: merged.added,
+        rows_corrected: merged.corrected.len(),
+        last_date: merged.bars.last().map(|b| b.date),
+        raw_key,
+        warnings,
+    })
+}
+
+fn fetch_sample(dir: &Path, symbol: &str) -> Result<(Vec<u8>, PriceSeries), StepError> {
+    let path = dir.join(format!("{symbol}.csv"));
+    let raw = std::fs::read(&path).map_err(|e| {
+        StepError::new(
+            ErrorName::VendorUnknownSymbol,
+            format!("no sample file for {symbol} ({}: {e})", path.display()),
+        )
+    })?;
+    let series = PriceSeries::from_csv_bytes(symbol, &path.display().to_string(), &raw)
+        .map_err(|e| StepError::new(ErrorName::VendorBadResponse, e.to_string()))?;
+    Ok((raw, series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(day: u32, close: f64) -> Bar {
+        Bar {
+            date: NaiveDate::from_ymd_opt(2024, 1, day).expect("valid date"),
+            open: None,
+            high: None,
+            low: None,
+            close,
+            adj_close: None,
+            volume: None,
+        }
+    }
+
+    #[test]
+    fn merge_adds_new_days_keeps_old_ones_and_applies_corrections() {
+        let existing = [bar(2, 1.0), bar(3, 2.0), bar(4, 3.0)];
+        let incoming = [bar(3, 2.0), bar(4, 3.5), bar(5, 4.0)];
+        let m = merge(&existing, &incoming);
+        assert_eq!(
+            m.bars,
+            vec![bar(2, 1.0), bar(3, 2.0), bar(4, 3.5), bar(5, 4.0)]
+        );
+        assert_eq!(m.added, 1);
+        assert_eq!(m.corrected, vec![bar(4, 0.0).date]);
+        let again = merge(&m.bars, &incoming);
+        assert_eq!((again.added, again.corrected.len()), (0, 0));
+    }
+}

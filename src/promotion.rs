@@ -1,0 +1,167 @@
+//! The gate's two steps against the registry: `evaluate` (decide, with
+//! reasons, and record the decisions) and `promote` (move the aliases).
+
+use serde::Serialize;
+
+use crate::config::GatePolicy;
+use crate::gate::{self, ProductionScore};
+use crate::registry::{Registry, RegistryError, VersionMetrics, pretty_json};
+use crate::steps::{
+    Candidate, Decision, ErrorName, GateInput, GateOutput, PromoteInput, PromoteOutput, StepError,
+    Verdict,
+};
+
+impl From<RegistryError> for StepError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Store(s) => s.into(),
+            other => StepError::new(ErrorName::TrainFailed, other.to_string()),
+        }
+    }
+}
+
+pub fn decisions_key(run_id: &str) -> String {
+    format!("decisions/{run_id}.json")
+}
+
+#[derive(Serialize)]
+struct DecisionRecord<'a> {
+    run_id: &'a str,
+    policy: &'a GatePolicy,
+    #[serde(flatten)]
+    output: &'a GateOutput,
+}
+
+/// Production's score on the candidate's origins, and a note on how it was obtained.
+async fn production_score(
+    registry: &Registry,
+    policy: &GatePolicy,
+    candidate: &Candidate,
+    candidate_metrics: &VersionMetrics,
+) -> Result<Option<(ProductionScore, Option<String>)>, StepError> {
+    let Some(alias) = registry
+        .production(&candidate.symbol, candidate.model)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let recorded = registry
+        .metrics(&candidate.symbol, candidate.model, &alias.version)
+        .await?;
+    let (metric, note) = if recorded.same_origins(candidate_metrics) {
+        (recorded.metric(policy.metric, policy.horizon), None)
+    } else {
+        // The backtest is deterministic, so production's procedure (same model,
+        // code and settings) scores exactly what the candidate scores on these
+        // origins; a version made by other code or settings cannot be re-run
+        // and is compared on its own recorded origins, which the reason says.
+        let production_lineage = registry
+            .lineage(&candidate.symbol, candidate.model, &alias.version)
+            .await?;
+        let candidate_lineage = registry
+            .lineage(&candidate.symbol, candidate.model, &candidate.version)
+            .await?;
+        let same_procedure = production_lineage.code_version == candidate_lineage.code_version
+            && production_lineage.config_digest == candidate_lineage.config_digest;
+        if same_procedure {
+            (
+                candidate_metrics.metric(policy.metric, policy.horizon),
+                None,
+            )
+        } else {
+            (
+                recorded.metric(policy.metric, policy.horizon),
+                Some(format!(
+                    "production {} was made by other code or settings; its score is from its own origins (through {})",
+                    alias.version,
+                    recorded
+                        .data_through
+                        .map_or("?".to_owned(), |d| d.to_string())
+                )),
+            )
+        }
+    };
+    Ok(metric.map(|metric| {
+        (
+            ProductionScore {
+                version: alias.version,
+                metric,
+            },
+            note,
+        )
+    }))
+}
+
+/// Decides on every candidate and records the decisions under `decisions/`.
+pub async fn evaluate(
+    registry: &Registry,
+    policy: &GatePolicy,
+    input: &GateInput,
+) -> Result<GateOutput, StepError> {
+    let mut decisions = Vec::new();
+    for candidate in &input.candidates {
+        let metrics = registry
+            .metrics(&candidate.symbol, candidate.model, &candidate.version)
+            .await?;
+        let production = production_score(registry, policy, candidate, &metrics).await?;
+        let mut judgement = gate::decide(policy, &metrics, production.as_ref().map(|p| &p.0));
+        if let Some((_, Some(note))) = production {
+            judgement.reasons.push(note);
+        }
+        decisions.push(Decision {
+            symbol: candidate.symbol.clone(),
+            model: candidate.model,
+            version: candidate.version.clone(),
+            decision: judgement.verdict,
+            reasons: judgement.reasons,
+            metric: judgement.metric,
+            naive: judgement.naive,
+            production: judgement.production,
+        });
+    }
+    let output = GateOutput {
+        any_promote: decisions.iter().any(|d| d.decision == Verdict::Promote),
+        needs_approval: decisions
+            .iter()
+            .any(|d| d.decision == Verdict::NeedsApproval),
+        decisions,
+    };
+    let record = DecisionRecord {
+        run_id: &input.run_id,
+        policy,
+        output: &output,
+    };
+    registry
+        .store()
+        .update_with(
+            &decisions_key(&input.run_id),
+            |_| -> Result<Option<Vec<u8>>, StepError> { Ok(Some(pretty_json(&record))) },
+        )
+        .await?;
+    Ok(output)
+}
+
+/// Moves production to every promoted version (and, once approved, to the
+/// ones that needed approval).
+pub async fn promote(
+    registry: &Registry,
+    input: &PromoteInput,
+) -> Result<PromoteOutput, StepError> {
+    let mut promoted = Vec::new();
+    for d in &input.decisions {
+        let go = match d.decision {
+            Verdict::Promote => true,
+            Verdict::NeedsApproval => input.approved,
+            Verdict::Reject => false,
+        };
+        if go {
+            let reason = d.reasons.join("; ");
+            promoted.push(
+                registry
+                    .promote(&d.symbol, d.model, &d.version, &input.run_id, &reason)
+                    .await?,
+            );
+        }
+    }
+    Ok(PromoteOutput { promoted })
+}

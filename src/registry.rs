@@ -1,0 +1,509 @@
+//! The model registry: versions with their metrics and lineage, and the
+//! aliases that name which version is live.
+//!
+//! Layout (the same keys locally and on S3):
+//! `models/<symbol>/<model>/versions/<version>/{model.json, metrics.json,
+//! backtest.csv, plot.png, lineage.json}` and
+//! `models/<symbol>/<model>/aliases/{production,previous}.json`.
+//!
+//! Every version file is create-only and `lineage.json` is written last: a
+//! version without it is an interrupted write and is never listed, so a
+//! half-finished training run cannot be mistaken for a finished one.
+//! `production.json` carries the previous version inside it, so a promotion
+//! or rollback is one compare-and-swap: production and previous move
+//! together or not at all. Each move is also recorded under `history/`.
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backtest::{Protocol, SeriesMetrics};
+use crate::config::GateMetric;
+use crate::models::{FittedModel, ModelKind};
+use crate::steps::{Candidate, Promotion};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key} is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("{symbol}/{model} has no version {version}")]
+    NoSuchVersion {
+        symbol: String,
+        model: ModelKind,
+        version: String,
+    },
+    #[error("{symbol}/{model} has no production version")]
+    NoProduction { symbol: String, model: ModelKind },
+    #[error("{symbol}/{model} has no previous version to roll back to; name one with --to")]
+    NothingToRollBackTo { symbol: String, model: ModelKind },
+}
+
+/// One horizon's backtest metrics, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonMetrics {
+    pub horizon: usize,
+    pub n: usize,
+    pub mae: f64,
+    pub rmse: f64,
+    pub mape: f64,
+    pub mase: f64,
+    pub n_dir: usize,
+    pub dir_acc: Option<f64>,
+    pub coverage80: Option<f64>,
+    pub width80_rel: Option<f64>,
+}
+
+impl From<&SeriesMetrics> for HorizonMetrics {
+    fn from(m: &SeriesMetrics) -> Self {
+        HorizonMetrics {
+            horizon: m.horizon,
+            n: m.n,
+            mae: m.mae,
+            rmse: m.rmse,
+            mape: m.mape,
+            mase: m.mase,
+            n_dir: m.n_dir,
+            dir_acc: m.dir_acc,
+            coverage80: m.coverage80,
+            width80_rel: m.width80_rel,
+        }
+    }
+}
+
+/// `metrics.json`: a version's backtest, with naive's on the same origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionMetrics {
+    pub symbol: String,
+    pub model: ModelKind,
+    pub version: String,
+    pub run_id: String,
+    pub protocol: Protocol,
+    pub origins: usize,
+    pub first_origin: Option<NaiveDate>,
+    pub last_origin: Option<NaiveDate>,
+    pub data_through: Option<NaiveDate>,
+    pub failures: usize,
+    pub horizons: Vec<HorizonMetrics>,
+    pub naive: Vec<HorizonMetrics>,
+}
+
+fn pick(rows: &[HorizonMetrics], metric: GateMetric, horizon: usize) -> Option<f64> {
+    rows.iter()
+        .find(|m| m.horizon == horizon)
+        .map(|m| match metric {
+            GateMetric::Mase => m.mase,
+            GateMetric::Mape => m.mape,
+        })
+}
+
+impl VersionMetrics {
+    pub fn metric(&self, metric: GateMetric, horizon: usize) -> Option<f64> {
+        pick(&self.horizons, metric, horizon)
+    }
+
+    pub fn naive_metric(&self, metric: GateMetric, horizon: usize) -> Option<f64> {
+        pick(&self.naive, metric, horizon)
+    }
+
+    /// Whether two versions were evaluated on the same origins of the same data.
+    pub fn same_origins(&self, other: &VersionMetrics) -> bool {
+        self.protocol == other.protocol
+            && (self.first_origin, self.last_origin, self.data_through)
+                == (other.first_origin, other.last_origin, other.data_through)
+    }
+}
+
+/// `lineage.json`: what a version was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub symbol: String,
+    pub model: ModelKind,
+    pub version: String,
+    pub run_id: String,
+    pub data_key: String,
+    pub data_digest: String,
+    pub data_rows: usize,
+    pub data_through: Option<NaiveDate>,
+    pub git_commit: Option<String>,
+    pub config_digest: String,
+    pub code_version: String,
+    pub created_at: String,
+}
+
+/// An alias file: which version it names, and the one it named before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub version: String,
+    pub previous: Option<String>,
+    pub run_id: String,
+    pub reason: String,
+    pub updated_at: String,
+}
+
+/// Everything a training run writes for one version.
+#[derive(Debug)]
+pub struct VersionFiles {
+    pub model: FittedModel,
+    pub metrics: VersionMetrics,
+    pub lineage: Lineage,
+    pub backtest_csv: Vec<u8>,
+    pub plot_png: Vec<u8>,
+}
+
+/// A production alias with its version's metrics, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductionEntry {
+    pub symbol: String,
+    pub model: ModelKind,
+    pub alias: AliasRecord,
+    pub metrics: Option<VersionMetrics>,
+}
+
+pub fn model_prefix(symbol: &str, model: ModelKind) -> String {
+    format!("models/{symbol}/{model}")
+}
+
+pub fn version_key(symbol: &str, model: ModelKind, version: &str, file: &str) -> String {
+    format!("{}/versions/{version}/{file}", model_prefix(symbol, model))
+}
+
+pub fn alias_key(symbol: &str, model: ModelKind, alias: &str) -> String {
+    format!("{}/aliases/{alias}.json", model_prefix(symbol, model))
+}
+
+/// A new version id: sortable by time, unique across retries of a run.
+pub fn new_version_id() -> String {
+    let now = Utc::now();
+    let entropy =
+        crate::digest::sha256_hex(format!("{:?}{:?}", now, std::thread::current().id()).as_bytes());
+    format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), &entropy[..6])
+}
+
+fn timestamp() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: Store,
+}
+
+impl Registry {
+    pub fn new(store: Store) -> Self {
+        Registry { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, RegistryError> {
+        let Some(object) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&object.bytes)
+            .map(Some)
+            .map_err(|e| RegistryError::Corrupt {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes a version's files, `lineage.json` last, and returns the candidate.
+    pub async fn write_version(&self, files: VersionFiles) -> Result<Candidate, RegistryError> {
+        let VersionFiles {
+            model,
+            metrics,
+            lineage,
+            backtest_csv,
+            plot_png,
+        } = files;
+        let (symbol, kind, version) = (
+            metrics.symbol.clone(),
+            metrics.model,
+            metrics.version.clone(),
+        );
+        let key = |file: &str| version_key(&symbol, kind, &version, file);
+        self.store
+            .create(&key("model.json"), model.to_json())
+            .await?;
+        self.store
+            .create(&key("backtest.csv"), backtest_csv)
+            .await?;
+        self.store.create(&key("plot.png"), plot_png).await?;
+        self.store
+            .create(&key("metrics.json"), pretty_json(&metrics))
+            .await?;
+        self.store
+            .create(&key("lineage.json"), pretty_json(&lineage))
+            .await?;
+        let metrics_key = key("metrics.json");
+        Ok(Candidate {
+            symbol,
+            model: kind,
+            version,
+            metrics_key,
+        })
+    }
+
+    /// Complete versions of a (symbol, model), oldest first.
+    pub async fn versions(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+    ) -> Result<Vec<String>, RegistryError> {
+        let prefix = format!("{}/versions/", model_prefix(symbol, model));
+        let keys = self.store.list(&prefix).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix("/lineage.json"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    pub async fn metrics(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+    ) -> Result<VersionMetrics, RegistryError> {
+        self.read_json(&version_key(symbol, model, version, "metrics.json"))
+            .await?
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                symbol: symbol.to_owned(),
+                model,
+                version: version.to_owned(),
+            })
+    }
+
+    pub async fn lineage(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+    ) -> Result<Lineage, RegistryError> {
+        self.read_json(&version_key(symbol, model, version, "lineage.json"))
+            .await?
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                symbol: symbol.to_owned(),
+                model,
+                version: version.to_owned(),
+            })
+    }
+
+    pub async fn fitted_model(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+    ) -> Result<FittedModel, RegistryError> {
+        let key = version_key(symbol, model, version, "model.json");
+        let object = self
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                symbol: symbol.to_owned(),
+                model,
+                version: version.to_owned(),
+            })?;
+        let text = String::from_utf8_lossy(&object.bytes);
+        FittedModel::from_json(&text).map_err(|e| RegistryError::Corrupt {
+            key,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn production(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+    ) -> Result<Option<AliasRecord>, RegistryError> {
+        self.read_json(&alias_key(symbol, model, "production"))
+            .await
+    }
+
+    /// Moves production to `version` (keeping the old one as previous) in one
+    /// compare-and-swap, retried if another writer moved it meanwhile.
+    pub async fn promote(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+        run_id: &str,
+        reason: &str,
+    ) -> Result<Promotion, RegistryError> {
+        if !self
+            .versions(symbol, model)
+            .await?
+            .iter()
+            .any(|v| v == version)
+        {
+            return Err(RegistryError::NoSuchVersion {
+                symbol: symbol.to_owned(),
+                model,
+                version: version.to_owned(),
+            });
+        }
+        self.move_production(symbol, model, run_id, reason, |_| Ok(version.to_owned()))
+            .await
+    }
+
+    /// Moves production back to its previous version (or to `to`), recording why.
+    pub async fn rollback(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        to: Option<&str>,
+        reason: &str,
+    ) -> Result<Promotion, RegistryError> {
+        if let Some(target) = to
+            && !self
+                .versions(symbol, model)
+                .await?
+                .iter()
+                .any(|v| v == target)
+        {
+            return Err(RegistryError::NoSuchVersion {
+                symbol: symbol.to_owned(),
+                model,
+                version: target.to_owned(),
+            });
+        }
+        let run_id = format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+        self.move_production(symbol, model, &run_id, reason, |current| {
+            match (to, current) {
+                (Some(target), _) => Ok(target.to_owned()),
+                (
+                    None,
+                    Some(AliasRecord {
+                        previous: Some(p), ..
+                    }),
+                ) => Ok(p.clone()),
+                (None, Some(_)) => Err(RegistryError::NothingToRollBackTo {
+                    symbol: symbol.to_owned(),
+                    model,
+                }),
+                (None, None) => Err(RegistryError::NoProduction {
+                    symbol: symbol.to_owned(),
+                    model,
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn move_production(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        run_id: &str,
+        reason: &str,
+        target: impl Fn(Option<&AliasRecord>) -> Result<String, RegistryError>,
+    ) -> Result<Promotion, RegistryError> {
+        let key = alias_key(symbol, model, "production");
+        let mut moved: Option<AliasRecord> = None;
+        let mut previous: Option<String> = None;
+        self.store
+            .update_with(&key, |current| -> Result<Option<Vec<u8>>, RegistryError> {
+                let current: Option<AliasRecord> =
+                    match current {
+                        Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
+                            RegistryError::Corrupt {
+                                key: key.clone(),
+                                reason: e.to_string(),
+                            }
+                        })?),
+                        None => None,
+                    };
+                let version = target(current.as_ref())?;
+                previous = current.map(|c| c.version);
+                let record = AliasRecord {
+                    version,
+                    previous: previous.clone(),
+                    run_id: run_id.to_owned(),
+                    reason: reason.to_owned(),
+                    updated_at: timestamp(),
+                };
+                let bytes = pretty_json(&record);
+                moved = Some(record);
+                Ok(Some(bytes))
+            })
+            .await?;
+        let record = moved.ok_or_else(|| RegistryError::Corrupt {
+            key: key.clone(),
+            reason: "alias update produced no record".into(),
+        })?;
+        // Derived, informational copies: the production record is the truth.
+        if let Some(prev) = &record.previous {
+            let previous_record = AliasRecord {
+                version: prev.clone(),
+                previous: None,
+                ..record.clone()
+            };
+            let previous_key = alias_key(symbol, model, "previous");
+            self.store
+                .update_with(&previous_key, |_| -> Result<Option<Vec<u8>>, StoreError> {
+                    Ok(Some(pretty_json(&previous_record)))
+                })
+                .await?;
+        }
+        let history_key = format!(
+            "{}/history/{}-{}.json",
+            model_prefix(symbol, model),
+            record.updated_at.replace([':', '.'], ""),
+            record.version
+        );
+        self.store
+            .create(&history_key, pretty_json(&record))
+            .await?;
+        Ok(Promotion {
+            symbol: symbol.to_owned(),
+            model,
+            version: record.version,
+            previous,
+        })
+    }
+
+    /// Every production alias in the store, with its version's metrics.
+    pub async fn production_models(&self) -> Result<Vec<ProductionEntry>, RegistryError> {
+        let keys = self.store.list("models/").await?;
+        let mut out = Vec::new();
+        for key in keys
+            .iter()
+            .filter(|k| k.ends_with("/aliases/production.json"))
+        {
+            let parts: Vec<&str> = key.split('/').collect();
+            let (Some(symbol), Some(model)) = (
+                parts.get(1),
+                parts.get(2).and_then(|m| m.parse::<ModelKind>().ok()),
+            ) else {
+                continue;
+            };
+            let Some(alias) = self.read_json::<AliasRecord>(key).await? else {
+                continue;
+            };
+            let metrics = self.metrics(symbol, model, &alias.version).await.ok();
+            out.push(ProductionEntry {
+                symbol: (*symbol).to_owned(),
+                model,
+                alias,
+                metrics,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Pretty-printed JSON with a final newline; the registry's files are read by people too.
+pub fn pretty_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Registry types hold only strings, numbers and dates: serialising cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}

@@ -1,0 +1,403 @@
+//! The object store every step reads and writes: a local folder (the
+//! embedded default) or S3, through `object_store`, with the same keys and
+//! the same guarantees.
+//!
+//! Two write modes matter to the pipeline: create-only (raw vendor
+//! responses, model versions: a re-run never overwrites) and
+//! compare-and-swap (curated data, aliases: two concurrent writers never
+//! lose each other's work). S3 gives both natively (`If-None-Match`,
+//! `If-Match`). `object_store`'s local backend has create-only but not
+//! compare-and-swap, so the library provides it: the check and the write
+//! happen under an exclusive lock file per key, and the write itself is an
+//! atomic rename, so readers never see a partial object.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+/// The version of an object as read, which a compare-and-swap must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    e_tag: Option<String>,
+    version: Option<String>,
+}
+
+impl Version {
+    fn to_update(&self) -> UpdateVersion {
+        UpdateVersion {
+            e_tag: self.e_tag.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// An object's bytes and the version they were read at.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Bytes,
+    pub version: Version,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key} already exists and is never overwritten")]
+    AlreadyExists { key: String },
+    #[error(
+        "{key} changed since it was read (another writer won the race); read it again and retry"
+    )]
+    Conflict { key: String },
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: String },
+    #[error("storage {store} failed on {key}: {source}")]
+    Backend {
+        store: String,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("storage {store}: {message}")]
+    Setup { store: String, message: String },
+    #[error("failed to lock {path} for a conditional write: {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying after re-reading can succeed (the `Storage.Conflict` error).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}
+
+/// A handle to the pipeline's storage. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// Set for the local backend: where per-key lock files live.
+    local_root: Option<PathBuf>,
+    description: String,
+}
+
+impl Store {
+    /// A store in a local folder, created if missing.
+    pub fn local(root: &Path) -> Result<Self, StoreError> {
+        let setup = |message: String| StoreError::Setup {
+            store: root.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(root)
+            .map_err(|e| setup(format!("cannot create the folder: {e}")))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| setup(format!("cannot resolve the folder: {e}")))?;
+        let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| setup(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(fs),
+            description: root.display().to_string(),
+            local_root: Some(root),
+        })
+    }
+
+    /// A store in an S3 bucket, configured from the environment (region,
+    /// credentials, `AWS_ENDPOINT_URL` for an emulator). Conditional writes
+    /// use S3's native `If-None-Match`/`If-Match`.
+    pub fn s3(bucket: &str) -> Result<Self, StoreError> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint);
+        }
+        let s3 = builder.build().map_err(|e| StoreError::Setup {
+            store: format!("s3://{bucket}"),
+            message: e.to_string(),
+        })?;
+        Ok(Store {
+            inner: Arc::new(s3),
+            local_root: None,
+            description: format!("s3://{bucket}"),
+        })
+    }
+
+    /// `s3://bucket` or a local path.
+    pub fn open(location: &str) -> Result<Self, StoreError> {
+        match location.strip_prefix("s3://") {
+            Some(bucket) => Self::s3(bucket.trim_end_matches('/')),
+            None => Self::local(Path::new(location)),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn path(key: &str) -> Result<ObjectPath, StoreError> {
+        let invalid = |reason: &str| StoreError::InvalidKey {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if key.is_empty()
+            || key.starts_with('/')
+            || key
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(invalid(
+                "keys are relative, with non-empty parts and no . or ..",
+            ));
+        }
+        ObjectPath::parse(key).map_err(|e| invalid(&e.to_string()))
+    }
+
+    fn backend(&self, key: &str, source: object_store::Error) -> StoreError {
+        match source {
+            object_store::Error::AlreadyExists { .. } => StoreError::AlreadyExists {
+                key: key.to_owned(),
+            },
+            object_store::Error::Precondition { .. } => StoreError::Conflict {
+                key: key.to_owned(),
+            },
+            source => StoreError::Backend {
+                store: self.description.clone(),
+                key: key.to_owned(),
+                source,
+            },
+        }
+    }
+
+    /// Reads an object; `None` if it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let path = Self::path(key)?;
+        match self.inner.get(&path).await {
+            Ok(result) => {
+                let version = Version {
+                    e_tag: result.meta.e_tag.clone(),
+                    version: result.meta.version.clone(),
+                };
+                let bytes = result.bytes().await.map_err(|e| self.backend(key, e))?;
+                Ok(Some(Object { bytes, version }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.backend(key, e)),
+        }
+    }
+
+    /// Writes an object that must not exist yet.
+    pub async fn create(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
+        self.update(key, bytes, None).await.map(|_| ())
+    }
+
+    /// Compare-and-swap: writes if the object is still at `expected`
+    /// (`None`: if it does not exist), else fails with `Conflict` (or
+    /// `AlreadyExists`). Returns the new version.
+    pub async fn update(
+        &self,
+        key: &str,
+        bytes: impl Into<Bytes>,
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError> {
+        let path = Self::path(key)?;
+        let payload = PutPayload::from_bytes(bytes.into());
+        let Some(root) = &self.local_root else {
+            let mode = match expected {
+                Some(v) => PutMode::Update(v.to_update()),
+                None => PutMode::Create,
+            };
+            let result = self
+                .inner
+                .put_opts(&path, payload, PutOptions::from(mode))
+                .await
+                .map_err(|e| self.backend(key, e))?;
+            return Ok(Version {
+                e_tag: result.e_tag,
+                version: result.version,
+            });
+        };
+        let _lock = lock_key(root, key).await?;
+        let current = match self.inner.head(&path).await {
+            Ok(meta) => Some(Version {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(self.backend(key, e)),
+        };
+        match (expected, &current) {
+            (None, Some(_)) => {
+                return Err(StoreError::AlreadyExists {
+                    key: key.to_owned(),
+                });
+            }
+            (Some(_), None) => {
+                return Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                });
+            }
+            (Some(e), Some(c)) if e != c => {
+                return Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let mode = if current.is_some() {
+            PutMode::Overwrite
+        } else {
+            PutMode::Create
+        };
+        let result = self
+            .inner
+            .put_opts(&path, payload, PutOptions::from(mode))
+            .await
+            .map_err(|e| self.backend(key, e))?;
+        Ok(Version {
+            e_tag: result.e_tag,
+            version: result.version,
+        })
+    }
+
+    /// Reads, transforms and writes back with compare-and-swap, retrying on
+    /// conflict: `change` sees the current bytes (or `None`) and returns the
+    /// new bytes, or `None` to leave the object as it is.
+    pub async fn update_with<E>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<bool, E>
+    where
+        E: From<StoreError>,
+    {
+        const ATTEMPTS: usize = 16;
+        let mut last_conflict = None;
+        for attempt in 0..ATTEMPTS {
+            let current = self.get(key).await?;
+            let Some(next) = change(current.as_ref().map(|o| o.bytes.as_ref()))? else {
+                return Ok(false);
+            };
+            match self
+                .update(key, next, current.as_ref().map(|o| &o.version))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e @ (StoreError::Conflict { .. } | StoreError::AlreadyExists { .. })) => {
+                    last_conflict = Some(e);
+                    // Back off a little so racing writers interleave.
+                    tokio::time::sleep(std::time::Duration::from_millis(1 + attempt as u64 * 3))
+                        .await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last_conflict
+            .unwrap_or(StoreError::Conflict {
+                key: key.to_owned(),
+            })
+            .into())
+    }
+
+    /// Keys under a prefix (`"models/AAPL/"`), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let path = if trimmed.is_empty() {
+            None
+        } else {
+            Some(Self::path(trimmed)?)
+        };
+        let metas: Vec<_> = self
+            .inner
+            .list(path.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.backend(prefix, e))?;
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|k| !k.starts_with(".locks/"))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// An exclusive lock on one key of a local store, held until dropped.
+async fn lock_key(root: &Path, key: &str) -> Result<std::fs::File, StoreError> {
+    let path = root.join(".locks").join(format!("{key}.lock"));
+    let display = path.display().to_string();
+    let lock_error = |source| StoreError::Lock {
+        path: display.clone(),
+        source,
+    };
+    tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| lock_error(std::io::Error::other(e)))?
+    .map_err(lock_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_is_create_only_and_update_is_compare_and_swap() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::local(dir.path()).expect("opens");
+        store.create("raw/a.json", "one").await.expect("creates");
+        let err = store.create("raw/a.json", "two").await.expect_err("exists");
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+        let first = store
+            .get("raw/a.json")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(first.bytes.as_ref(), b"one");
+        store
+            .update("raw/a.json", "two", Some(&first.version))
+            .await
+            .expect("swaps");
+        let err = store
+            .update("raw/a.json", "three", Some(&first.version))
+            .await
+            .expect_err("stale");
+        assert!(err.is_conflict(), "{err}");
+        let now = store
+            .get("raw/a.json")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(now.bytes.as_ref(), b"two");
+        assert!(store.get("missing").await.expect("reads").is_none());
+        assert_eq!(store.list("raw/").await.expect("lists"), vec!["raw/a.json"]);
+    }
+
+    #[tokio::test]
+    async fn keys_are_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::local(dir.path()).expect("opens");
+        for key in ["", "/abs", "a/../b", "a//b"] {
+            assert!(
+                matches!(store.get(key).await, Err(StoreError::InvalidKey { .. })),
+                "{key}"
+            );
+        }
+    }
+}

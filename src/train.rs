@@ -1,0 +1,214 @@
+//! The train step: for every symbol and model, backtest on the most recent
+//! test region (PROTOCOL.md), fit on the latest window, and write a
+//! candidate version with its metrics, plot and lineage.
+//!
+//! All backtests of a run go to one parallel `backtest::run`, which is
+//! where the time goes; writing the versions afterwards is cheap. Naive is
+//! always backtested too, because every version's metrics carry naive's on
+//! the same origins for the gate and the API.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::backtest::{self, ForecastRow, Protocol, window_at};
+use crate::config::PipelineConfig;
+use crate::ingest::curated_key;
+use crate::models::ModelKind;
+use crate::registry::{
+    HorizonMetrics, Lineage, Registry, VersionFiles, VersionMetrics, new_version_id,
+};
+use crate::series::PriceSeries;
+use crate::steps::{ErrorName, StepError, TrainFailure, TrainInput, TrainOutput};
+use crate::store::Store;
+
+/// What the train step needs besides its input.
+#[derive(Debug, Clone)]
+pub struct TrainContext {
+    pub store: Store,
+    pub config: PipelineConfig,
+    /// The commit the code was built from, for lineage.
+    pub git_commit: Option<String>,
+}
+
+/// Called once per fitted backtest origin.
+pub type Progress = Arc<dyn Fn() + Send + Sync>;
+
+struct Loaded {
+    series: PriceSeries,
+    digest: String,
+}
+
+/// Counts the backtest fits a run will make, for a progress display.
+pub fn count_fits(symbols: usize, models: &[ModelKind], protocol: &Protocol) -> usize {
+    let mut all: Vec<ModelKind> = models.to_vec();
+    if !all.contains(&ModelKind::Naive) {
+        all.push(ModelKind::Naive);
+    }
+    symbols * all.len() * protocol.origin_count()
+}
+
+pub async fn train(
+    ctx: &TrainContext,
+    input: &TrainInput,
+    progress: Progress,
+) -> Result<TrainOutput, StepError> {
+    let protocol = ctx.config.protocol.clone();
+    let mut failures = Vec::new();
+    let mut loaded = Vec::new();
+    for symbol in &input.symbols {
+        let key = curated_key(symbol);
+        let fail_all = |reason: String| {
+            input.models.iter().map(move |&model| TrainFailure {
+                symbol: symbol.clone(),
+                model,
+                reason: reason.clone(),
+            })
+        };
+        let Some(object) = ctx.store.get(&key).await? else {
+            failures.extend(fail_all(format!("{key} does not exist")));
+            continue;
+        };
+        match PriceSeries::from_csv_bytes(symbol, &key, &object.bytes) {
+            Ok(series) if protocol.origins(symbol, series.len()).is_ok() => loaded.push(Loaded {
+                digest: crate::digest::sha256_hex(&object.bytes),
+                series,
+            }),
+            Ok(series) => failures.extend(fail_all(format!(
+                "{} rows, but the backtest needs {}",
+                series.len(),
+                protocol.test_rows + protocol.window
+            ))),
+            Err(e) => failures.extend(fail_all(e.to_string())),
+        }
+    }
+    let mut models = vec![ModelKind::Naive];
+    models.extend(
+        input
+            .models
+            .iter()
+            .copied()
+            .filter(|m| *m != ModelKind::Naive),
+    );
+    let series: Vec<PriceSeries> = loaded.iter().map(|l| l.series.clone()).collect();
+    let run = {
+        let (models, protocol) = (models.clone(), protocol.clone());
+        tokio::task::spawn_blocking(move || {
+            backtest::run(&series, &models, &protocol, &|| progress())
+        })
+        .await
+        .map_err(|e| StepError::new(ErrorName::TrainFailed, format!("the backtest stopped: {e}")))?
+        .map_err(|e| StepError::new(ErrorName::TrainFailed, e.to_string()))?
+    };
+    let registry = Registry::new(ctx.store.clone());
+    let mut candidates = Vec::new();
+    for item in &loaded {
+        let rows_of = |model: ModelKind| -> Vec<ForecastRow> {
+            run.rows
+                .iter()
+                .filter(|r| r.series == item.series.name && r.model == model.name())
+                .cloned()
+                .collect()
+        };
+        let naive = horizon_metrics(&rows_of(ModelKind::Naive), &protocol);
+        for &model in &input.models {
+            let rows = rows_of(model);
+            match write_candidate(ctx, &registry, item, model, &rows, &naive, &input.run_id).await {
+                Ok(candidate) => candidates.push(candidate),
+                Err(reason) => failures.push(TrainFailure {
+                    symbol: item.series.name.clone(),
+                    model,
+                    reason,
+                }),
+            }
+        }
+    }
+    Ok(TrainOutput {
+        candidates,
+        failures,
+    })
+}
+
+fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetrics> {
+    backtest::series_metrics(rows, &protocol.horizons)
+        .iter()
+        .map(HorizonMetrics::from)
+        .collect()
+}
+
+async fn write_candidate(
+    ctx: &TrainContext,
+    registry: &Registry,
+    item: &Loaded,
+    model: ModelKind,
+    rows: &[ForecastRow],
+    naive: &[HorizonMetrics],
+    run_id: &str,
+) -> Result<crate::steps::Candidate, String> {
+    let protocol = &ctx.config.protocol;
+    let series = &item.series;
+    let target = series.target();
+    let last = series.len() - 1;
+    let fitted = model
+        .fit(&window_at(
+            &target,
+            series,
+            last,
+            protocol.window.min(series.len()),
+        ))
+        .map_err(|e| format!("fitting on the latest window failed: {e}"))?;
+    let version = new_version_id();
+    let origins: Vec<&ForecastRow> = rows
+        .iter()
+        .filter(|r| r.h == protocol.horizons[0])
+        .collect();
+    let metrics = VersionMetrics {
+        symbol: series.name.clone(),
+        model,
+        version: version.clone(),
+        run_id: run_id.to_owned(),
+        protocol: protocol.clone(),
+        origins: origins.len(),
+        first_origin: origins.first().map(|r| r.origin_date),
+        last_origin: origins.last().map(|r| r.origin_date),
+        data_through: series.bars.last().map(|b| b.date),
+        failures: origins.iter().filter(|r| r.failed).count(),
+        horizons: horizon_metrics(rows, protocol),
+        naive: naive.to_vec(),
+    };
+    let mut backtest_csv = Vec::new();
+    backtest::write_forecasts_csv(rows, &mut backtest_csv).map_err(|e| e.to_string())?;
+    let test_start = series.len() - protocol.test_rows;
+    let actual: Vec<(usize, f64)> = (test_start..series.len()).map(|i| (i, target[i])).collect();
+    let plotted_h = if protocol.horizons.contains(&ctx.config.gate.horizon) {
+        ctx.config.gate.horizon
+    } else {
+        protocol.horizons[0]
+    };
+    let plotted: Vec<&ForecastRow> = rows.iter().filter(|r| r.h == plotted_h).collect();
+    let plot_png = crate::plot::backtest_png(&actual, &plotted).map_err(|e| e.to_string())?;
+    let lineage = Lineage {
+        symbol: series.name.clone(),
+        model,
+        version,
+        run_id: run_id.to_owned(),
+        data_key: curated_key(&series.name),
+        data_digest: item.digest.clone(),
+        data_rows: series.len(),
+        data_through: series.bars.last().map(|b| b.date),
+        git_commit: ctx.git_commit.clone(),
+        config_digest: ctx.config.digest(),
+        code_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    registry
+        .write_version(VersionFiles {
+            model: fitted,
+            metrics,
+            lineage,
+            backtest_csv,
+            plot_png,
+        })
+        .await
+        .map_err(|e| e.to_string())
+}

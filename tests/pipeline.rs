@@ -1,0 +1,270 @@
+//! The local pipeline end to end, on a temporary store.
+
+use std::sync::Arc;
+
+use stockcast::config::PipelineConfig;
+use stockcast::ingest::curated_key;
+use stockcast::models::ModelKind;
+use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport};
+use stockcast::registry::Registry;
+use stockcast::steps::{ErrorName, QualityCheck, RunInput, Source, Verdict};
+use stockcast::store::Store;
+
+use crate::harness::{runtime, sample_dir, temp_root};
+
+fn pipeline(store: &Store) -> LocalPipeline {
+    LocalPipeline {
+        store: store.clone(),
+        config: PipelineConfig::default(),
+        sample_dir: sample_dir(),
+        git_commit: Some("0123abc".into()),
+    }
+}
+
+fn input(run_id: &str, symbols: &[&str]) -> RunInput {
+    RunInput {
+        run_id: run_id.into(),
+        env: "test".into(),
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        models: vec![
+            ModelKind::Naive,
+            ModelKind::Drift,
+            ModelKind::LinregLag5,
+            ModelKind::Arima,
+        ],
+        horizons: vec![1, 5, 21],
+        source: Source::Sample,
+    }
+}
+
+async fn run(store: &Store, run_id: &str, symbols: &[&str]) -> Result<RunReport, PipelineError> {
+    pipeline(store)
+        .run(input(run_id, symbols), Arc::new(|| {}))
+        .await
+}
+
+#[test]
+fn first_run_promotes_and_second_run_compares_with_production() {
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let registry = Registry::new(store.clone());
+    runtime().block_on(async {
+        let first = run(&store, "run-1", &["MSFT", "GOOG"])
+            .await
+            .expect("first run");
+        assert_eq!(
+            first.ingest.iter().map(|i| i.rows_added).sum::<usize>(),
+            3270 + 2148
+        );
+        let train = first.train.as_ref().expect("trained");
+        assert_eq!(train.candidates.len(), 8);
+        assert!(train.failures.is_empty(), "{:?}", train.failures);
+        let gate = first.gate.as_ref().expect("gated");
+        for d in &gate.decisions {
+            let production = registry
+                .production(&d.symbol, d.model)
+                .await
+                .expect("reads");
+            match d.decision {
+                Verdict::Promote => {
+                    assert_eq!(production.expect("alias").version, d.version);
+                    assert!(
+                        d.production.is_none(),
+                        "first run has no production to compare"
+                    );
+                }
+                _ => assert!(
+                    production.is_none(),
+                    "{} {} was not promoted",
+                    d.symbol,
+                    d.model
+                ),
+            }
+            // Baselines are always servable.
+            if d.model.is_baseline() {
+                assert_eq!(d.decision, Verdict::Promote);
+            }
+        }
+        // Every version has its five files, lineage last-written and complete.
+        let c = &train.candidates[0];
+        for file in [
+            "model.json",
+            "metrics.json",
+            "lineage.json",
+            "backtest.csv",
+            "plot.png",
+        ] {
+            let key = stockcast::registry::version_key(&c.symbol, c.model, &c.version, file);
+            assert!(store.get(&key).await.expect("reads").is_some(), "{key}");
+        }
+        let lineage = registry
+            .lineage(&c.symbol, c.model, &c.version)
+            .await
+            .expect("lineage");
+        assert_eq!(lineage.git_commit.as_deref(), Some("0123abc"));
+        assert_eq!(lineage.run_id, "run-1");
+        assert_eq!(lineage.data_key, curated_key(&c.symbol));
+        let manifest = store
+            .get("runs/run-1/manifest.json")
+            .await
+            .expect("reads")
+            .expect("manifest");
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).expect("json");
+        assert_eq!(
+            manifest["input"]["symbols"],
+            serde_json::json!(["MSFT", "GOOG"])
+        );
+        assert!(
+            store
+                .get("decisions/run-1.json")
+                .await
+                .expect("reads")
+                .is_some()
+        );
+
+        // Second run: nothing new to ingest, new candidates, compared with production.
+        let second = run(&store, "run-2", &["MSFT", "GOOG"])
+            .await
+            .expect("second run");
+        assert_eq!(second.ingest.iter().map(|i| i.rows_added).sum::<usize>(), 0);
+        let gate = second.gate.as_ref().expect("gated");
+        let learned_in_production: Vec<_> = first
+            .gate
+            .as_ref()
+            .expect("gated")
+            .decisions
+            .iter()
+            .filter(|d| d.decision == Verdict::Promote && !d.model.is_baseline())
+            .collect();
+        assert!(
+            !learned_in_production.is_empty(),
+            "some learned model should beat naive somewhere"
+        );
+        for before in learned_in_production {
+            let now = gate
+                .decisions
+                .iter()
+                .find(|d| d.symbol == before.symbol && d.model == before.model)
+                .expect("decided again");
+            assert_eq!(
+                now.production, before.metric,
+                "compared with production on the same origins"
+            );
+            assert!(
+                now.reasons.iter().any(|r| r.contains("production")),
+                "{:?}",
+                now.reasons
+            );
+            assert_ne!(now.version, before.version);
+            let alias = registry
+                .production(&now.symbol, now.model)
+                .await
+                .expect("reads")
+                .expect("alias");
+            if now.decision == Verdict::Promote {
+                assert_eq!(alias.previous.as_deref(), Some(before.version.as_str()));
+            }
+        }
+        assert_eq!(
+            registry
+                .versions("MSFT", ModelKind::Arima)
+                .await
+                .expect("lists")
+                .len(),
+            2
+        );
+    });
+}
+
+#[test]
+fn bad_curated_data_stops_the_run_before_training() {
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let registry = Registry::new(store.clone());
+    runtime().block_on(async {
+        run(&store, "run-1", &["IBM"]).await.expect("first run");
+        let production_before = registry
+            .production("IBM", ModelKind::Naive)
+            .await
+            .expect("reads");
+        for (label, corrupt) in [
+            ("duplicate", duplicate_a_row as fn(&str) -> String),
+            ("negative", negative_price),
+        ] {
+            let key = curated_key("IBM");
+            let object = store.get(&key).await.expect("reads").expect("curated");
+            let text = String::from_utf8_lossy(&object.bytes).to_string();
+            store
+                .update(&key, corrupt(&text), Some(&object.version))
+                .await
+                .expect("tampers");
+            let err = run(&store, &format!("run-{label}"), &["IBM"])
+                .await
+                .expect_err("quality fails");
+            assert_eq!(err.name(), ErrorName::DataQualityFailed);
+            let PipelineError::QualityFailed(report) = err else {
+                panic!("expected a quality failure");
+            };
+            let expected = if label == "duplicate" {
+                QualityCheck::DuplicateDates
+            } else {
+                QualityCheck::NonPositive
+            };
+            assert!(
+                report.quality.issues.iter().any(|i| i.check == expected),
+                "{:?}",
+                report.quality.issues
+            );
+            assert!(report.train.is_none());
+            assert_eq!(
+                registry
+                    .versions("IBM", ModelKind::Naive)
+                    .await
+                    .expect("lists")
+                    .len(),
+                1,
+                "nothing trained"
+            );
+            assert_eq!(
+                registry
+                    .production("IBM", ModelKind::Naive)
+                    .await
+                    .expect("reads"),
+                production_before
+            );
+            // Restore the file for the next case.
+            let current = store.get(&key).await.expect("reads").expect("curated");
+            store
+                .update(&key, text, Some(&current.version))
+                .await
+                .expect("restores");
+        }
+    });
+}
+
+fn duplicate_a_row(csv: &str) -> String {
+    let mut lines: Vec<&str> = csv.lines().collect();
+    lines.insert(100, lines[100]);
+    lines.join("\n") + "\n"
+}
+
+fn negative_price(csv: &str) -> String {
+    let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let fields: Vec<&str> = lines[200].split(',').collect();
+    lines[200] = format!(
+        "{},{},{},{},-5,{},{}",
+        fields[0], fields[1], fields[2], fields[3], fields[5], fields[6]
+    );
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_missing_symbol_fails_ingest_with_a_clear_error() {
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let err = runtime()
+        .block_on(run(&store, "run-x", &["NOPE"]))
+        .expect_err("unknown symbol");
+    assert_eq!(err.name(), ErrorName::VendorUnknownSymbol);
+    assert!(err.to_string().contains("no sample file for NOPE"), "{err}");
+}

@@ -1,0 +1,179 @@
+//! Storage guarantees through the real backends: create-only raw objects
+//! and compare-and-swap under concurrency, for the local folder and S3.
+
+use std::sync::Arc;
+
+use stockcast::ingest::{IngestContext, curated_key, ingest};
+use stockcast::registry::Registry;
+use stockcast::series::PriceSeries;
+use stockcast::steps::{IngestInput, Source};
+use stockcast::store::{Store, StoreError};
+
+use crate::harness::{runtime, sample_dir, temp_root};
+
+/// Two writers holding the same version: exactly one wins, the other is told.
+pub async fn one_of_two_racing_writers_wins(store: &Store) {
+    store
+        .create("aliases/race.json", "v0")
+        .await
+        .expect("creates");
+    let read = store
+        .get("aliases/race.json")
+        .await
+        .expect("reads")
+        .expect("exists");
+    let (a, b) = tokio::join!(
+        store.update("aliases/race.json", "va", Some(&read.version)),
+        store.update("aliases/race.json", "vb", Some(&read.version)),
+    );
+    let (winner, loser) = match (&a, &b) {
+        (Ok(_), Err(e)) => ("va", e),
+        (Err(e), Ok(_)) => ("vb", e),
+        other => panic!("exactly one writer must win: {other:?}"),
+    };
+    assert!(loser.is_conflict(), "the loser gets a conflict: {loser}");
+    let now = store
+        .get("aliases/race.json")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(now.bytes.as_ref(), winner.as_bytes());
+}
+
+/// Many writers appending to one object through read-modify-CAS: nothing lost.
+pub async fn concurrent_read_modify_writes_lose_nothing(store: &Store) {
+    let writers = 4;
+    let per_writer = 10;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                store
+                    .update_with(
+                        "curated/counter.txt",
+                        |current| -> Result<Option<Vec<u8>>, StoreError> {
+                            let mut text = current
+                                .map(|b| String::from_utf8_lossy(b).to_string())
+                                .unwrap_or_default();
+                            text.push_str(&format!("{w}-{i}\n"));
+                            Ok(Some(text.into_bytes()))
+                        },
+                    )
+                    .await
+                    .expect("eventually writes");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let text = store
+        .get("curated/counter.txt")
+        .await
+        .expect("reads")
+        .expect("exists");
+    let lines: std::collections::BTreeSet<String> = String::from_utf8_lossy(&text.bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), writers * per_writer, "every write landed once");
+}
+
+/// Two ingests of one symbol at once, with different days: the union lands.
+pub async fn concurrent_ingests_keep_the_union(store: &Store) {
+    let full = PriceSeries::from_csv_path(&sample_dir().join("IBM.csv")).expect("sample");
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| temp_root()).collect();
+    // Writer one has the first 2000 days, writer two days 1500..3000.
+    for (dir, range) in dirs.iter().zip([0..2000, 1500..3000]) {
+        let part = PriceSeries::new("IBM", full.bars[range].to_vec()).expect("valid");
+        std::fs::write(dir.path().join("IBM.csv"), part.to_csv()).expect("writes");
+    }
+    let contexts: Vec<IngestContext> = dirs
+        .iter()
+        .map(|d| IngestContext {
+            store: store.clone(),
+            sample_dir: d.path().to_path_buf(),
+        })
+        .collect();
+    let input = IngestInput {
+        run_id: "race".into(),
+        symbol: "IBM".into(),
+        source: Source::Sample,
+    };
+    let (a, b) = tokio::join!(ingest(&contexts[0], &input), ingest(&contexts[1], &input));
+    let (a, b) = (a.expect("ingests"), b.expect("ingests"));
+    assert_eq!(a.rows_added + b.rows_added, 3000, "{a:?} {b:?}");
+    let curated = store
+        .get(&curated_key("IBM"))
+        .await
+        .expect("reads")
+        .expect("curated");
+    let merged = PriceSeries::from_csv_bytes("IBM", "curated", &curated.bytes).expect("valid");
+    assert_eq!(merged.bars, full.bars[..3000].to_vec());
+}
+
+/// Racing promotions of one alias both land, one after the other.
+pub async fn racing_promotions_are_serialised(store: &Store) {
+    let registry = Arc::new(Registry::new(store.clone()));
+    // Two complete versions (lineage marks completeness).
+    for v in ["v1", "v2"] {
+        let key = stockcast::registry::version_key(
+            "X",
+            stockcast::models::ModelKind::Naive,
+            v,
+            "lineage.json",
+        );
+        store.create(&key, "{}").await.expect("creates");
+    }
+    let (r1, r2) = (registry.clone(), registry.clone());
+    let naive = stockcast::models::ModelKind::Naive;
+    let (a, b) = tokio::join!(
+        async move { r1.promote("X", naive, "v1", "run-a", "test").await },
+        async move { r2.promote("X", naive, "v2", "run-b", "test").await },
+    );
+    let (a, b) = (a.expect("promotes"), b.expect("promotes"));
+    let alias = registry
+        .production("X", naive)
+        .await
+        .expect("reads")
+        .expect("alias");
+    // Whichever went second names the other as previous: neither was lost.
+    let (first, second) = if alias.version == "v2" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(second.previous.as_deref(), Some(first.version.as_str()));
+    assert_eq!(alias.previous.as_deref(), Some(first.version.as_str()));
+}
+
+#[test]
+fn local_backend_guarantees() {
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    runtime().block_on(async {
+        one_of_two_racing_writers_wins(&store).await;
+        concurrent_read_modify_writes_lose_nothing(&store).await;
+        concurrent_ingests_keep_the_union(&store).await;
+        racing_promotions_are_serialised(&store).await;
+    });
+}
+
+#[test]
+fn two_processes_share_the_local_lock() {
+    // The lock is a file lock, so it also serialises separate stores
+    // (separate processes) on one folder.
+    let dir = temp_root();
+    let a = Store::local(dir.path()).expect("store");
+    let b = Store::local(dir.path()).expect("store");
+    runtime().block_on(async {
+        a.create("k", "0").await.expect("creates");
+        let read = a.get("k").await.expect("reads").expect("exists");
+        let (x, y) = tokio::join!(
+            a.update("k", "a", Some(&read.version)),
+            b.update("k", "b", Some(&read.version))
+        );
+        assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
+    });
+}

@@ -1,0 +1,259 @@
+//! `cargo xtask local`, `models` and `rollback`: the pipeline and the
+//! registry on this machine, no AWS account needed.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use stockcast::config::PipelineConfig;
+use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport, new_run_id};
+use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics, version_key};
+use stockcast::steps::{RunInput, Source, Verdict};
+use stockcast::store::Store;
+use stockcast::train;
+
+use crate::flags;
+use crate::table::{Table, num};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("failed to start the async runtime")
+}
+
+fn open_store(root: &str) -> anyhow::Result<Store> {
+    Store::open(root).with_context(|| format!("failed to open the store {root}"))
+}
+
+/// The commit this checkout is at, for lineage; `None` outside git.
+fn git_commit() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl flags::Local {
+    pub fn run(self) -> anyhow::Result<()> {
+        let symbols = if self.symbols.is_empty() {
+            stockcast::series::load_folder(&self.sample)
+                .context("failed to read the sample folder")?
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        } else {
+            self.symbols.clone()
+        };
+        let config = PipelineConfig::default();
+        let store = open_store(&self.root)?;
+        let pipeline = LocalPipeline {
+            store: store.clone(),
+            config: config.clone(),
+            sample_dir: self.sample.clone(),
+            git_commit: git_commit(),
+        };
+        let input = RunInput {
+            run_id: new_run_id("local"),
+            env: "local".into(),
+            symbols: symbols.clone(),
+            models: self.models.clone(),
+            horizons: config.protocol.horizons.clone(),
+            source: Source::Sample,
+        };
+        eprintln!(
+            "running {} on {} symbols × {} models into {}",
+            input.run_id,
+            symbols.len(),
+            self.models.len(),
+            store.describe()
+        );
+        let total = train::count_fits(symbols.len(), &self.models, &config.protocol);
+        let bar = ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template("training {bar:40} {pos}/{len} backtest fits, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let tick = bar.clone();
+        let started = std::time::Instant::now();
+        let result = runtime()?.block_on(pipeline.run(input, Arc::new(move || tick.inc(1))));
+        bar.finish_and_clear();
+        let report = match result {
+            Ok(report) => report,
+            Err(PipelineError::QualityFailed(report)) => {
+                print_ingest(&report);
+                bail!("{}", PipelineError::QualityFailed(report));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        print_ingest(&report);
+        let registry = Registry::new(store.clone());
+        let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
+        let metrics = runtime()?.block_on(async {
+            let mut all = Vec::new();
+            for c in candidates {
+                all.push(registry.metrics(&c.symbol, c.model, &c.version).await?);
+            }
+            Ok::<_, stockcast::registry::RegistryError>(all)
+        })?;
+        print!("\n{}", summary(&report, &metrics));
+        println!(
+            "\nrun {} took {:.1} s; manifest: {}/runs/{}/manifest.json",
+            report.run_id,
+            started.elapsed().as_secs_f64(),
+            store.describe(),
+            report.run_id
+        );
+        if let Some(c) = report.train.as_ref().and_then(|t| t.candidates.first()) {
+            println!(
+                "plots: {}/{} (and beside every version's metrics)",
+                store.describe(),
+                version_key(&c.symbol, c.model, &c.version, "plot.png")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn print_ingest(report: &RunReport) {
+    for i in &report.ingest {
+        eprintln!(
+            "ingested {}: {} new rows, {} corrected, through {}",
+            i.symbol,
+            i.rows_added,
+            i.rows_corrected,
+            i.last_date.map_or("-".to_owned(), |d| d.to_string())
+        );
+    }
+}
+
+fn mase_at(rows: &[HorizonMetrics], h: usize) -> Option<f64> {
+    rows.iter().find(|m| m.horizon == h).map(|m| m.mase)
+}
+
+/// The run's table: MASE per horizon beside naive's, and the gate's decision.
+fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
+    let mut table = Table::new(&[
+        "symbol",
+        "model",
+        "MASE h1",
+        "naive",
+        "MASE h5",
+        "naive",
+        "MASE h21",
+        "naive",
+        "dir_acc h5",
+        "decision",
+    ]);
+    let decisions = report.gate.as_ref().map_or(&[][..], |g| &g.decisions[..]);
+    for d in decisions {
+        let m = metrics
+            .iter()
+            .find(|m| m.version == d.version && m.symbol == d.symbol && m.model == d.model);
+        let ours = |h| m.and_then(|m| mase_at(&m.horizons, h));
+        let naive = |h| m.and_then(|m| mase_at(&m.naive, h));
+        let dir_acc = m
+            .and_then(|m| m.horizons.iter().find(|x| x.horizon == 5))
+            .and_then(|x| x.dir_acc);
+        let verdict = match d.decision {
+            Verdict::Promote => "promote",
+            Verdict::Reject => "reject",
+            Verdict::NeedsApproval => "needs approval",
+        };
+        table.row(vec![
+            d.symbol.clone(),
+            d.model.name().to_owned(),
+            num(ours(1), 4),
+            num(naive(1), 4),
+            num(ours(5), 4),
+            num(naive(5), 4),
+            num(ours(21), 4),
+            num(naive(21), 4),
+            num(dir_acc, 3),
+            verdict.to_owned(),
+        ]);
+    }
+    let mut out = table.render();
+    for d in decisions.iter().filter(|d| d.decision == Verdict::Reject) {
+        out.push_str(&format!(
+            "rejected {} {}: {}\n",
+            d.symbol,
+            d.model,
+            d.reasons.join("; ")
+        ));
+    }
+    if let Some(train) = &report.train {
+        for f in &train.failures {
+            out.push_str(&format!("failed {} {}: {}\n", f.symbol, f.model, f.reason));
+        }
+    }
+    out
+}
+
+impl flags::Models {
+    pub fn run(self) -> anyhow::Result<()> {
+        let registry = Registry::new(open_store(&self.root)?);
+        let entries = runtime()?.block_on(registry.production_models())?;
+        if entries.is_empty() {
+            println!(
+                "no production models in {}: run `cargo xtask local` first",
+                registry.store().describe()
+            );
+            return Ok(());
+        }
+        let mut table = Table::new(&[
+            "symbol",
+            "model",
+            "version",
+            "MASE h1",
+            "naive h1",
+            "MASE h5",
+            "naive h5",
+            "MASE h21",
+            "naive h21",
+            "data through",
+            "since",
+        ]);
+        for e in &entries {
+            let m = e.metrics.as_ref();
+            let ours = |h| m.and_then(|m| mase_at(&m.horizons, h));
+            let naive = |h| m.and_then(|m| mase_at(&m.naive, h));
+            table.row(vec![
+                e.symbol.clone(),
+                e.model.name().to_owned(),
+                e.alias.version.clone(),
+                num(ours(1), 4),
+                num(naive(1), 4),
+                num(ours(5), 4),
+                num(naive(5), 4),
+                num(ours(21), 4),
+                num(naive(21), 4),
+                m.and_then(|m| m.data_through)
+                    .map_or("-".to_owned(), |d| d.to_string()),
+                e.alias.updated_at.clone(),
+            ]);
+        }
+        print!("{}", table.render());
+        Ok(())
+    }
+}
+
+impl flags::Rollback {
+    pub fn run(self) -> anyhow::Result<()> {
+        let registry = Registry::new(open_store(&self.root)?);
+        let moved = runtime()?.block_on(registry.rollback(
+            &self.symbol,
+            self.model,
+            self.to.as_deref(),
+            &self.reason,
+        ))?;
+        println!(
+            "{} {}: production is now {} (was {})",
+            moved.symbol,
+            moved.model,
+            moved.version,
+            moved.previous.as_deref().unwrap_or("-")
+        );
+        Ok(())
+    }
+}
