@@ -335,6 +335,217 @@ impl From<crate::store::StoreError> for StepError {
 mod tests {
     use super::*;
 
+    fn date(s: &str) -> NaiveDate {
+        s.parse().expect("valid date")
+    }
+
+    /// One example of every contract, in workflow order: the source of docs/STEPS.md.
+    fn examples() -> Vec<(&'static str, String)> {
+        let to = |v: &dyn AsJson| v.pretty();
+        let candidate = Candidate {
+            symbol: "AAPL".into(),
+            model: ModelKind::Arima,
+            version: "20261127T090312.114Z-3fa2c1".into(),
+            metrics_key: "models/AAPL/arima/versions/20261127T090312.114Z-3fa2c1/metrics.json"
+                .into(),
+        };
+        let decision = Decision {
+            symbol: "AAPL".into(),
+            model: ModelKind::Arima,
+            version: candidate.version.clone(),
+            decision: Verdict::Promote,
+            reasons: vec![
+                "MASE h5 2.7100 < naive 2.8000 by 3.21 %".into(),
+                "beats production 20261120T090301.002Z-aa01b2 (MASE h5 2.7500) by 1.45 %".into(),
+            ],
+            metric: Some(2.71),
+            naive: Some(2.8),
+            production: Some(2.75),
+        };
+        vec![
+            (
+                "run input (state machine input, `cargo xtask local`)",
+                to(&RunInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    env: "dev".into(),
+                    symbols: vec!["AAPL".into(), "^GSPC".into()],
+                    models: vec![ModelKind::Naive, ModelKind::Drift, ModelKind::LinregLag5, ModelKind::Arima],
+                    horizons: vec![1, 5, 21],
+                    source: Source::Yahoo,
+                }),
+            ),
+            (
+                "ingest input",
+                to(&IngestInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    symbol: "AAPL".into(),
+                    source: Source::Yahoo,
+                }),
+            ),
+            (
+                "ingest output",
+                to(&IngestOutput {
+                    symbol: "AAPL".into(),
+                    source: Source::Yahoo,
+                    rows_added: 3,
+                    rows_corrected: 1,
+                    last_date: Some(date("2026-11-26")),
+                    raw_key: "raw/yahoo/AAPL/2026-11-27/8c1f0e5b2a7d4c19.json".into(),
+                    warnings: vec!["2026-11-24: the source corrected this day's values; the correction was applied".into()],
+                }),
+            ),
+            (
+                "quality input",
+                to(&QualityInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    symbols: vec!["AAPL".into()],
+                }),
+            ),
+            (
+                "quality output",
+                to(&QualityOutput {
+                    ok: false,
+                    issues: vec![QualityIssue {
+                        symbol: "AAPL".into(),
+                        check: QualityCheck::DuplicateDates,
+                        detail: "row 812: date 2026-11-24 appears twice".into(),
+                    }],
+                }),
+            ),
+            (
+                "train input",
+                to(&TrainInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    symbols: vec!["AAPL".into()],
+                    models: vec![ModelKind::Naive, ModelKind::Arima],
+                }),
+            ),
+            (
+                "train output",
+                to(&TrainOutput {
+                    candidates: vec![candidate.clone()],
+                    failures: vec![TrainFailure {
+                        symbol: "AAPL".into(),
+                        model: ModelKind::LinregLag5,
+                        reason: "fitting on the latest window failed: linreg_lag5 could not be estimated: Matrix is non-invertible".into(),
+                    }],
+                }),
+            ),
+            (
+                "gate input",
+                to(&GateInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    candidates: vec![candidate.clone()],
+                }),
+            ),
+            (
+                "gate output",
+                to(&GateOutput {
+                    decisions: vec![decision.clone()],
+                    any_promote: true,
+                    needs_approval: false,
+                }),
+            ),
+            (
+                "promote input",
+                to(&PromoteInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    decisions: vec![decision],
+                    approved: false,
+                }),
+            ),
+            (
+                "promote output",
+                to(&PromoteOutput {
+                    promoted: vec![Promotion {
+                        symbol: "AAPL".into(),
+                        model: ModelKind::Arima,
+                        version: candidate.version.clone(),
+                        previous: Some("20261120T090301.002Z-aa01b2".into()),
+                    }],
+                }),
+            ),
+            (
+                "notify input",
+                to(&NotifyInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    subject: "stockcast dev: training promoted 1 model".into(),
+                    message: "AAPL arima 20261127T090312.114Z-3fa2c1: MASE h5 2.7100 < naive 2.8000 by 3.21 %".into(),
+                }),
+            ),
+            (
+                "monitor output",
+                to(&MonitorOutput {
+                    drift: false,
+                    metrics: [("mase_h1".to_owned(), 1.02), ("dir_acc_h1".to_owned(), 0.51)].into_iter().collect(),
+                }),
+            ),
+            (
+                "step error (a Lambda's errorType / a Batch exit reason)",
+                to(&StepError::new(ErrorName::VendorThrottled, "alpha-vantage: the API rate limit was reached")),
+            ),
+        ]
+    }
+
+    /// Pretty JSON in field order, for values of any contract type.
+    trait AsJson {
+        fn pretty(&self) -> String;
+    }
+
+    impl<T: Serialize> AsJson for T {
+        fn pretty(&self) -> String {
+            serde_json::to_string_pretty(self).unwrap_or_default()
+        }
+    }
+
+    fn render_steps_doc() -> String {
+        let mut out = String::from(
+            "# Step contracts\n\n\
+             The JSON each workflow state reads and writes, generated from the types in `src/steps.rs` \
+             by the test `steps_doc_is_current` (`UPDATE_EXPECT=1 cargo test steps_doc` rewrites this file).\n\
+             Every state writes its result under its own key (`ResultPath: $.<step>`), so the run input flows through.\n\n\
+             Error names (`errorType` of a Lambda, the reason of a Batch job) that Retry/Catch match: ",
+        );
+        let names: Vec<String> = ErrorName::ALL
+            .iter()
+            .map(|n| format!("`{n}`{}", if n.is_retryable() { " (retried)" } else { "" }))
+            .collect();
+        out.push_str(&names.join(", "));
+        out.push_str(".\n");
+        for (title, json) in examples() {
+            out.push_str(&format!("\n## {title}\n\n```json\n{json}\n```\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn steps_doc_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/STEPS.md");
+        let expected = render_steps_doc();
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&path, &expected).expect("writes docs/STEPS.md");
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/STEPS.md is out of date: run `UPDATE_EXPECT=1 cargo test steps_doc` and commit"
+        );
+    }
+
+    #[test]
+    fn examples_deserialise_back() {
+        for (title, text) in examples() {
+            let ok = match title {
+                t if t.starts_with("run input") => serde_json::from_str::<RunInput>(&text).is_ok(),
+                "gate output" => serde_json::from_str::<GateOutput>(&text).is_ok(),
+                "train output" => serde_json::from_str::<TrainOutput>(&text).is_ok(),
+                "promote input" => serde_json::from_str::<PromoteInput>(&text).is_ok(),
+                _ => true,
+            };
+            assert!(ok, "{title}");
+        }
+    }
+
     #[test]
     fn error_names_serialise_as_the_asl_names() {
         for name in ErrorName::ALL {

@@ -78,6 +78,15 @@ impl StoreError {
     }
 }
 
+/// Explicit S3 settings, for emulators and tests.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Access key id and secret.
+    pub credentials: Option<(String, String)>,
+}
+
 /// A handle to the pipeline's storage. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -108,14 +117,33 @@ impl Store {
     }
 
     /// A store in an S3 bucket, configured from the environment (region,
-    /// credentials, `AWS_ENDPOINT_URL` for an emulator). Conditional writes
+    /// credentials; `AWS_ENDPOINT_URL` for an emulator). Conditional writes
     /// use S3's native `If-None-Match`/`If-Match`.
     pub fn s3(bucket: &str) -> Result<Self, StoreError> {
+        Self::s3_with(
+            bucket,
+            S3Options {
+                endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
+                ..S3Options::default()
+            },
+        )
+    }
+
+    /// A store in an S3 bucket with explicit settings; unset ones come from the environment.
+    pub fn s3_with(bucket: &str, options: S3Options) -> Result<Self, StoreError> {
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        if let Some(endpoint) = options.endpoint {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_endpoint(endpoint);
+        }
+        if let Some(region) = options.region {
+            builder = builder.with_region(region);
+        }
+        if let Some((key, secret)) = options.credentials {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
         }
         let s3 = builder.build().map_err(|e| StoreError::Setup {
             store: format!("s3://{bucket}"),

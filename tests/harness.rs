@@ -22,3 +22,108 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn temp_root() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// Whether a missing external tool must fail the test (set by `cargo xtask ci`).
+fn tools_required() -> bool {
+    std::env::var_os("STOCKCAST_REQUIRE_TOOLS").is_some() || std::env::var_os("CI").is_some()
+}
+
+/// The path of an external tool from its environment variable; `None` (and a
+/// note) when it is not installed and not required.
+pub fn tool(variable: &str) -> Option<PathBuf> {
+    match std::env::var_os(variable) {
+        Some(path) => Some(PathBuf::from(path)),
+        None if tools_required() => panic!(
+            "{variable} is not set: run the tests through `cargo xtask ci`, which installs the tool"
+        ),
+        None => {
+            eprintln!(
+                "skipped: {variable} is not set (`cargo xtask ci` installs the tool and sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The moto AWS emulator on 127.0.0.1, stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Option<Moto> {
+        let server = tool("STOCKCAST_MOTO_SERVER")?;
+        let port = free_port();
+        let child = std::process::Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// Sends one plain HTTP request and returns the status code.
+    pub fn request(&self, method: &str, path: &str) -> u16 {
+        use std::io::{Read, Write};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connects");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("writes");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("reads");
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let status = self.request("PUT", &format!("/{bucket}"));
+        assert_eq!(status, 200, "creating bucket {bucket} in moto");
+    }
+
+    pub fn s3_store(&self, bucket: &str) -> stockcast::store::Store {
+        self.create_bucket(bucket);
+        stockcast::store::Store::s3_with(
+            bucket,
+            stockcast::store::S3Options {
+                endpoint: Some(self.endpoint.clone()),
+                region: Some("us-east-1".into()),
+                credentials: Some(("testing".into(), "testing".into())),
+            },
+        )
+        .expect("s3 store")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -177,3 +177,30 @@ fn two_processes_share_the_local_lock() {
         assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
     });
 }
+
+#[test]
+fn s3_backend_guarantees() {
+    let Some(moto) = crate::harness::Moto::start() else {
+        return;
+    };
+    let store = moto.s3_store("stockcast-test");
+    runtime().block_on(async {
+        store.create("raw/a.json", "one").await.expect("creates");
+        let err = store
+            .create("raw/a.json", "two")
+            .await
+            .expect_err("create-only");
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+        one_of_two_racing_writers_wins(&store).await;
+        concurrent_read_modify_writes_lose_nothing(&store).await;
+        concurrent_ingests_keep_the_union(&store).await;
+        racing_promotions_are_serialised(&store).await;
+        assert!(
+            store
+                .list("raw/")
+                .await
+                .expect("lists")
+                .contains(&"raw/a.json".to_owned())
+        );
+    });
+}

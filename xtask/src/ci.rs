@@ -23,7 +23,8 @@ impl flags::Ci {
                 "warnings",
             ],
         )?;
-        let totals = tests("running tests", &["test", "--workspace"])?;
+        let tools = crate::tools::test_environment().context("installing the test tools failed")?;
+        let totals = tests("running tests", &["test", "--workspace"], &tools)?;
         // One closing line for the whole run: cargo prints one per test
         // binary, and the last of those may be a binary with no tests.
         println!("ci: {} passed, {} failed", totals.passed, totals.failed);
@@ -51,10 +52,17 @@ struct Totals {
 }
 
 /// Runs `cargo test`, echoing its output and adding up its result lines.
-fn tests(what: &str, args: &[&str]) -> anyhow::Result<Totals> {
+fn tests(
+    what: &str,
+    args: &[&str],
+    tools: &[(&str, std::path::PathBuf)],
+) -> anyhow::Result<Totals> {
     eprintln!("xtask ci: {what}: cargo {}", args.join(" "));
     let mut child = Command::new("cargo")
         .args(args)
+        // Tests that need a tool fail, rather than skip, when it is missing.
+        .env("STOCKCAST_REQUIRE_TOOLS", "1")
+        .envs(tools.iter().map(|(k, v)| (*k, v)))
         .stdout(Stdio::piped())
         .spawn()
         .context("failed to start cargo")?;

@@ -23,7 +23,13 @@ pub enum Command {
     Local(Local),
     Models(Models),
     Rollback(Rollback),
+    Tools(Tools),
 }
+
+/// Installs the pinned external tools the tests need (the AWS emulator,
+/// validators) into `<target dir>/tools/` and prints where they are.
+#[derive(Debug, Args)]
+pub struct Tools {}
 
 /// Runs the whole pipeline on this machine (ingest → quality → train →
 /// gate → promote) on the bundled sample data, and prints a summary.

@@ -10,6 +10,7 @@ mod ci;
 mod flags;
 mod local;
 mod table;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         flags::Command::Local(cmd) => cmd.run(),
         flags::Command::Models(cmd) => cmd.run(),
         flags::Command::Rollback(cmd) => cmd.run(),
+        flags::Command::Tools(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
