@@ -8,12 +8,14 @@
 //! shared with the workflows ([`steps`]) and the steps themselves. The
 //! operator tool (`xtask`), the Lambdas and the Batch job are thin clients.
 
+pub mod api;
 pub mod backtest;
 pub mod calendar;
 pub mod config;
 pub mod digest;
 pub mod gate;
 pub mod ingest;
+pub mod logging;
 pub mod models;
 pub mod pipeline;
 pub mod plot;

@@ -202,6 +202,19 @@ impl Store {
         }
     }
 
+    /// An object's current version without its bytes; `None` if it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<Version>, StoreError> {
+        let path = Self::path(key)?;
+        match self.inner.head(&path).await {
+            Ok(meta) => Ok(Some(Version {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.backend(key, e)),
+        }
+    }
+
     /// Reads an object; `None` if it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         let path = Self::path(key)?;
@@ -251,14 +264,7 @@ impl Store {
             });
         };
         let _lock = lock_key(root, key).await?;
-        let current = match self.inner.head(&path).await {
-            Ok(meta) => Some(Version {
-                e_tag: meta.e_tag,
-                version: meta.version,
-            }),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => return Err(self.backend(key, e)),
-        };
+        let current = self.head(key).await?;
         match (expected, &current) {
             (None, Some(_)) => {
                 return Err(StoreError::AlreadyExists {

@@ -64,6 +64,23 @@ impl Forecaster for LinregLag5 {
     }
 }
 
+impl FittedLinregLag5 {
+    /// The same coefficients applied from the end of `y` (at least six values).
+    pub fn anchored(&self, y: &[f64]) -> FittedLinregLag5 {
+        let n = y.len();
+        let mut recent_returns = [0.0; LAGS];
+        for (k, slot) in recent_returns.iter_mut().enumerate() {
+            let j = n - 1 - LAGS + k;
+            *slot = y[j + 1].ln() - y[j].ln();
+        }
+        FittedLinregLag5 {
+            recent_returns,
+            last: y[n - 1],
+            ..self.clone()
+        }
+    }
+}
+
 impl Predict for FittedLinregLag5 {
     fn forecast(&self, steps: usize) -> Forecast {
         let mut history: Vec<f64> = self.recent_returns.to_vec();

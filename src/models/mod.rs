@@ -238,6 +238,30 @@ impl FittedModel {
         forecast.checked(self.kind())
     }
 
+    /// The same fitted parameters, re-anchored on the latest data `window`
+    /// (the last value, recent returns or ARMA state): how a stored model
+    /// forecasts from data that arrived after it was trained.
+    pub fn anchored(&self, window: &Window<'_>) -> Result<FittedModel, ModelError> {
+        let kind = self.kind();
+        if window.len() < kind.min_window() {
+            return Err(ModelError::WindowTooShort {
+                model: kind,
+                needed: kind.min_window(),
+                got: window.len(),
+            });
+        }
+        if !window.target.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Err(ModelError::InvalidWindow { model: kind });
+        }
+        let last = window.last();
+        Ok(match self {
+            FittedModel::Naive(m) => FittedModel::Naive(FittedNaive { last, ..m.clone() }),
+            FittedModel::Drift(m) => FittedModel::Drift(FittedDrift { last, ..m.clone() }),
+            FittedModel::LinregLag5(m) => FittedModel::LinregLag5(m.anchored(window.target)),
+            FittedModel::Arima(m) => FittedModel::Arima(m.anchored(window.target)?),
+        })
+    }
+
     pub fn to_json(&self) -> String {
         // A fitted model holds only numbers and names: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -311,6 +335,35 @@ mod tests {
             assert!(
                 fitted.to_json().len() < 2048,
                 "{kind} artifact should be small"
+            );
+        }
+    }
+
+    #[test]
+    fn anchoring_on_the_training_window_changes_nothing_and_new_data_moves_the_forecast() {
+        let y = random_walk(600, 9);
+        for kind in ModelKind::ALL {
+            let fitted = kind.fit(&Window::of_target(&y[..500])).expect("fits");
+            let same = fitted
+                .anchored(&Window::of_target(&y[..500]))
+                .expect("anchors");
+            let (a, b) = (
+                fitted.forecast(5).expect("forecasts"),
+                same.forecast(5).expect("forecasts"),
+            );
+            for (x, z) in a.mean.iter().zip(&b.mean) {
+                assert!((x - z).abs() <= 1e-9 * x.abs(), "{kind}: {x} vs {z}");
+            }
+            let later = fitted
+                .anchored(&Window::of_target(&y[..600]))
+                .expect("anchors");
+            let f = later.forecast(1).expect("forecasts");
+            // Every model starts from the latest level, not the training one.
+            assert!(
+                (f.mean[0] / y[599] - 1.0).abs() < 0.05,
+                "{kind}: {} vs {}",
+                f.mean[0],
+                y[599]
             );
         }
     }

@@ -24,6 +24,37 @@ pub enum Command {
     Models(Models),
     Rollback(Rollback),
     Tools(Tools),
+    Serve(Serve),
+    BenchApi(BenchApi),
+}
+
+/// Measures the prediction API over loopback: cold start, then p50/p99
+/// latency at a fixed request rate (run it with `--release` for real figures).
+#[derive(Debug, Args)]
+pub struct BenchApi {
+    /// Requests per second, in total.
+    #[arg(long, default_value_t = 500)]
+    pub rps: u32,
+    /// How long to keep the rate up.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Keep-alive connections the rate is spread over.
+    #[arg(long, default_value_t = 8)]
+    pub connections: u32,
+}
+
+/// Serves the prediction API (the same router as the Lambda) on
+/// 127.0.0.1, over the local store or S3.
+#[derive(Debug, Args)]
+pub struct Serve {
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+    /// Seconds a cached model or price series is trusted before revalidation.
+    #[arg(long, default_value_t = 60)]
+    pub revalidate_secs: u64,
 }
 
 /// Installs the pinned external tools the tests need (the AWS emulator,

@@ -6,9 +6,11 @@
 
 mod backtest;
 mod bench;
+mod bench_api;
 mod ci;
 mod flags;
 mod local;
+mod serve;
 mod table;
 mod tools;
 
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         flags::Command::Models(cmd) => cmd.run(),
         flags::Command::Rollback(cmd) => cmd.run(),
         flags::Command::Tools(cmd) => cmd.run(),
+        flags::Command::Serve(cmd) => cmd.run(),
+        flags::Command::BenchApi(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

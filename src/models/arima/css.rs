@@ -118,6 +118,26 @@ pub fn fit(x: &[f64], spec: Spec, offset: usize, innovations: Option<&[f64]>) ->
     })
 }
 
+/// The residuals of a fitted ARMA on `x` (parameters fixed), conditioning
+/// on the first `offset` values: the state a fitted model needs to forecast
+/// from new data without refitting.
+pub fn residuals(
+    x: &[f64],
+    spec: Spec,
+    offset: usize,
+    phi: &[f64],
+    theta: &[f64],
+    mean: f64,
+) -> Vec<f64> {
+    let mut params: Vec<f64> = phi.iter().chain(theta).copied().collect();
+    if spec.mean {
+        params.push(mean);
+    }
+    let mut work = Workspace::new(x.len(), spec.n_params());
+    work.pass(x, spec, offset, &params, false);
+    work.residuals
+}
+
 /// Residuals of a long autoregression fitted by least squares: stand-ins for
 /// the unobserved innovations (Hannan–Rissanen step one). Zero for the
 /// first `order` values.

@@ -125,6 +125,12 @@ pub struct FittedArima {
     pub recent_residuals: Vec<f64>,
     /// Last value of the series at each level of differencing 0..d.
     pub level_tails: Vec<f64>,
+    /// How many leading values of the differenced series the residual
+    /// recursion conditions on; anchoring uses the same, so it reproduces
+    /// the training residuals exactly. (Absent in artifacts written before
+    /// it existed, which then condition on `p`.)
+    #[serde(default)]
+    pub conditioning: usize,
     /// Number of models the search estimated.
     pub models_tried: usize,
 }
@@ -193,6 +199,7 @@ impl Forecaster for ArimaParams {
             sigma2: fit.ssr / fit.n_eff as f64,
             aicc,
             level_tails,
+            conditioning: offset,
             models_tried,
         })
     }
@@ -294,6 +301,48 @@ impl Search<'_> {
                 model: ModelKind::Arima,
                 reason: "no candidate order gave an admissible fit".into(),
             })
+    }
+}
+
+impl FittedArima {
+    /// The same coefficients, with their state (recent values, residuals,
+    /// levels) recomputed from `y`: forecasts from the latest data without refitting.
+    pub fn anchored(&self, y: &[f64]) -> Result<FittedArima, ModelError> {
+        let Order { p, d, q, constant } = self.order;
+        let needed = d + self.conditioning.max(p) + q + 2;
+        if y.len() < needed {
+            return Err(ModelError::WindowTooShort {
+                model: ModelKind::Arima,
+                needed,
+                got: y.len(),
+            });
+        }
+        let mut level_tails = Vec::with_capacity(d);
+        let mut x = y.to_vec();
+        for _ in 0..d {
+            level_tails.push(x[x.len() - 1]);
+            x = difference(&x);
+        }
+        let spec = Spec {
+            p,
+            q,
+            mean: constant,
+        };
+        let residuals = css::residuals(
+            &x,
+            spec,
+            self.conditioning.max(p),
+            &self.phi,
+            &self.theta,
+            self.mean,
+        );
+        let n = x.len();
+        Ok(FittedArima {
+            recent_values: x[n - p..].to_vec(),
+            recent_residuals: residuals[n - q..].to_vec(),
+            level_tails,
+            ..self.clone()
+        })
     }
 }
 

@@ -1,0 +1,176 @@
+//! The per-container cache of production models and latest data.
+//!
+//! A warm request reads nothing from storage: a symbol's state is reused
+//! until it is older than the revalidation interval. Then one cheap check
+//! (the curated object's version and the production aliases) decides
+//! whether anything changed; only a change reloads and re-anchors models.
+//! A promotion is therefore visible within one interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+
+use super::error::ApiError;
+use crate::ingest::curated_key;
+use crate::models::{FittedModel, ModelKind, Window};
+use crate::registry::{Registry, VersionMetrics};
+use crate::series::PriceSeries;
+use crate::store::Version;
+
+/// A production model ready to forecast from the latest data.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub kind: ModelKind,
+    pub version: String,
+    pub trained_at: String,
+    pub anchored: FittedModel,
+    pub metrics: Option<VersionMetrics>,
+}
+
+/// What changes when data is ingested or a model is promoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    data: Option<Version>,
+    aliases: Vec<(ModelKind, String)>,
+}
+
+#[derive(Debug)]
+pub struct SymbolState {
+    fingerprint: Fingerprint,
+    checked_at: Mutex<Instant>,
+    pub data_through: Option<NaiveDate>,
+    pub models: Vec<ServedModel>,
+}
+
+#[derive(Debug)]
+pub struct ModelCache {
+    registry: Registry,
+    revalidate_after: Duration,
+    /// Values of the latest data a model is anchored on.
+    anchor_window: usize,
+    symbols: Mutex<HashMap<String, Arc<SymbolState>>>,
+}
+
+impl ModelCache {
+    pub fn new(registry: Registry, revalidate_after: Duration, anchor_window: usize) -> Self {
+        ModelCache {
+            registry,
+            revalidate_after,
+            anchor_window,
+            symbols: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn cached(&self, symbol: &str) -> Option<Arc<SymbolState>> {
+        self.symbols.lock().ok()?.get(symbol).cloned()
+    }
+
+    /// The symbol's production models; `None` if the store knows nothing of it.
+    pub async fn symbol(&self, symbol: &str) -> Result<Option<Arc<SymbolState>>, ApiError> {
+        let cached = self.cached(symbol);
+        if let Some(state) = &cached {
+            let fresh = state
+                .checked_at
+                .lock()
+                .map(|t| t.elapsed() < self.revalidate_after)
+                .unwrap_or(false);
+            if fresh {
+                return Ok(Some(state.clone()));
+            }
+        }
+        let fingerprint = self.fingerprint(symbol).await?;
+        if fingerprint.data.is_none() && fingerprint.aliases.is_empty() {
+            return Ok(None);
+        }
+        if let Some(state) = cached
+            && state.fingerprint == fingerprint
+        {
+            if let Ok(mut t) = state.checked_at.lock() {
+                *t = Instant::now();
+            }
+            return Ok(Some(state));
+        }
+        let state = Arc::new(self.load(symbol, fingerprint).await?);
+        if let Ok(mut map) = self.symbols.lock() {
+            map.insert(symbol.to_owned(), state.clone());
+        }
+        Ok(Some(state))
+    }
+
+    async fn fingerprint(&self, symbol: &str) -> Result<Fingerprint, ApiError> {
+        let store = self.registry.store();
+        let data = store.head(&curated_key(symbol)).await?;
+        let prefix = format!("models/{symbol}/");
+        let mut aliases = Vec::new();
+        for key in store.list(&prefix).await? {
+            let Some(model) = key
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix("/aliases/production.json"))
+                .and_then(|m| m.parse::<ModelKind>().ok())
+            else {
+                continue;
+            };
+            if let Some(alias) = self.registry.production(symbol, model).await? {
+                aliases.push((model, alias.version));
+            }
+        }
+        aliases.sort();
+        Ok(Fingerprint { data, aliases })
+    }
+
+    async fn load(&self, symbol: &str, fingerprint: Fingerprint) -> Result<SymbolState, ApiError> {
+        let store = self.registry.store();
+        let key = curated_key(symbol);
+        let series = match store.get(&key).await? {
+            Some(object) => Some(
+                PriceSeries::from_csv_bytes(symbol, &key, &object.bytes).map_err(|e| {
+                    ApiError::unavailable(format!("the latest data of {symbol} is unreadable: {e}"))
+                })?,
+            ),
+            None => None,
+        };
+        let mut models = Vec::new();
+        for (kind, version) in &fingerprint.aliases {
+            let fitted = self.registry.fitted_model(symbol, *kind, version).await?;
+            let anchored = match &series {
+                Some(series) => {
+                    let target = series.target();
+                    let start = target.len().saturating_sub(self.anchor_window);
+                    fitted
+                        .anchored(&Window::of_target(&target[start..]))
+                        .map_err(|e| ApiError::unavailable(format!("{symbol} {kind}: {e}")))?
+                }
+                None => fitted,
+            };
+            let metrics = self.registry.metrics(symbol, *kind, version).await.ok();
+            let trained_at = self
+                .registry
+                .lineage(symbol, *kind, version)
+                .await
+                .map(|l| l.created_at)
+                .unwrap_or_default();
+            models.push(ServedModel {
+                kind: *kind,
+                version: version.clone(),
+                trained_at,
+                anchored,
+                metrics,
+            });
+        }
+        Ok(SymbolState {
+            data_through: series
+                .as_ref()
+                .and_then(|s| s.bars.last().map(|b| b.date))
+                .or_else(|| models.iter().find_map(|m| m.metrics.as_ref()?.data_through)),
+            fingerprint,
+            checked_at: Mutex::new(Instant::now()),
+            models,
+        })
+    }
+}

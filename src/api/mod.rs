@@ -1,0 +1,418 @@
+//! The prediction API: one axum `Router`, served by lambda_http behind API
+//! Gateway (functions/predict) and on a local port by `cargo xtask serve`.
+//!
+//! Routes: `POST /predict`, `GET /models`, `GET /health`. Every response
+//! carries an `x-request-id` header, and every failure is a JSON error with a
+//! stable code (see `error`). Bad input is a 4xx with a message, never a 5xx
+//! and never a panic; 503 means storage could not be read, with Retry-After.
+//! docs/openapi.yaml describes the API; a test checks real responses against it.
+
+mod cache;
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+pub use self::cache::ModelCache;
+pub use self::error::ApiError;
+use crate::calendar;
+use crate::config::GatePolicy;
+use crate::models::{MAX_HORIZON, ModelKind};
+use crate::registry::{HorizonMetrics, Registry};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 4096;
+/// Longest symbol accepted (exchange tickers and index names are far shorter).
+pub const MAX_SYMBOL_LEN: usize = 16;
+pub const DEFAULT_DAYS_AHEAD: usize = 5;
+
+/// The header that carries the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// How the API is set up.
+///
+/// | Name | Default | Purpose |
+/// |---|---|---|
+/// | `revalidate_after` | 60 s | how long a warm container trusts its cached models and data |
+/// | `anchor_window` | 1000 | latest values a model is re-anchored on |
+/// | `gate` | default policy | the metric and horizon that pick a symbol's best model |
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub revalidate_after: Duration,
+    pub anchor_window: usize,
+    pub gate: GatePolicy,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            revalidate_after: Duration::from_secs(60),
+            anchor_window: 1000,
+            gate: GatePolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    cache: Arc<ModelCache>,
+    config: Arc<ApiConfig>,
+}
+
+impl ApiState {
+    pub fn new(registry: Registry, config: ApiConfig) -> Self {
+        ApiState {
+            cache: Arc::new(ModelCache::new(
+                registry,
+                config.revalidate_after,
+                config.anchor_window,
+            )),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole API as a router.
+pub fn app(state: ApiState) -> Router {
+    Router::new()
+        .route("/predict", post(predict))
+        .route("/models", get(models))
+        .route("/health", get(health))
+        .fallback(|| async {
+            ApiError::not_found(
+                "unknown_route",
+                "no such route; see GET /health, GET /models, POST /predict",
+            )
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on this route"),
+            )
+        })
+        .with_state(state)
+        .layer(middleware::from_fn(request_id))
+}
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Gives every request an id (the caller's, if it sent a sane one), puts it
+/// on the response, and logs the request with it.
+async fn request_id(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let incoming = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = incoming.unwrap_or_else(|| {
+        let n = REQUESTS.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}-{n}", std::process::id())
+    });
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// The body of `POST /predict`, validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictRequest {
+    pub symbol: String,
+    pub model_type: Option<ModelKind>,
+    pub days_ahead: Option<usize>,
+}
+
+/// The body as sent; the model name stays a string so an unknown one gets
+/// an error that lists the known ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPredictRequest {
+    symbol: String,
+    #[serde(default)]
+    model_type: Option<String>,
+    #[serde(default)]
+    days_ahead: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastPoint {
+    pub step: usize,
+    pub date: NaiveDate,
+    pub forecast: f64,
+    pub lo80: Option<f64>,
+    pub hi80: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictResponse {
+    pub symbol: String,
+    pub model_type: ModelKind,
+    pub model_version: String,
+    /// Why this model: requested, or the symbol's best production model.
+    pub selection: String,
+    pub trained_at: String,
+    /// The date of the last close the forecast starts from.
+    pub data_through: Option<NaiveDate>,
+    pub forecasts: Vec<ForecastPoint>,
+}
+
+fn parse_predict(
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+) -> Result<PredictRequest, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "send the request as JSON with `content-type: application/json` (got {content_type:?})"
+            ),
+        ));
+    }
+    let request: RawPredictRequest = serde_json::from_slice(bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "malformed_json"
+        } else {
+            "invalid_request"
+        };
+        ApiError::bad_request(
+            code,
+            format!("the request body is not a valid predict request: {e}"),
+        )
+    })?;
+    let symbol = request.symbol.trim();
+    if symbol.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_symbol",
+            "symbol must not be empty",
+        ));
+    }
+    if symbol.len() > MAX_SYMBOL_LEN {
+        return Err(ApiError::bad_request(
+            "invalid_symbol",
+            format!(
+                "symbol should be at most {MAX_SYMBOL_LEN} characters, but has {}",
+                symbol.len()
+            ),
+        ));
+    }
+    if !symbol
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '^' | '.' | '-' | '='))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_symbol",
+            format!("symbol {symbol:?} has characters other than letters, digits and ^ . - ="),
+        ));
+    }
+    if let Some(days) = request.days_ahead
+        && !(1..=MAX_HORIZON).contains(&days)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_days_ahead",
+            format!("days_ahead should be in range [1, {MAX_HORIZON}], but is {days}"),
+        ));
+    }
+    let model_type = match &request.model_type {
+        Some(name) => Some(
+            name.parse::<ModelKind>()
+                .map_err(|e| ApiError::bad_request("invalid_model_type", e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(PredictRequest {
+        symbol: symbol.to_ascii_uppercase(),
+        model_type,
+        days_ahead: request.days_ahead,
+    })
+}
+
+async fn predict(
+    State(state): State<ApiState>,
+    request: Request<Body>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
+        )
+    })?;
+    let request = parse_predict(&parts.headers, &bytes)?;
+    let days = request.days_ahead.unwrap_or(DEFAULT_DAYS_AHEAD);
+    let symbol_state = state.cache.symbol(&request.symbol).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_symbol",
+            format!(
+                "{} is not a symbol this service has data for; GET /models lists them",
+                request.symbol
+            ),
+        )
+    })?;
+    let gate = &state.config.gate;
+    let score = |m: &cache::ServedModel| {
+        m.metrics
+            .as_ref()
+            .and_then(|x| x.metric(gate.metric, gate.horizon))
+            .unwrap_or(f64::INFINITY)
+    };
+    let (served, selection) = match request.model_type {
+        Some(kind) => {
+            let served = symbol_state
+                .models
+                .iter()
+                .find(|m| m.kind == kind)
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "no_production_model",
+                        format!(
+                            "{} has no production {kind} model; available: {}",
+                            request.symbol,
+                            symbol_state
+                                .models
+                                .iter()
+                                .map(|m| m.kind.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+            (served, "requested".to_owned())
+        }
+        None => {
+            let best = symbol_state
+                .models
+                .iter()
+                .min_by(|a, b| score(a).total_cmp(&score(b)))
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "no_production_model",
+                        format!(
+                            "{} has no production model yet: run the training pipeline",
+                            request.symbol
+                        ),
+                    )
+                })?;
+            let mut why = format!(
+                "best production model by {} h{}",
+                gate.metric.name(),
+                gate.horizon
+            );
+            if best.kind.is_baseline() {
+                why.push_str(" (a baseline: no learned model beats it for this symbol)");
+            }
+            (best, why)
+        }
+    };
+    let forecast = served
+        .anchored
+        .forecast(days)
+        .map_err(|e| ApiError::unavailable(format!("the model could not forecast: {e}")))?;
+    let dates = match symbol_state.data_through {
+        Some(d) => calendar::next_trading_days(d, days),
+        None => Vec::new(),
+    };
+    let forecasts = (0..days)
+        .map(|i| ForecastPoint {
+            step: i + 1,
+            date: dates.get(i).copied().unwrap_or_default(),
+            forecast: forecast.mean[i],
+            lo80: forecast.lower.as_ref().map(|l| l[i]),
+            hi80: forecast.upper.as_ref().map(|u| u[i]),
+        })
+        .collect();
+    let response = PredictResponse {
+        symbol: request.symbol,
+        model_type: served.kind,
+        model_version: served.version.clone(),
+        selection,
+        trained_at: served.trained_at.clone(),
+        data_through: symbol_state.data_through,
+        forecasts,
+    };
+    Ok(axum::Json(response).into_response())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub symbol: String,
+    pub model_type: ModelKind,
+    pub version: String,
+    pub data_through: Option<NaiveDate>,
+    pub metrics: Vec<HorizonMetrics>,
+    /// Naive's metrics on the same backtest origins.
+    pub naive: Vec<HorizonMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelSummary>,
+}
+
+async fn models(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let registry = state.cache.registry();
+    let entries = registry.production_models().await?;
+    let models = entries
+        .into_iter()
+        .map(|e| ModelSummary {
+            symbol: e.symbol,
+            model_type: e.model,
+            version: e.alias.version,
+            data_through: e.metrics.as_ref().and_then(|m| m.data_through),
+            metrics: e
+                .metrics
+                .as_ref()
+                .map(|m| m.horizons.clone())
+                .unwrap_or_default(),
+            naive: e.metrics.map(|m| m.naive).unwrap_or_default(),
+        })
+        .collect();
+    Ok(axum::Json(ModelsResponse { models }).into_response())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+    pub version: String,
+}
+
+async fn health() -> Response {
+    axum::Json(HealthResponse {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests;

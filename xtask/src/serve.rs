@@ -1,0 +1,37 @@
+//! `cargo xtask serve`: the prediction API on a local port.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use stockcast::api::{ApiConfig, ApiState, app};
+use stockcast::registry::Registry;
+use stockcast::store::Store;
+
+use crate::flags;
+
+impl flags::Serve {
+    pub fn run(self) -> anyhow::Result<()> {
+        stockcast::logging::init_human();
+        let store = Store::open(&self.root)
+            .with_context(|| format!("failed to open the store {}", self.root))?;
+        let state = ApiState::new(
+            Registry::new(store),
+            ApiConfig {
+                revalidate_after: Duration::from_secs(self.revalidate_secs),
+                ..ApiConfig::default()
+            },
+        );
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .with_context(|| format!("cannot listen on 127.0.0.1:{}; is it in use? pick another with --port", self.port))?;
+            eprintln!(
+                "serving the prediction API on http://127.0.0.1:{} from {} (try: curl -X POST localhost:{}/predict -H 'content-type: application/json' -d '{{\"symbol\":\"AAPL\",\"model_type\":\"arima\",\"days_ahead\":5}}')",
+                self.port, self.root, self.port
+            );
+            axum::serve(listener, app(state)).await.context("the server stopped")
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! `cargo xtask local` then `cargo xtask serve`, over loopback, answering the
+//! README's curl examples: what a newcomer does first.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One HTTP/1.1 request; returns the status, the headers and the body.
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reads");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The JSON bodies of the README's `curl … /predict -d '…'` examples.
+fn readme_predict_bodies() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README");
+    readme
+        .lines()
+        .filter(|l| l.trim_start().starts_with("curl") && l.contains("/predict"))
+        .filter_map(|l| {
+            l.split("-d '")
+                .nth(1)?
+                .split('\'')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn local_then_serve_answers_the_readme_examples() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8 path");
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(XTASK)
+        .current_dir(&project)
+        .args(["local", "--root", root_arg, "--symbols", "AAPL,MSFT"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs xtask local");
+    assert!(status.success(), "cargo xtask local failed");
+
+    let port = free_port();
+    let _server = Server(
+        Command::new(XTASK)
+            .current_dir(&project)
+            .args(["serve", "--root", root_arg, "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts xtask serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, head, body) = http(port, "GET", "/health", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-request-id:"),
+        "{head}"
+    );
+
+    let examples = readme_predict_bodies();
+    assert!(
+        examples.len() >= 2,
+        "the README should show predict examples"
+    );
+    for example in examples {
+        let (status, _, body) = http(port, "POST", "/predict", Some(&example));
+        assert_eq!(status, 200, "README example {example} → {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        assert!(
+            json["forecasts"].as_array().is_some_and(|f| !f.is_empty()),
+            "{body}"
+        );
+    }
+    let (status, _, body) = http(port, "POST", "/predict", Some("{not json"));
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = http(port, "GET", "/models", None);
+    assert_eq!(status, 200, "{body}");
+}
