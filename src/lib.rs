@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod config;
 pub mod digest;
 pub mod gate;
+pub mod infra;
 pub mod ingest;
 pub mod logging;
 pub mod models;

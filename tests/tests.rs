@@ -2,5 +2,6 @@
 
 mod backtest;
 mod harness;
+mod infra;
 mod pipeline;
 mod store;

@@ -23,6 +23,15 @@ impl flags::Ci {
                 "warnings",
             ],
         )?;
+        eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
+        flags::Check {
+            env: None,
+            all: true,
+            skip_external: false,
+            root: ".".into(),
+        }
+        .run()
+        .context("the stacks failed their checks")?;
         let tools = crate::tools::test_environment().context("installing the test tools failed")?;
         let totals = tests("running tests", &["test", "--workspace"], &tools)?;
         // One closing line for the whole run: cargo prints one per test

@@ -26,6 +26,39 @@ pub enum Command {
     Tools(Tools),
     Serve(Serve),
     BenchApi(BenchApi),
+    Render(Render),
+    Check(Check),
+}
+
+/// Renders an environment's CloudFormation templates to plain JSON (short
+/// tags resolved, byte-for-byte deterministic) and its workflow definitions.
+#[derive(Debug, Args)]
+pub struct Render {
+    /// The environment: a file in stacks/environments/.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// Where to write `<env>/<stack>.json`.
+    #[arg(long, default_value = "target/rendered")]
+    pub out: PathBuf,
+}
+
+/// Renders and checks the stacks: the project's own wiring checks, then
+/// cfn-lint, checkov and asl-validator (installed on first use). Fails with
+/// every finding named.
+#[derive(Debug, Args)]
+pub struct Check {
+    /// Check one environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Check every environment (the default).
+    #[arg(long)]
+    pub all: bool,
+    /// Only the project's own checks (no external validators).
+    #[arg(long)]
+    pub skip_external: bool,
+    /// A project-shaped folder with stacks/ and workflows/ (for fixtures).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
 }
 
 /// Measures the prediction API over loopback: cold start, then p50/p99

@@ -9,6 +9,7 @@ mod bench;
 mod bench_api;
 mod ci;
 mod flags;
+mod infra;
 mod local;
 mod serve;
 mod table;
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
         flags::Command::Tools(cmd) => cmd.run(),
         flags::Command::Serve(cmd) => cmd.run(),
         flags::Command::BenchApi(cmd) => cmd.run(),
+        flags::Command::Render(cmd) => cmd.run(),
+        flags::Command::Check(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,295 @@
+//! Environment files (stacks/environments/<env>.yaml): the typed, validated
+//! settings every template is rendered with. Unknown keys are rejected and
+//! every error names the file and the key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::GatePolicy;
+use crate::steps::Source;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: String,
+    pub region: String,
+    pub symbols: Vec<String>,
+    pub source: Source,
+    pub schedules: Schedules,
+    pub budget: Budget,
+    pub alarms: Alarms,
+    pub lambda: LambdaSettings,
+    pub batch: BatchSettings,
+    pub api: ApiSettings,
+    pub gate: GatePolicy,
+    pub log_retention_days: u32,
+    pub data: DataSettings,
+    pub dashboard: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedules {
+    pub ingestion: String,
+    pub training: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub monthly_usd: f64,
+    pub actual_alert_pct: f64,
+    pub forecast_alert_pct: f64,
+    pub emails: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alarms {
+    pub api_p99_latency_ms: f64,
+    pub function_errors: u32,
+    pub drift_mase_ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaSettings {
+    pub ingest_memory_mb: u32,
+    pub predict_memory_mb: u32,
+    pub gate_memory_mb: u32,
+    pub monitor_memory_mb: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capacity {
+    FargateSpot,
+    Ec2Spot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    pub capacity: Capacity,
+    pub max_vcpus: u32,
+    pub job_vcpus: f64,
+    pub job_memory_mb: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub throttle_rate: f64,
+    pub throttle_burst: u32,
+    pub quota_per_month: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub raw_to_glacier_days: u32,
+    pub noncurrent_version_expiry_days: u32,
+}
+
+/// CloudWatch Logs accepts only these retention periods.
+const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl Environment {
+    pub fn load(path: &Path) -> Result<Self, EnvError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<Self, EnvError> {
+        let deserializer = serde_norway::Deserializer::from_str(text);
+        let env: Environment =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| EnvError::Invalid {
+                file: file.to_owned(),
+                message: format!("{}: {}", e.path(), e.inner()),
+            })?;
+        env.validate().map_err(|message| EnvError::Invalid {
+            file: file.to_owned(),
+            message,
+        })?;
+        Ok(env)
+    }
+
+    /// Checks what the types cannot: ranges, formats, consistency.
+    fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 16
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !name_ok {
+            return Err(format!(
+                "name: should be 1-16 lowercase letters or digits, but is {:?}",
+                self.name
+            ));
+        }
+        if self.symbols.is_empty() {
+            return Err("symbols: should list at least one symbol".into());
+        }
+        for s in &self.symbols {
+            if s.is_empty()
+                || s.len() > 16
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "^.-=".contains(c))
+            {
+                return Err(format!(
+                    "symbols: {s:?} is not a ticker (letters, digits, ^ . - =)"
+                ));
+            }
+        }
+        for (key, expr) in [
+            ("schedules.ingestion", &self.schedules.ingestion),
+            ("schedules.training", &self.schedules.training),
+        ] {
+            if !(expr.starts_with("cron(") || expr.starts_with("rate(")) || !expr.ends_with(')') {
+                return Err(format!(
+                    "{key}: should be a cron(...) or rate(...) expression, but is {expr:?}"
+                ));
+            }
+        }
+        if self.budget.monthly_usd.is_nan() || self.budget.monthly_usd <= 0.0 {
+            return Err(format!(
+                "budget.monthly_usd: should be positive, but is {}",
+                self.budget.monthly_usd
+            ));
+        }
+        for (key, v) in [
+            ("budget.actual_alert_pct", self.budget.actual_alert_pct),
+            ("budget.forecast_alert_pct", self.budget.forecast_alert_pct),
+        ] {
+            if !(v > 0.0 && v <= 1000.0) {
+                return Err(format!("{key}: should be in range (0, 1000], but is {v}"));
+            }
+        }
+        if self.budget.emails.iter().any(|e| !e.contains('@')) || self.budget.emails.is_empty() {
+            return Err("budget.emails: should list at least one email address".into());
+        }
+        for (key, mb) in [
+            ("lambda.ingest_memory_mb", self.lambda.ingest_memory_mb),
+            ("lambda.predict_memory_mb", self.lambda.predict_memory_mb),
+            ("lambda.gate_memory_mb", self.lambda.gate_memory_mb),
+            ("lambda.monitor_memory_mb", self.lambda.monitor_memory_mb),
+        ] {
+            if !(128..=10240).contains(&mb) {
+                return Err(format!(
+                    "{key}: should be in range [128, 10240], but is {mb}"
+                ));
+            }
+        }
+        if self.batch.max_vcpus == 0
+            || self.batch.job_vcpus <= 0.0
+            || self.batch.job_vcpus > f64::from(self.batch.max_vcpus)
+        {
+            return Err(format!(
+                "batch.job_vcpus: should be positive and at most batch.max_vcpus ({}), but is {}",
+                self.batch.max_vcpus, self.batch.job_vcpus
+            ));
+        }
+        if !LOG_RETENTION_DAYS.contains(&self.log_retention_days) {
+            return Err(format!(
+                "log_retention_days: CloudWatch accepts {LOG_RETENTION_DAYS:?}, not {}",
+                self.log_retention_days
+            ));
+        }
+        if self.gate.horizon == 0 || self.gate.horizon > crate::models::MAX_HORIZON {
+            return Err(format!(
+                "gate.horizon: should be in range [1, 21], but is {}",
+                self.gate.horizon
+            ));
+        }
+        if self.api.throttle_rate <= 0.0 || self.api.quota_per_month == 0 {
+            return Err("api: throttle_rate and quota_per_month should be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev_text() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/environments/dev.yaml"),
+        )
+        .expect("dev.yaml")
+    }
+
+    fn check_err(edit: impl Fn(&str) -> String, expected: &str) {
+        let err = Environment::parse("dev.yaml", &edit(&dev_text())).expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains(expected),
+            "{text:?} should contain {expected:?}"
+        );
+        assert!(text.starts_with("dev.yaml: "), "{text}");
+    }
+
+    #[test]
+    fn both_environments_load() {
+        for name in ["dev", "prod"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("stacks/environments/{name}.yaml"));
+            let env = Environment::load(&path).expect("loads");
+            assert_eq!(env.name, name);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check_err(
+            |t| t.replace("  monthly_usd: 50", "  monthly_usd: 50\n  monthly_eur: 40"),
+            "budget: unknown field `monthly_eur`",
+        );
+        check_err(
+            |t| t.replace("capacity: fargate_spot", "capacity: on_demand"),
+            "batch.capacity: unknown variant `on_demand`",
+        );
+        check_err(
+            |t| t.replace("log_retention_days: 14", "log_retention_days: 15"),
+            "log_retention_days: CloudWatch accepts",
+        );
+        check_err(
+            |t| t.replace("ingest_memory_mb: 256", "ingest_memory_mb: 64"),
+            "lambda.ingest_memory_mb: should be in range",
+        );
+        check_err(
+            |t| t.replace("metric: mase", "metric: rmse"),
+            "gate.metric: unknown variant `rmse`",
+        );
+        check_err(
+            |t| t.replace("\"cron(0 9 ? * MON-FRI *)\"", "\"every day\""),
+            "schedules.ingestion: should be a cron",
+        );
+        check_err(
+            |t| t.replace("max_vcpus: 4", "max_vcpus: ten"),
+            "batch.max_vcpus: invalid type",
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Infrastructure as code: environment files, template rendering and the
+//! project's own checks of the rendered stacks.
+//!
+//! `stacks/` and `workflows/` are data; this module renders them to plain
+//! JSON CloudFormation (deterministically) and checks the wiring that
+//! generic validators cannot see: placeholders, task resources, roles,
+//! alarms, log retention, the budget.
+
+pub mod cfn;
+pub mod check;
+pub mod env;
+pub mod render;
+
+pub use check::{Finding, check};
+pub use env::Environment;
+pub use render::{Rendered, RenderedStack, STACKS, Sources, WORKFLOWS, render};

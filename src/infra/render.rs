@@ -1,0 +1,166 @@
+//! Rendering: environment file + minijinja templates (stacks/*.yaml) +
+//! workflows (workflows/*.asl.yaml) → plain JSON CloudFormation templates,
+//! byte for byte the same for the same input.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use super::cfn;
+use super::env::{EnvError, Environment};
+
+/// The stacks, in deployment order: each may import the exports of those before it.
+pub const STACKS: [&str; 4] = ["data", "app", "monitoring", "orchestration"];
+pub const WORKFLOWS: [&str; 2] = ["training", "daily"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Template { file: String, message: String },
+}
+
+/// One rendered stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedStack {
+    /// The template's name in stacks/ ("app").
+    pub name: String,
+    /// The CloudFormation stack name ("stockcast-dev-app").
+    pub stack_name: String,
+    pub template: Json,
+}
+
+impl RenderedStack {
+    /// The template as pretty JSON with a final newline.
+    pub fn to_json_string(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.template).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// Everything rendered for one environment.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub env: Environment,
+    pub stacks: Vec<RenderedStack>,
+    /// The state machine definitions, `${Placeholders}` unbound.
+    pub workflows: Vec<(String, Json)>,
+}
+
+impl Rendered {
+    pub fn stack(&self, name: &str) -> Option<&RenderedStack> {
+        self.stacks.iter().find(|s| s.name == name)
+    }
+}
+
+/// Where templates, workflows and environments live.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub stacks_dir: PathBuf,
+    pub workflows_dir: PathBuf,
+}
+
+impl Sources {
+    pub fn in_project(root: &Path) -> Self {
+        Sources {
+            stacks_dir: root.join("stacks"),
+            workflows_dir: root.join("workflows"),
+        }
+    }
+
+    pub fn env_path(&self, env: &str) -> PathBuf {
+        self.stacks_dir
+            .join("environments")
+            .join(format!("{env}.yaml"))
+    }
+
+    /// The environments that have a file, sorted.
+    pub fn environments(&self) -> Result<Vec<String>, RenderError> {
+        let dir = self.stacks_dir.join("environments");
+        let entries = std::fs::read_dir(&dir).map_err(|source| RenderError::Io {
+            file: dir.display().to_string(),
+            source,
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| {
+                e.ok()?
+                    .path()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn read(path: &Path) -> Result<String, RenderError> {
+    std::fs::read_to_string(path).map_err(|source| RenderError::Io {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+/// Loads a workflow definition (ASL in YAML) as JSON.
+pub fn load_workflow(path: &Path) -> Result<Json, RenderError> {
+    let file = path.display().to_string();
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&read(path)?).map_err(|e| RenderError::Template {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+    cfn::to_json(yaml).map_err(|message| RenderError::Template { file, message })
+}
+
+/// Renders every stack of one environment.
+pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError> {
+    let env = Environment::load(&sources.env_path(env_name))?;
+    let mut workflows = Vec::new();
+    let mut workflow_json = std::collections::BTreeMap::new();
+    for name in WORKFLOWS {
+        let definition = load_workflow(&sources.workflows_dir.join(format!("{name}.asl.yaml")))?;
+        // One line of JSON: a valid YAML flow mapping wherever the template puts it.
+        workflow_json.insert(name, serde_json::to_string(&definition).unwrap_or_default());
+        workflows.push((name.to_owned(), definition));
+    }
+    let mut jinja = minijinja::Environment::new();
+    jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let context = minijinja::context! {
+        env => minijinja::Value::from(minijinja::value::Serde(&env)),
+        workflows => minijinja::Value::from(minijinja::value::Serde(&workflow_json)),
+    };
+    let mut stacks = Vec::new();
+    for name in STACKS {
+        let path = sources.stacks_dir.join(format!("{name}.yaml"));
+        let file = path.display().to_string();
+        let template_error = |message: String| RenderError::Template {
+            file: file.clone(),
+            message,
+        };
+        let source = read(&path)?;
+        let text = jinja
+            .render_str(&source, &context)
+            .map_err(|e| template_error(format!("{e:#}")))?;
+        let yaml: serde_norway::Value = serde_norway::from_str(&text)
+            .map_err(|e| template_error(format!("rendered YAML is invalid: {e}")))?;
+        let template = cfn::to_json(yaml).map_err(template_error)?;
+        stacks.push(RenderedStack {
+            name: name.to_owned(),
+            stack_name: format!("stockcast-{}-{name}", env.name),
+            template,
+        });
+    }
+    Ok(Rendered {
+        env,
+        stacks,
+        workflows,
+    })
+}

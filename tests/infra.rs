@@ -1,0 +1,143 @@
+//! Rendering and the project's own checks of the stacks, on every environment.
+
+use stockcast::infra::{self, Rendered, STACKS, Sources, render};
+
+use crate::harness::project_root;
+
+fn rendered(env: &str) -> Rendered {
+    render(&Sources::in_project(&project_root()), env)
+        .unwrap_or_else(|e| panic!("{env} renders: {e}"))
+}
+
+fn environments() -> Vec<String> {
+    Sources::in_project(&project_root())
+        .environments()
+        .expect("lists environments")
+}
+
+#[test]
+fn every_environment_renders_deterministically_and_matches_its_snapshot() {
+    let envs = environments();
+    assert_eq!(envs, ["dev", "prod"]);
+    for env in envs {
+        let first = rendered(&env);
+        let second = rendered(&env);
+        assert_eq!(first.stacks.len(), STACKS.len());
+        for (a, b) in first.stacks.iter().zip(&second.stacks) {
+            assert_eq!(
+                a.to_json_string(),
+                b.to_json_string(),
+                "{env}/{} renders the same bytes twice",
+                a.name
+            );
+            insta::assert_snapshot!(format!("{env}-{}", a.name), a.to_json_string());
+        }
+    }
+}
+
+#[test]
+fn every_environment_passes_the_own_checks() {
+    for env in environments() {
+        let findings = infra::check(&rendered(&env));
+        assert!(findings.is_empty(), "{env}: {findings:#?}");
+    }
+}
+
+/// Applies `edit` to one resource of one stack, then runs the checks.
+fn findings_after(stack: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<String> {
+    let mut r = rendered("dev");
+    let stack = r
+        .stacks
+        .iter_mut()
+        .find(|s| s.name == stack)
+        .expect("stack exists");
+    edit(&mut stack.template);
+    infra::check(&r).iter().map(ToString::to_string).collect()
+}
+
+fn assert_finds(findings: &[String], expected: &str) {
+    assert!(
+        findings.iter().any(|f| f.contains(expected)),
+        "expected a finding containing {expected:?}, got {findings:#?}"
+    );
+}
+
+#[test]
+fn a_role_missing_a_permission_is_found() {
+    let findings = findings_after("orchestration", |t| {
+        let statements = t["Resources"]["TrainingStateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .expect("statements");
+        statements.retain(|s| s["Sid"] != "Notify");
+    });
+    assert_finds(
+        &findings,
+        "orchestration/TrainingStateMachineRole: roles: does not allow sns:Publish",
+    );
+}
+
+#[test]
+fn an_unbound_placeholder_and_a_dangling_import_are_found() {
+    let findings = findings_after("orchestration", |t| {
+        let subs = t["Resources"]["TrainingStateMachine"]["Properties"]["DefinitionSubstitutions"]
+            .as_object_mut()
+            .expect("substitutions");
+        subs.remove("TopicArn");
+        subs.insert(
+            "GateFunctionArn".into(),
+            serde_json::json!({"Fn::ImportValue": "stockcast-dev-NoSuchExport"}),
+        );
+    });
+    assert_finds(&findings, "${TopicArn} is used but not bound");
+    assert_finds(
+        &findings,
+        "imports stockcast-dev-NoSuchExport, which no stack exports",
+    );
+}
+
+#[test]
+fn a_function_without_an_error_alarm_or_a_budget_is_found() {
+    let findings = findings_after("monitoring", |t| {
+        let resources = t["Resources"].as_object_mut().expect("resources");
+        resources.retain(|_, r| {
+            r["Properties"]["MetricName"] != "Errors"
+                || r["Properties"]["Namespace"] != "AWS/Lambda"
+        });
+        resources.retain(|_, r| r["Type"] != "AWS::Budgets::Budget");
+    });
+    assert_finds(
+        &findings,
+        "app/IngestFunction: alarms: no AWS/Lambda Errors alarm",
+    );
+    assert_finds(&findings, "budget: no AWS::Budgets::Budget");
+}
+
+#[test]
+fn a_wildcard_write_without_a_reason_is_found() {
+    let findings = findings_after("app", |t| {
+        t["Resources"]["IngestRole"]["Metadata"] = serde_json::Value::Null;
+    });
+    assert_finds(
+        &findings,
+        "app/IngestRole: wildcard writes: statement \"DataQualityMetric\" allows cloudwatch:PutMetricData",
+    );
+}
+
+#[test]
+fn log_retention_is_required() {
+    let findings = findings_after("app", |t| {
+        let resources = t["Resources"].as_object_mut().expect("resources");
+        for r in resources.values_mut() {
+            if r["Properties"]["LogGroupName"] == "/aws/lambda/stockcast-dev-gate" {
+                r["Properties"]
+                    .as_object_mut()
+                    .expect("properties")
+                    .remove("RetentionInDays");
+            }
+        }
+    });
+    assert_finds(
+        &findings,
+        "app/GateFunction: log retention: no log group /aws/lambda/stockcast-dev-gate",
+    );
+}
