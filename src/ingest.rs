@@ -14,9 +14,15 @@ use chrono::{NaiveDate, Utc};
 use crate::series::{Bar, PriceSeries};
 use crate::steps::{ErrorName, IngestInput, IngestOutput, Source, StepError};
 use crate::store::{Store, StoreError};
+use crate::vendors::alpha_vantage::{self, DailyFunction};
+use crate::vendors::{self, Request, VendorClient, VendorError};
 
 pub fn curated_key(symbol: &str) -> String {
     format!("curated/{symbol}.csv")
+}
+
+pub fn sentiment_key(symbol: &str) -> String {
+    format!("curated/{symbol}.sentiment.csv")
 }
 
 /// What the ingest step needs besides its input.
@@ -25,6 +31,8 @@ pub struct IngestContext {
     pub store: Store,
     /// Folder of the `sample` source's price files (`<SYMBOL>.csv`).
     pub sample_dir: PathBuf,
+    /// The vendors' client; `None` where only the sample source is used.
+    pub vendors: Option<VendorClient>,
 }
 
 /// The outcome of merging incoming bars into a curated series.
@@ -77,33 +85,47 @@ pub fn merge(existing: &[Bar], incoming: &[Bar]) -> Merge {
 /// Runs the ingest step for one symbol.
 pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOutput, StepError> {
     let fetched_at = Utc::now();
-    let (raw, incoming) = match input.source {
-        Source::Sample => fetch_sample(&ctx.sample_dir, &input.symbol)?,
-        other => {
-            return Err(StepError::new(
-                ErrorName::VendorUnavailable,
-                format!("source {other} is not available in this build"),
-            ));
+    let mut warnings = Vec::new();
+    let (incoming, raw_key) = match input.source {
+        Source::Sample => {
+            let (raw, series) = fetch_sample(&ctx.sample_dir, &input.symbol)?;
+            // Raw first. The sample files are keyed by content, so a re-run
+            // stores nothing new.
+            let day = series
+                .bars
+                .last()
+                .map(|b| b.date)
+                .unwrap_or(fetched_at.date_naive());
+            let digest = crate::digest::sha256_hex(&raw);
+            let raw_key = format!(
+                "raw/{}/{}/{day}/{}.csv",
+                input.source,
+                input.symbol,
+                &digest[..16]
+            );
+            match ctx.store.create(&raw_key, raw).await {
+                Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            (series, raw_key)
+        }
+        source => {
+            let client = ctx.vendors.as_ref().ok_or_else(|| {
+                StepError::new(
+                    ErrorName::VendorBadResponse,
+                    format!("source {source} needs a vendor client"),
+                )
+            })?;
+            let (series, raw_key) =
+                fetch_vendor(ctx, client, input, fetched_at, &mut warnings).await?;
+            if source == Source::AlphaVantage
+                && let Err(e) = ingest_sentiment(ctx, client, input, fetched_at).await
+            {
+                warnings.push(format!("news sentiment not updated: {e}"));
+            }
+            (series, raw_key)
         }
     };
-    // Raw first: the response is stored before anything interprets it. The
-    // sample source's files are keyed by content, so a re-run stores nothing new.
-    let day = incoming
-        .bars
-        .last()
-        .map(|b| b.date)
-        .unwrap_or(fetched_at.date_naive());
-    let digest = crate::digest::sha256_hex(&raw);
-    let raw_key = format!(
-        "raw/{}/{}/{day}/{}.csv",
-        input.source,
-        input.symbol,
-        &digest[..16]
-    );
-    match ctx.store.create(&raw_key, raw).await {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
     let key = curated_key(&input.symbol);
     let mut outcome = None;
     let mut refused = None;
@@ -137,11 +159,9 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
         added: 0,
         corrected: Vec::new(),
     });
-    let mut warnings: Vec<String> = merged
-        .corrected
-        .iter()
-        .map(|d| format!("{d}: the source corrected this day's values; the correction was applied"))
-        .collect();
+    warnings.extend(merged.corrected.iter().map(|d| {
+        format!("{d}: the source corrected this day's values; the correction was applied")
+    }));
     if let Some(reason) = refused {
         warnings.push(format!(
             "curated data not merged, it fails validation: {reason}"
@@ -156,6 +176,130 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
         raw_key,
         warnings,
     })
+}
+
+/// The raw key of one vendor response: create-only, one per attempt.
+fn vendor_raw_key(
+    input: &IngestInput,
+    fetched_at: chrono::DateTime<Utc>,
+    what: &str,
+    attempt: u32,
+) -> String {
+    format!(
+        "raw/{}/{}/{}/{}-{what}-{attempt}.json",
+        input.source,
+        input.symbol,
+        fetched_at.date_naive(),
+        fetched_at.format("%Y%m%dT%H%M%S%.3fZ")
+    )
+}
+
+/// Fetches daily bars from a vendor, storing every response before parsing
+/// it, retrying throttles and outages with backoff, and falling back from
+/// Alpha Vantage's adjusted series when the key's plan refuses it.
+async fn fetch_vendor(
+    ctx: &IngestContext,
+    client: &VendorClient,
+    input: &IngestInput,
+    fetched_at: chrono::DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Result<(PriceSeries, String), StepError> {
+    let Some(mut request) = vendors::daily_request(input.source) else {
+        return Err(StepError::new(
+            ErrorName::VendorBadResponse,
+            "the sample source has no vendor",
+        ));
+    };
+    let policy = client.config.retry;
+    let (mut attempt, mut sent) = (0, 0);
+    loop {
+        let response = client.fetch(request, &input.symbol).await;
+        let (result, raw_key) = match response {
+            Ok(response) => {
+                let raw_key = vendor_raw_key(input, fetched_at, "daily", sent);
+                ctx.store.create(&raw_key, response.body.clone()).await?;
+                (
+                    vendors::parse_daily(request, &response, &input.symbol),
+                    raw_key,
+                )
+            }
+            Err(e) => (Err(e), String::new()),
+        };
+        sent += 1;
+        match result {
+            Ok(bars) => {
+                let series = PriceSeries::new(input.symbol.clone(), bars).map_err(|e| {
+                    VendorError::BadResponse(format!("{}: inconsistent data: {e}", input.source))
+                })?;
+                return Ok((series, raw_key));
+            }
+            Err(VendorError::PremiumOnly(message))
+                if request == Request::AlphaVantageDaily(DailyFunction::Adjusted) =>
+            {
+                warnings.push(format!(
+                    "{message}; fell back to TIME_SERIES_DAILY: closes are unadjusted for splits and dividends"
+                ));
+                request = Request::AlphaVantageDaily(DailyFunction::Unadjusted);
+            }
+            Err(e) if e.is_retryable() && attempt + 1 < policy.attempts => {
+                tracing::warn!(symbol = %input.symbol, source = %input.source, attempt, error = %e, "retrying");
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Fetches Alpha Vantage news sentiment and merges it, per day, into
+/// `curated/<symbol>.sentiment.csv` (`date,score,articles`).
+async fn ingest_sentiment(
+    ctx: &IngestContext,
+    client: &VendorClient,
+    input: &IngestInput,
+    fetched_at: chrono::DateTime<Utc>,
+) -> Result<(), StepError> {
+    let response = client
+        .fetch(Request::AlphaVantageNews, &input.symbol)
+        .await?;
+    ctx.store
+        .create(
+            &vendor_raw_key(input, fetched_at, "news", 0),
+            response.body.clone(),
+        )
+        .await?;
+    response.check_status("alpha-vantage")?;
+    let days = alpha_vantage::parse_sentiment(&response.body, &input.symbol)?;
+    if days.is_empty() {
+        return Ok(());
+    }
+    ctx.store
+        .update_with(
+            &sentiment_key(&input.symbol),
+            |current| -> Result<Option<Vec<u8>>, StepError> {
+                let mut rows: std::collections::BTreeMap<String, String> = current
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| Some((l.split(',').next()?.to_owned(), l.to_owned())))
+                    .collect();
+                for d in &days {
+                    rows.insert(
+                        d.date.to_string(),
+                        format!("{},{},{}", d.date, d.score, d.articles),
+                    );
+                }
+                let mut text = String::from("date,score,articles\n");
+                for line in rows.values() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                Ok(Some(text.into_bytes()))
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 fn fetch_sample(dir: &Path, symbol: &str) -> Result<(Vec<u8>, PriceSeries), StepError> {

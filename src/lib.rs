@@ -27,6 +27,7 @@ pub mod series;
 pub mod steps;
 pub mod store;
 pub mod train;
+pub mod vendors;
 
 #[cfg(test)]
 mod testutil;

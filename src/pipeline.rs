@@ -98,9 +98,17 @@ impl LocalPipeline {
     ) -> Result<RunReport, PipelineError> {
         let step = |step: &'static str| move |error: StepError| PipelineError::Step { step, error };
         let started_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let vendors = match input.source {
+            crate::steps::Source::Sample => None,
+            _ => Some(
+                crate::vendors::VendorClient::new(crate::vendors::VendorConfig::from_env())
+                    .map_err(|e| step("ingest")(e.into()))?,
+            ),
+        };
         let ingest_context = IngestContext {
             store: self.store.clone(),
             sample_dir: self.sample_dir.clone(),
+            vendors,
         };
         let mut ingested = Vec::new();
         for symbol in &input.symbols {

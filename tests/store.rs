@@ -94,6 +94,7 @@ pub async fn concurrent_ingests_keep_the_union(store: &Store) {
         .map(|d| IngestContext {
             store: store.clone(),
             sample_dir: d.path().to_path_buf(),
+            vendors: None,
         })
         .collect();
     let input = IngestInput {

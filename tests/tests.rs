@@ -5,3 +5,4 @@ mod harness;
 mod infra;
 mod pipeline;
 mod store;
+mod vendors;

@@ -28,6 +28,32 @@ pub enum Command {
     BenchApi(BenchApi),
     Render(Render),
     Check(Check),
+    Ingest(Ingest),
+}
+
+/// Fetches prices for symbols from a source into the store (raw response
+/// first, then merged into curated data), and prints what was added.
+/// `alpha-vantage` needs ALPHA_VANTAGE_API_KEY; base URLs can be pointed
+/// elsewhere with STOCKCAST_ALPHA_VANTAGE_URL and STOCKCAST_YAHOO_URL.
+#[derive(Debug, Args)]
+pub struct Ingest {
+    /// alpha-vantage, yahoo or sample.
+    #[arg(long, value_parser = parse_source)]
+    pub source: stockcast::steps::Source,
+    /// Symbols, comma separated (indices like ^GSPC work with yahoo).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+    /// Folder of the sample source's price files.
+    #[arg(long, default_value = "data/sample")]
+    pub sample: PathBuf,
+}
+
+pub fn parse_source(s: &str) -> Result<stockcast::steps::Source, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("unknown source {s:?}; use alpha-vantage, yahoo or sample"))
 }
 
 /// Renders an environment's CloudFormation templates to plain JSON (short

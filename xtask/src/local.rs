@@ -257,3 +257,52 @@ impl flags::Rollback {
         Ok(())
     }
 }
+
+impl flags::Ingest {
+    pub fn run(self) -> anyhow::Result<()> {
+        stockcast::logging::init_human();
+        let store = open_store(&self.root)?;
+        let vendors = match self.source {
+            Source::Sample => None,
+            _ => Some(stockcast::vendors::VendorClient::new(
+                stockcast::vendors::VendorConfig::from_env(),
+            )?),
+        };
+        let context = stockcast::ingest::IngestContext {
+            store: store.clone(),
+            sample_dir: self.sample.clone(),
+            vendors,
+        };
+        let runtime = runtime()?;
+        let mut failed = 0;
+        for symbol in &self.symbols {
+            let input = stockcast::steps::IngestInput {
+                run_id: new_run_id("ingest"),
+                symbol: symbol.clone(),
+                source: self.source,
+            };
+            match runtime.block_on(stockcast::ingest::ingest(&context, &input)) {
+                Ok(out) => {
+                    println!(
+                        "{symbol}: {} new rows, {} corrected, through {} (raw: {})",
+                        out.rows_added,
+                        out.rows_corrected,
+                        out.last_date.map_or("-".to_owned(), |d| d.to_string()),
+                        out.raw_key
+                    );
+                    for w in &out.warnings {
+                        println!("  warning: {w}");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("{symbol}: {e}");
+                }
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} of {} symbols failed", self.symbols.len());
+        }
+        Ok(())
+    }
+}

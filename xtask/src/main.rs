@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         flags::Command::BenchApi(cmd) => cmd.run(),
         flags::Command::Render(cmd) => cmd.run(),
         flags::Command::Check(cmd) => cmd.run(),
+        flags::Command::Ingest(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
