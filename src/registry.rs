@@ -173,6 +173,14 @@ pub fn alias_key(symbol: &str, model: ModelKind, alias: &str) -> String {
     format!("{}/aliases/{alias}.json", model_prefix(symbol, model))
 }
 
+fn no_such_version(symbol: &str, model: ModelKind, version: &str) -> RegistryError {
+    RegistryError::NoSuchVersion {
+        symbol: symbol.to_owned(),
+        model,
+        version: version.to_owned(),
+    }
+}
+
 /// A new version id: sortable by time, unique across retries of a run.
 pub fn new_version_id() -> String {
     let now = Utc::now();
@@ -266,19 +274,27 @@ impl Registry {
             .collect())
     }
 
+    /// Reads one JSON file of a version.
+    async fn version_file<T: serde::de::DeserializeOwned>(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+        file: &str,
+    ) -> Result<T, RegistryError> {
+        self.read_json(&version_key(symbol, model, version, file))
+            .await?
+            .ok_or_else(|| no_such_version(symbol, model, version))
+    }
+
     pub async fn metrics(
         &self,
         symbol: &str,
         model: ModelKind,
         version: &str,
     ) -> Result<VersionMetrics, RegistryError> {
-        self.read_json(&version_key(symbol, model, version, "metrics.json"))
-            .await?
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                symbol: symbol.to_owned(),
-                model,
-                version: version.to_owned(),
-            })
+        self.version_file(symbol, model, version, "metrics.json")
+            .await
     }
 
     pub async fn lineage(
@@ -287,13 +303,27 @@ impl Registry {
         model: ModelKind,
         version: &str,
     ) -> Result<Lineage, RegistryError> {
-        self.read_json(&version_key(symbol, model, version, "lineage.json"))
+        self.version_file(symbol, model, version, "lineage.json")
+            .await
+    }
+
+    /// Fails unless `version` is a complete version of (symbol, model).
+    async fn ensure_version(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+    ) -> Result<(), RegistryError> {
+        if self
+            .versions(symbol, model)
             .await?
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                symbol: symbol.to_owned(),
-                model,
-                version: version.to_owned(),
-            })
+            .iter()
+            .any(|v| v == version)
+        {
+            Ok(())
+        } else {
+            Err(no_such_version(symbol, model, version))
+        }
     }
 
     pub async fn fitted_model(
@@ -307,11 +337,7 @@ impl Registry {
             .store
             .get(&key)
             .await?
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                symbol: symbol.to_owned(),
-                model,
-                version: version.to_owned(),
-            })?;
+            .ok_or_else(|| no_such_version(symbol, model, version))?;
         let text = String::from_utf8_lossy(&object.bytes);
         FittedModel::from_json(&text).map_err(|e| RegistryError::Corrupt {
             key,
@@ -338,18 +364,7 @@ impl Registry {
         run_id: &str,
         reason: &str,
     ) -> Result<Promotion, RegistryError> {
-        if !self
-            .versions(symbol, model)
-            .await?
-            .iter()
-            .any(|v| v == version)
-        {
-            return Err(RegistryError::NoSuchVersion {
-                symbol: symbol.to_owned(),
-                model,
-                version: version.to_owned(),
-            });
-        }
+        self.ensure_version(symbol, model, version).await?;
         self.move_production(symbol, model, run_id, reason, |_| Ok(version.to_owned()))
             .await
     }
@@ -362,18 +377,8 @@ impl Registry {
         to: Option<&str>,
         reason: &str,
     ) -> Result<Promotion, RegistryError> {
-        if let Some(target) = to
-            && !self
-                .versions(symbol, model)
-                .await?
-                .iter()
-                .any(|v| v == target)
-        {
-            return Err(RegistryError::NoSuchVersion {
-                symbol: symbol.to_owned(),
-                model,
-                version: target.to_owned(),
-            });
+        if let Some(target) = to {
+            self.ensure_version(symbol, model, target).await?;
         }
         let run_id = format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
         self.move_production(symbol, model, &run_id, reason, |current| {

@@ -131,6 +131,19 @@ fn mase_at(rows: &[HorizonMetrics], h: usize) -> Option<f64> {
     rows.iter().find(|m| m.horizon == h).map(|m| m.mase)
 }
 
+/// MASE at h1, h5 and h21, each beside naive's on the same origins.
+fn mase_cells(m: Option<&VersionMetrics>) -> Vec<String> {
+    [1, 5, 21]
+        .into_iter()
+        .flat_map(|h| {
+            [
+                num(m.and_then(|m| mase_at(&m.horizons, h)), 4),
+                num(m.and_then(|m| mase_at(&m.naive, h)), 4),
+            ]
+        })
+        .collect()
+}
+
 /// The run's table: MASE per horizon beside naive's, and the gate's decision.
 fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
     let mut table = Table::new(&[
@@ -150,8 +163,6 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
         let m = metrics
             .iter()
             .find(|m| m.version == d.version && m.symbol == d.symbol && m.model == d.model);
-        let ours = |h| m.and_then(|m| mase_at(&m.horizons, h));
-        let naive = |h| m.and_then(|m| mase_at(&m.naive, h));
         let dir_acc = m
             .and_then(|m| m.horizons.iter().find(|x| x.horizon == 5))
             .and_then(|x| x.dir_acc);
@@ -160,18 +171,10 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
             Verdict::Reject => "reject",
             Verdict::NeedsApproval => "needs approval",
         };
-        table.row(vec![
-            d.symbol.clone(),
-            d.model.name().to_owned(),
-            num(ours(1), 4),
-            num(naive(1), 4),
-            num(ours(5), 4),
-            num(naive(5), 4),
-            num(ours(21), 4),
-            num(naive(21), 4),
-            num(dir_acc, 3),
-            verdict.to_owned(),
-        ]);
+        let mut row = vec![d.symbol.clone(), d.model.name().to_owned()];
+        row.extend(mase_cells(m));
+        row.extend([num(dir_acc, 3), verdict.to_owned()]);
+        table.row(row);
     }
     let mut out = table.render();
     for d in decisions.iter().filter(|d| d.decision == Verdict::Reject) {
@@ -216,22 +219,18 @@ impl flags::Models {
         ]);
         for e in &entries {
             let m = e.metrics.as_ref();
-            let ours = |h| m.and_then(|m| mase_at(&m.horizons, h));
-            let naive = |h| m.and_then(|m| mase_at(&m.naive, h));
-            table.row(vec![
+            let mut row = vec![
                 e.symbol.clone(),
                 e.model.name().to_owned(),
                 e.alias.version.clone(),
-                num(ours(1), 4),
-                num(naive(1), 4),
-                num(ours(5), 4),
-                num(naive(5), 4),
-                num(ours(21), 4),
-                num(naive(21), 4),
+            ];
+            row.extend(mase_cells(m));
+            row.extend([
                 m.and_then(|m| m.data_through)
                     .map_or("-".to_owned(), |d| d.to_string()),
                 e.alias.updated_at.clone(),
             ]);
+            table.row(row);
         }
         print!("{}", table.render());
         Ok(())

@@ -162,6 +162,13 @@ impl Forecaster for ArimaParams {
             x: &x,
             offset,
             innovations: innovations.as_deref(),
+            // A requested order is fitted as long as it is admissible; only
+            // the search keeps away from the unit circle.
+            root_margin: if self.order.is_some() {
+                1.0
+            } else {
+                ROOT_MARGIN
+            },
         };
         let (spec, fit, aicc, models_tried) = match self.order {
             Some(order) => {
@@ -210,17 +217,18 @@ struct Search<'a> {
     x: &'a [f64],
     offset: usize,
     innovations: Option<&'a [f64]>,
+    root_margin: f64,
 }
 
 impl Search<'_> {
     /// Estimates one candidate and scores it; `None` if it is inadmissible.
     fn estimate(&self, spec: Spec) -> Option<(css::CssFit, f64)> {
         let fit = css::fit(self.x, spec, self.offset, self.innovations)?;
-        if !css::roots_outside(&fit.phi, ROOT_MARGIN) {
+        if !css::roots_outside(&fit.phi, self.root_margin) {
             return None;
         }
         let negated_theta: Vec<f64> = fit.theta.iter().map(|t| -t).collect();
-        if !css::roots_outside(&negated_theta, ROOT_MARGIN) {
+        if !css::roots_outside(&negated_theta, self.root_margin) {
             return None;
         }
         let n = fit.n_eff as f64;
