@@ -16,7 +16,8 @@
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::{Protocol, SeriesMetrics};
+pub use crate::backtest::HorizonMetrics;
+use crate::backtest::Protocol;
 use crate::config::GateMetric;
 use crate::models::{FittedModel, ModelKind};
 use crate::steps::{Candidate, Promotion};
@@ -38,38 +39,6 @@ pub enum RegistryError {
     NoProduction { symbol: String, model: ModelKind },
     #[error("{symbol}/{model} has no previous version to roll back to; name one with --to")]
     NothingToRollBackTo { symbol: String, model: ModelKind },
-}
-
-/// One horizon's backtest metrics, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HorizonMetrics {
-    pub horizon: usize,
-    pub n: usize,
-    pub mae: f64,
-    pub rmse: f64,
-    pub mape: f64,
-    pub mase: f64,
-    pub n_dir: usize,
-    pub dir_acc: Option<f64>,
-    pub coverage80: Option<f64>,
-    pub width80_rel: Option<f64>,
-}
-
-impl From<&SeriesMetrics> for HorizonMetrics {
-    fn from(m: &SeriesMetrics) -> Self {
-        HorizonMetrics {
-            horizon: m.horizon,
-            n: m.n,
-            mae: m.mae,
-            rmse: m.rmse,
-            mape: m.mape,
-            mase: m.mase,
-            n_dir: m.n_dir,
-            dir_acc: m.dir_acc,
-            coverage80: m.coverage80,
-            width80_rel: m.width80_rel,
-        }
-    }
 }
 
 /// `metrics.json`: a version's backtest, with naive's on the same origins.

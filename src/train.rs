@@ -132,7 +132,7 @@ pub async fn train(
 fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetrics> {
     backtest::series_metrics(rows, &protocol.horizons)
         .iter()
-        .map(HorizonMetrics::from)
+        .map(|m| m.metrics.clone())
         .collect()
 }
 

@@ -5,11 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{ForecastRow, NO_CHANGE_EPSILON};
 
-/// Metrics of one model on one series at one horizon, over its origins.
+/// The metrics of one horizon over a set of origins: what a version's
+/// metrics.json and the API report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeriesMetrics {
-    pub series: String,
-    pub model: String,
+pub struct HorizonMetrics {
     pub horizon: usize,
     pub n: usize,
     pub mae: f64,
@@ -20,6 +19,15 @@ pub struct SeriesMetrics {
     pub dir_acc: Option<f64>,
     pub coverage80: Option<f64>,
     pub width80_rel: Option<f64>,
+}
+
+/// Metrics of one model on one series at one horizon, over its origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMetrics {
+    pub series: String,
+    pub model: String,
+    #[serde(flatten)]
+    pub metrics: HorizonMetrics,
     pub failures: usize,
 }
 
@@ -84,16 +92,18 @@ pub fn metrics_of(rows: &[&ForecastRow]) -> Option<SeriesMetrics> {
     Some(SeriesMetrics {
         series: first.series.clone(),
         model: first.model.clone(),
-        horizon: first.h,
-        n: rows.len(),
-        mae: abs_sum / n,
-        rmse: (sq_sum / n).sqrt(),
-        mape: 100.0 * ape_sum / n,
-        mase: scaled_sum / n,
-        n_dir,
-        dir_acc: (n_dir > 0).then(|| hits as f64 / n_dir as f64),
-        coverage80,
-        width80_rel,
+        metrics: HorizonMetrics {
+            horizon: first.h,
+            n: rows.len(),
+            mae: abs_sum / n,
+            rmse: (sq_sum / n).sqrt(),
+            mape: 100.0 * ape_sum / n,
+            mase: scaled_sum / n,
+            n_dir,
+            dir_acc: (n_dir > 0).then(|| hits as f64 / n_dir as f64),
+            coverage80,
+            width80_rel,
+        },
         failures,
     })
 }
@@ -119,8 +129,8 @@ pub fn series_metrics(rows: &[ForecastRow], horizons: &[usize]) -> Vec<SeriesMet
             let at_h: Vec<&ForecastRow> = of_group.iter().copied().filter(|r| r.h == h).collect();
             if let Some(mut m) = metrics_of(&at_h) {
                 if any_failure {
-                    m.coverage80 = None;
-                    m.width80_rel = None;
+                    m.metrics.coverage80 = None;
+                    m.metrics.width80_rel = None;
                 }
                 m.failures = of_group.iter().filter(|r| r.failed && r.h == h).count();
                 out.push(m);
@@ -141,16 +151,17 @@ pub fn aggregate(
         for &h in horizons {
             let group: Vec<&SeriesMetrics> = per_series
                 .iter()
-                .filter(|m| &m.model == model && m.horizon == h)
+                .filter(|m| &m.model == model && m.metrics.horizon == h)
                 .collect();
             if group.is_empty() {
                 continue;
             }
             let n = group.len() as f64;
-            let mean =
-                |f: &dyn Fn(&SeriesMetrics) -> f64| group.iter().map(|m| f(m)).sum::<f64>() / n;
-            let mean_opt = |f: &dyn Fn(&SeriesMetrics) -> Option<f64>| -> Option<f64> {
-                let values: Option<Vec<f64>> = group.iter().map(|m| f(m)).collect();
+            let mean = |f: &dyn Fn(&HorizonMetrics) -> f64| {
+                group.iter().map(|m| f(&m.metrics)).sum::<f64>() / n
+            };
+            let mean_opt = |f: &dyn Fn(&HorizonMetrics) -> Option<f64>| -> Option<f64> {
+                let values: Option<Vec<f64>> = group.iter().map(|m| f(&m.metrics)).collect();
                 values.map(|v| v.iter().sum::<f64>() / n)
             };
             out.push(AggregateMetrics {
@@ -162,7 +173,7 @@ pub fn aggregate(
                 dir_acc: mean_opt(&|m| m.dir_acc),
                 coverage80: mean_opt(&|m| m.coverage80),
                 width80_rel: mean_opt(&|m| m.width80_rel),
-                n_dir: group.iter().map(|m| m.n_dir).sum(),
+                n_dir: group.iter().map(|m| m.metrics.n_dir).sum(),
                 failures: group.iter().map(|m| m.failures).sum(),
             });
         }
@@ -205,18 +216,21 @@ mod tests {
         ];
         let refs: Vec<&ForecastRow> = rows.iter().collect();
         let m = metrics_of(&refs).expect("rows");
-        assert_relative_eq!(m.mae, (5.0 + 12.0 + 1.0 + 4.0) / 4.0);
-        assert_relative_eq!(m.rmse, ((25.0 + 144.0 + 1.0 + 16.0) / 4.0_f64).sqrt());
+        assert_relative_eq!(m.metrics.mae, (5.0 + 12.0 + 1.0 + 4.0) / 4.0);
         assert_relative_eq!(
-            m.mape,
+            m.metrics.rmse,
+            ((25.0 + 144.0 + 1.0 + 16.0) / 4.0_f64).sqrt()
+        );
+        assert_relative_eq!(
+            m.metrics.mape,
             100.0 * (5.0 / 110.0 + 12.0 / 90.0 + 1.0 / 100.0 + 4.0 / 104.0) / 4.0
         );
-        assert_relative_eq!(m.mase, m.mae / 2.0);
-        assert_eq!(m.n_dir, 2);
-        assert_eq!(m.dir_acc, Some(0.5));
-        assert_eq!(m.coverage80, Some(0.75));
+        assert_relative_eq!(m.metrics.mase, m.metrics.mae / 2.0);
+        assert_eq!(m.metrics.n_dir, 2);
+        assert_eq!(m.metrics.dir_acc, Some(0.5));
+        assert_eq!(m.metrics.coverage80, Some(0.75));
         assert_relative_eq!(
-            m.width80_rel.expect("bands"),
+            m.metrics.width80_rel.expect("bands"),
             (15.0 + 6.0 + 20.0 + 20.0) / 100.0 / 4.0
         );
     }
@@ -231,11 +245,11 @@ mod tests {
         ];
         let refs: Vec<&ForecastRow> = rows.iter().collect();
         let m = metrics_of(&refs).expect("rows");
-        assert_eq!(m.n_dir, 1);
-        assert_eq!(m.coverage80, None, "no intervals → null coverage");
+        assert_eq!(m.metrics.n_dir, 1);
+        assert_eq!(m.metrics.coverage80, None, "no intervals → null coverage");
         let naive = [row(100.0, 101.0, 100.0, None)];
         let m = metrics_of(&naive.iter().collect::<Vec<_>>()).expect("rows");
-        assert_eq!((m.n_dir, m.dir_acc), (0, None));
+        assert_eq!((m.metrics.n_dir, m.metrics.dir_acc), (0, None));
     }
 
     #[test]
@@ -252,9 +266,9 @@ mod tests {
         let per_series = series_metrics(&rows, &[1, 5]);
         assert_eq!(per_series.len(), 2);
         assert_eq!(per_series[0].failures, 1);
-        assert_eq!(per_series[0].coverage80, None);
+        assert_eq!(per_series[0].metrics.coverage80, None);
         // h = 5 had an interval at its only origin, but the model failed at h = 1's origin.
-        assert_eq!(per_series[1].coverage80, None);
+        assert_eq!(per_series[1].metrics.coverage80, None);
         let agg = aggregate(&per_series, &["drift".to_owned()], &[1, 5]);
         assert_eq!(agg[0].failures, 1);
         assert_eq!(agg[0].coverage80, None);

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::{Forecast, ModelError, ModelKind, Window};
 use crate::series::PriceSeries;
 
-pub use metrics::{AggregateMetrics, SeriesMetrics, aggregate, series_metrics};
+pub use metrics::{AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, series_metrics};
 pub use output::{read_forecasts_csv, write_forecasts_csv};
 
 /// The constants of PROTOCOL §2. `Protocol::default()` is the benchmark;
