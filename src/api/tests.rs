@@ -15,8 +15,8 @@ use crate::store::Store;
 
 const MODELS: [ModelKind; 3] = [ModelKind::Naive, ModelKind::Drift, ModelKind::LinregLag5];
 
-async fn seeded_store(dir: &std::path::Path) -> Store {
-    let store = Store::local(dir).expect("store");
+/// Runs the local pipeline for MSFT with `models` into `store`.
+async fn train_msft(store: &Store, run_id: &str, models: &[ModelKind]) {
     let pipeline = LocalPipeline {
         store: store.clone(),
         config: crate::config::PipelineConfig::default(),
@@ -24,10 +24,10 @@ async fn seeded_store(dir: &std::path::Path) -> Store {
         git_commit: None,
     };
     let input = RunInput {
-        run_id: "seed".into(),
+        run_id: run_id.into(),
         env: "test".into(),
         symbols: vec!["MSFT".into()],
-        models: MODELS.to_vec(),
+        models: models.to_vec(),
         horizons: vec![1, 5, 21],
         source: Source::Sample,
     };
@@ -35,6 +35,11 @@ async fn seeded_store(dir: &std::path::Path) -> Store {
         .run(input, Arc::new(|| {}))
         .await
         .expect("pipeline runs");
+}
+
+async fn seeded_store(dir: &std::path::Path) -> Store {
+    let store = Store::local(dir).expect("store");
+    train_msft(&store, "seed", &MODELS).await;
     store
 }
 
@@ -257,24 +262,7 @@ async fn a_promotion_is_visible_after_revalidation_and_not_before() {
         before
     );
     // A new drift version is trained and promoted behind the API's back.
-    let pipeline = LocalPipeline {
-        store: store.clone(),
-        config: crate::config::PipelineConfig::default(),
-        sample_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
-        git_commit: None,
-    };
-    let input = RunInput {
-        run_id: "second".into(),
-        env: "test".into(),
-        symbols: vec!["MSFT".into()],
-        models: vec![ModelKind::Drift],
-        horizons: vec![1, 5, 21],
-        source: Source::Sample,
-    };
-    pipeline
-        .run(input, Arc::new(|| {}))
-        .await
-        .expect("second run");
+    train_msft(&store, "second", &[ModelKind::Drift]).await;
     let now = registry
         .production("MSFT", ModelKind::Drift)
         .await
