@@ -55,12 +55,6 @@ pub struct Rendered {
     pub workflows: Vec<(String, Json)>,
 }
 
-impl Rendered {
-    pub fn stack(&self, name: &str) -> Option<&RenderedStack> {
-        self.stacks.iter().find(|s| s.name == name)
-    }
-}
-
 /// Where templates, workflows and environments live.
 #[derive(Debug, Clone)]
 pub struct Sources {

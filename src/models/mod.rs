@@ -17,7 +17,6 @@ mod linreg;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::series::Bar;
@@ -57,11 +56,6 @@ impl<'a> Window<'a> {
     /// The last observed value: the forecast origin's level.
     pub fn last(&self) -> f64 {
         self.target.last().copied().unwrap_or(f64::NAN)
-    }
-
-    /// The date of the origin row, when bars were given.
-    pub fn last_date(&self) -> Option<NaiveDate> {
-        self.bars.last().map(|b| b.date)
     }
 }
 
