@@ -28,6 +28,7 @@ pub enum Command {
     BenchApi(BenchApi),
     Render(Render),
     Check(Check),
+    Cost(Cost),
     Ingest(Ingest),
 }
 
@@ -83,6 +84,25 @@ pub struct Check {
     #[arg(long)]
     pub skip_external: bool,
     /// A project-shaped folder with stacks/ and workflows/ (for fixtures).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
+/// Estimates an environment's monthly cost from its rendered templates, a
+/// workload and the dated price table of its region (stacks/prices/), and
+/// prints every line, largest first. No free tier is counted unless asked.
+#[derive(Debug, Args)]
+pub struct Cost {
+    /// The environment: a file in stacks/environments/.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// What the environment does in a month (API demand, durations, volumes).
+    #[arg(long, default_value = "stacks/workloads/reference.yaml")]
+    pub workload: PathBuf,
+    /// Also show the free-tier allowances and the totals after them.
+    #[arg(long)]
+    pub free_tier: bool,
+    /// A project-shaped folder with stacks/ and workflows/.
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
 }
