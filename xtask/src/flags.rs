@@ -223,7 +223,8 @@ pub struct Bench {
     pub windows: usize,
 }
 
-/// Runs everything CI runs: formatting, clippy with warnings denied, every test.
+/// Runs everything CI runs: formatting, clippy with warnings denied, the
+/// stacks' checks, actionlint on .github/workflows, every test.
 #[derive(Debug, Args)]
 pub struct Ci {}
 
