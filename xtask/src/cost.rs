@@ -19,11 +19,14 @@ impl flags::Cost {
         let estimate = cost::estimate_rendered(&rendered, &workload, &prices)
             .with_context(|| format!("estimating {} failed", self.env))?;
         println!(
-            "stockcast-{}: {} prices as of {} ({}), workload {}: {}",
+            "stockcast-{}: {} prices as of {} ({})",
             rendered.env.name,
             estimate.region,
             estimate.prices_as_of,
-            prices.file,
+            prices.file.trim_start_matches("./"),
+        );
+        println!(
+            "workload {}: {}",
             self.workload.display(),
             workload.description
         );

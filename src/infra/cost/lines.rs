@@ -366,7 +366,7 @@ fn state_machine(p: &mut Pricer<'_>, r: &Resource<'_>, usage: &Usage) -> Result<
     p.add(
         &key,
         format!(
-            "{} runs x {} state transitions (longest successful path)",
+            "{} runs x {} transitions (longest successful path)",
             grouped(executions, 2),
             grouped(per_run, 1)
         ),
@@ -569,7 +569,7 @@ fn custom_metrics(
         p.add(
             &format!("metric {}/{}", metric.namespace, metric.name),
             format!(
-                "custom metric, data in {} of {} hours (from {publisher})",
+                "custom metric, data in {} of {} hours",
                 grouped(hours, 1),
                 grouped(HOURS_PER_MONTH, 1)
             ),
