@@ -61,10 +61,39 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Option<Moto> {
+        Self::launch(false)
+    }
+
+    /// moto with the fixes of tests/moto_patches.py loaded: its
+    /// CloudFormation change sets and deletions differ from AWS in ways our
+    /// (correct) templates hit; each fix says which.
+    pub fn start_patched() -> Option<Moto> {
+        Self::launch(true)
+    }
+
+    fn launch(patched: bool) -> Option<Moto> {
         let server = tool("STOCKCAST_MOTO_SERVER")?;
         let port = free_port();
-        let child = std::process::Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = if patched {
+            let patches =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/moto_patches.py");
+            let patches = if patches.exists() {
+                patches
+            } else {
+                project_root().join("tests/moto_patches.py")
+            };
+            let mut c = std::process::Command::new(server.with_file_name("python"));
+            c.arg("-c").arg(format!(
+                "exec(open({:?}).read()); from moto.server import main; main(['-H', '127.0.0.1', '-p', '{port}'])",
+                patches.display().to_string()
+            ));
+            c
+        } else {
+            let mut c = std::process::Command::new(&server);
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            c
+        };
+        let child = command
             // Its Step Functions engine calls back into the server it runs in.
             .env("MOTO_PORT", port.to_string())
             .stdout(std::process::Stdio::null())

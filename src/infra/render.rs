@@ -76,7 +76,12 @@ impl Sources {
         }
     }
 
+    /// An environment's file: `stacks/environments/<env>.yaml`, or `env`
+    /// itself when it is a path to a YAML file (a variant kept elsewhere).
     pub fn env_path(&self, env: &str) -> PathBuf {
+        if env.ends_with(".yaml") || env.contains('/') {
+            return PathBuf::from(env);
+        }
         self.stacks_dir
             .join("environments")
             .join(format!("{env}.yaml"))

@@ -167,11 +167,14 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         TemplateSource::Body(body) => request.template_body(body),
         TemplateSource::Url(url) => request.template_url(url),
     };
-    request
+    let created = request
         .send()
         .await
         .map_err(|e| anyhow::Error::new(e.into_service_error()))
         .with_context(|| format!("cannot create a change set for {}", change.stack_name))?;
+    // From here on the change set is named by its ARN: unambiguous, where a
+    // name is only unique within its stack.
+    let name = created.id().map(str::to_owned).unwrap_or(name);
 
     // Wait for the change set to be computed.
     let described = loop {
