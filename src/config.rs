@@ -62,6 +62,39 @@ impl Default for GatePolicy {
     }
 }
 
+impl GatePolicy {
+    /// The policy from `STOCKCAST_GATE_*` variables (the gate Lambda's
+    /// environment, rendered from the environment file's `gate:`); an
+    /// unset variable keeps its default, a malformed one is an error.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut policy = GatePolicy::default();
+        let field = |name: &str| get(&format!("STOCKCAST_GATE_{name}"));
+        fn value<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, String> {
+            // Numbers parse as JSON numbers, names as JSON strings.
+            serde_json::from_str(text)
+                .or_else(|_| serde_json::from_value(serde_json::Value::String(text.to_owned())))
+                .map_err(|e| format!("STOCKCAST_GATE_{name}={text:?} is invalid: {e}"))
+        }
+        if let Some(v) = field("METRIC") {
+            policy.metric = value("METRIC", &v)?;
+        }
+        if let Some(v) = field("HORIZON") {
+            policy.horizon = value("HORIZON", &v)?;
+        }
+        if let Some(v) = field("MIN_IMPROVEMENT_OVER_NAIVE_PCT") {
+            policy.min_improvement_over_naive_pct = value("MIN_IMPROVEMENT_OVER_NAIVE_PCT", &v)?;
+        }
+        if let Some(v) = field("MIN_IMPROVEMENT_OVER_PRODUCTION_PCT") {
+            policy.min_improvement_over_production_pct =
+                value("MIN_IMPROVEMENT_OVER_PRODUCTION_PCT", &v)?;
+        }
+        if let Some(v) = field("APPROVAL") {
+            policy.approval = value("APPROVAL", &v)?;
+        }
+        Ok(policy)
+    }
+}
+
 /// Thresholds of the data checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,5 +131,32 @@ impl PipelineConfig {
     /// A digest of the settings, recorded in every version's lineage.
     pub fn digest(&self) -> String {
         crate::digest::sha256_hex(serde_json::to_string(self).unwrap_or_default().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_policy_reads_the_rendered_variables() {
+        let vars = |name: &str| match name {
+            "STOCKCAST_GATE_METRIC" => Some("mape".to_owned()),
+            "STOCKCAST_GATE_HORIZON" => Some("21".to_owned()),
+            "STOCKCAST_GATE_MIN_IMPROVEMENT_OVER_NAIVE_PCT" => Some("0.5".to_owned()),
+            "STOCKCAST_GATE_APPROVAL" => Some("manual".to_owned()),
+            _ => None,
+        };
+        let policy = GatePolicy::from_vars(vars).expect("parses");
+        assert_eq!(policy.metric, GateMetric::Mape);
+        assert_eq!(policy.horizon, 21);
+        assert_eq!(policy.min_improvement_over_naive_pct, 0.5);
+        assert_eq!(policy.min_improvement_over_production_pct, 0.0);
+        assert_eq!(policy.approval, Approval::Manual);
+        let bad = GatePolicy::from_vars(|n: &str| {
+            (n == "STOCKCAST_GATE_HORIZON").then(|| "five".to_owned())
+        })
+        .expect_err("not a number");
+        assert!(bad.contains("STOCKCAST_GATE_HORIZON"), "{bad}");
     }
 }

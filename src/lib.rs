@@ -9,15 +9,18 @@
 //! operator tool (`xtask`), the Lambdas and the Batch job are thin clients.
 
 pub mod api;
+pub mod approval;
 pub mod backtest;
 pub mod calendar;
 pub mod config;
 pub mod digest;
+pub mod functions;
 pub mod gate;
 pub mod infra;
 pub mod ingest;
 pub mod logging;
 pub mod models;
+pub mod monitor;
 pub mod pipeline;
 pub mod plot;
 pub mod promotion;

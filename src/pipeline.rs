@@ -156,6 +156,7 @@ impl LocalPipeline {
             store: self.store.clone(),
             config: self.config.clone(),
             git_commit: self.git_commit.clone(),
+            stop: Default::default(),
         };
         let trained = train(
             &train_context,

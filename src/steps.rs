@@ -220,10 +220,70 @@ pub struct NotifyOutput {
     pub key: String,
 }
 
+/// The gate Lambda's requests, told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum GateRequest {
+    /// Decide on the candidates that the run's train step recorded in
+    /// `runs/<run_id>/train.json` (the workflow passes only the run id).
+    Evaluate {
+        run_id: String,
+    },
+    Promote(PromoteInput),
+    /// Keep the workflow's task token until a person answers.
+    RequestApproval(ApprovalRequest),
+    /// A person's answer, sent to Step Functions with the kept token.
+    Answer(ApprovalAnswer),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub run_id: String,
+    pub task_token: String,
+    pub decisions: Vec<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalAnswer {
+    pub run_id: String,
+    pub approve: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who answered, for the record.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// What the approval state outputs when a person approves
+/// (`SendTaskSuccess`); a rejection fails it with `Gate.ApprovalRejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalResult {
+    pub approved: bool,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorInput {
+    pub run_id: String,
+    pub symbols: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorOutput {
+    /// Whether served forecasts have drifted past the threshold: the daily
+    /// workflow then starts a training run.
     pub drift: bool,
+    /// Aggregates over every realised forecast in the lookback window:
+    /// `mase_ratio` (model error over naive error), `directional_accuracy`,
+    /// `scored_points`.
     pub metrics: BTreeMap<String, f64>,
+    /// Why drift is or is not declared.
+    #[serde(default)]
+    pub reason: String,
+    /// The forecasts recorded today, one per symbol with a production model.
+    #[serde(default)]
+    pub recorded: Vec<String>,
 }
 
 /// The error names Retry/Catch match, shared by the ASL and the code.
@@ -251,10 +311,16 @@ pub enum ErrorName {
     GateApprovalRejected,
     #[serde(rename = "Gate.ApprovalTimeout")]
     GateApprovalTimeout,
+    /// An AWS service other than storage failed or could not be reached.
+    #[serde(rename = "Service.Unavailable")]
+    ServiceUnavailable,
+    /// The step's input is not what its contract says (a wiring error).
+    #[serde(rename = "Step.InvalidInput")]
+    InvalidInput,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 11] = [
+    pub const ALL: [ErrorName; 13] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -266,6 +332,8 @@ impl ErrorName {
         ErrorName::TrainFailed,
         ErrorName::GateApprovalRejected,
         ErrorName::GateApprovalTimeout,
+        ErrorName::ServiceUnavailable,
+        ErrorName::InvalidInput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -281,6 +349,8 @@ impl ErrorName {
             ErrorName::TrainFailed => "Train.Failed",
             ErrorName::GateApprovalRejected => "Gate.ApprovalRejected",
             ErrorName::GateApprovalTimeout => "Gate.ApprovalTimeout",
+            ErrorName::ServiceUnavailable => "Service.Unavailable",
+            ErrorName::InvalidInput => "Step.InvalidInput",
         }
     }
 
@@ -292,6 +362,7 @@ impl ErrorName {
                 | ErrorName::VendorUnavailable
                 | ErrorName::StorageConflict
                 | ErrorName::StorageUnavailable
+                | ErrorName::ServiceUnavailable
                 | ErrorName::TrainInterrupted
         )
     }
@@ -474,10 +545,41 @@ mod tests {
                 }),
             ),
             (
+                "gate request: evaluate (the candidates are read from runs/<run_id>/train.json)",
+                to(&GateRequest::Evaluate { run_id: "2026-11-27T09-00-00Z-training".into() }),
+            ),
+            (
+                "gate request: request_approval (.waitForTaskToken)",
+                to(&GateRequest::RequestApproval(ApprovalRequest {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    task_token: "AQCEAAAAKgAAAAMAAAAA…".into(),
+                    decisions: vec![],
+                })),
+            ),
+            (
+                "gate request: answer (`cargo xtask approve`; sends the kept token to Step Functions)",
+                to(&GateRequest::Answer(ApprovalAnswer {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    approve: true,
+                    reason: Some("checked the plots".into()),
+                    by: Some("alice".into()),
+                })),
+            ),
+            (
+                "approval result (the approval state's output)",
+                to(&ApprovalResult { approved: true, by: Some("alice".into()), reason: Some("checked the plots".into()) }),
+            ),
+            (
+                "monitor input",
+                to(&MonitorInput { run_id: "2026-11-28T09-00-00Z-daily".into(), symbols: vec!["AAPL".into()] }),
+            ),
+            (
                 "monitor output",
                 to(&MonitorOutput {
                     drift: false,
-                    metrics: [("mase_h1".to_owned(), 1.02), ("dir_acc_h1".to_owned(), 0.51)].into_iter().collect(),
+                    metrics: [("mase_ratio".to_owned(), 1.02), ("directional_accuracy".to_owned(), 0.51), ("scored_points".to_owned(), 240.0)].into_iter().collect(),
+                    reason: "MASE ratio 1.0200 over 240 realised forecasts is within the threshold 1.20".into(),
+                    recorded: vec!["forecasts/AAPL/2026-11-27.json".into()],
                 }),
             ),
             (
@@ -540,6 +642,9 @@ mod tests {
                 "gate output" => serde_json::from_str::<GateOutput>(&text).is_ok(),
                 "train output" => serde_json::from_str::<TrainOutput>(&text).is_ok(),
                 "promote input" => serde_json::from_str::<PromoteInput>(&text).is_ok(),
+                t if t.starts_with("gate request") => {
+                    serde_json::from_str::<GateRequest>(&text).is_ok()
+                }
                 _ => true,
             };
             assert!(ok, "{title}");

@@ -6,8 +6,16 @@
 //! where the time goes; writing the versions afterwards is cheap. Naive is
 //! always backtested too, because every version's metrics carry naive's on
 //! the same origins for the gate and the API.
+//!
+//! A run is finished when `runs/<run_id>/train.json` exists: the gate reads
+//! its candidates from there, and nothing else. A stop request (SIGTERM on
+//! a Spot interruption) is honoured until the backtests are done; then the
+//! versions and the run record are written, which takes seconds, well
+//! inside the grace period before SIGKILL. A retry of a finished run
+//! returns the recorded output instead of training again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 
@@ -29,6 +37,39 @@ pub struct TrainContext {
     pub config: PipelineConfig,
     /// The commit the code was built from, for lineage.
     pub git_commit: Option<String>,
+    /// Set to stop the run before anything is written.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Where a finished train step records its output.
+pub fn train_output_key(run_id: &str) -> String {
+    format!("runs/{run_id}/train.json")
+}
+
+/// The recorded output of a finished train step, if it finished.
+pub async fn recorded_output(
+    store: &Store,
+    run_id: &str,
+) -> Result<Option<TrainOutput>, StepError> {
+    let key = train_output_key(run_id);
+    let Some(object) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&object.bytes)
+        .map(Some)
+        .map_err(|e| {
+            StepError::new(
+                ErrorName::StorageUnavailable,
+                format!("{key} is not a train output: {e}"),
+            )
+        })
+}
+
+fn interrupted() -> StepError {
+    StepError::new(
+        ErrorName::TrainInterrupted,
+        "stopped on request before any version was written; a retry starts over",
+    )
 }
 
 /// Called once per fitted backtest origin.
@@ -53,6 +94,9 @@ pub async fn train(
     input: &TrainInput,
     progress: Progress,
 ) -> Result<TrainOutput, StepError> {
+    if let Some(done) = recorded_output(&ctx.store, &input.run_id).await? {
+        return Ok(done);
+    }
     let protocol = ctx.config.protocol.clone();
     let mut failures = Vec::new();
     let mut loaded = Vec::new();
@@ -92,14 +136,20 @@ pub async fn train(
     );
     let series: Vec<PriceSeries> = loaded.iter().map(|l| l.series.clone()).collect();
     let run = {
-        let (models, protocol) = (models.clone(), protocol.clone());
+        let (models, protocol, stop) = (models.clone(), protocol.clone(), ctx.stop.clone());
         tokio::task::spawn_blocking(move || {
-            backtest::run(&series, &models, &protocol, &|| progress())
+            backtest::run_stoppable(&series, &models, &protocol, &|| progress(), &stop)
         })
         .await
         .map_err(|e| StepError::new(ErrorName::TrainFailed, format!("the backtest stopped: {e}")))?
-        .map_err(|e| StepError::new(ErrorName::TrainFailed, e.to_string()))?
+        .map_err(|e| match e {
+            backtest::BacktestError::Stopped => interrupted(),
+            e => StepError::new(ErrorName::TrainFailed, e.to_string()),
+        })?
     };
+    if ctx.stop.load(Ordering::Relaxed) {
+        return Err(interrupted());
+    }
     let registry = Registry::new(ctx.store.clone());
     let mut candidates = Vec::new();
     for item in &loaded {
@@ -123,10 +173,17 @@ pub async fn train(
             }
         }
     }
-    Ok(TrainOutput {
+    let output = TrainOutput {
         candidates,
         failures,
-    })
+    };
+    ctx.store
+        .create(
+            &train_output_key(&input.run_id),
+            crate::registry::pretty_json(&output),
+        )
+        .await?;
+    Ok(output)
 }
 
 fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetrics> {

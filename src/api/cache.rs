@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 
 use super::error::ApiError;
+use crate::config::GatePolicy;
 use crate::ingest::curated_key;
 use crate::models::{FittedModel, ModelKind, Window};
 use crate::registry::{Registry, VersionMetrics};
@@ -42,6 +43,22 @@ pub struct SymbolState {
     checked_at: Mutex<Instant>,
     pub data_through: Option<NaiveDate>,
     pub models: Vec<ServedModel>,
+}
+
+impl SymbolState {
+    /// What a request without `model_type` is served: the production model
+    /// with the best backtest score by the gate's metric and horizon.
+    pub fn default_model(&self, gate: &GatePolicy) -> Option<&ServedModel> {
+        let score = |m: &ServedModel| {
+            m.metrics
+                .as_ref()
+                .and_then(|x| x.metric(gate.metric, gate.horizon))
+                .unwrap_or(f64::INFINITY)
+        };
+        self.models
+            .iter()
+            .min_by(|a, b| score(a).total_cmp(&score(b)))
+    }
 }
 
 #[derive(Debug)]

@@ -7,8 +7,8 @@
 //! and never a panic; 503 means storage could not be read, with Retry-After.
 //! docs/openapi.yaml describes the API; a test checks real responses against it.
 
-mod cache;
-mod error;
+pub mod cache;
+pub mod error;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -280,12 +280,6 @@ async fn predict(
         )
     })?;
     let gate = &state.config.gate;
-    let score = |m: &cache::ServedModel| {
-        m.metrics
-            .as_ref()
-            .and_then(|x| x.metric(gate.metric, gate.horizon))
-            .unwrap_or(f64::INFINITY)
-    };
     let (served, selection) = match request.model_type {
         Some(kind) => {
             let served = symbol_state
@@ -310,19 +304,15 @@ async fn predict(
             (served, "requested".to_owned())
         }
         None => {
-            let best = symbol_state
-                .models
-                .iter()
-                .min_by(|a, b| score(a).total_cmp(&score(b)))
-                .ok_or_else(|| {
-                    ApiError::not_found(
-                        "no_production_model",
-                        format!(
-                            "{} has no production model yet: run the training pipeline",
-                            request.symbol
-                        ),
-                    )
-                })?;
+            let best = symbol_state.default_model(gate).ok_or_else(|| {
+                ApiError::not_found(
+                    "no_production_model",
+                    format!(
+                        "{} has no production model yet: run the training pipeline",
+                        request.symbol
+                    ),
+                )
+            })?;
             let mut why = format!(
                 "best production model by {} h{}",
                 gate.metric.name(),

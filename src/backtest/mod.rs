@@ -12,6 +12,7 @@ mod metrics;
 mod output;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -73,6 +74,8 @@ pub enum BacktestError {
     InvalidProtocol(String),
     #[error("no models to backtest")]
     NoModels,
+    #[error("stopped before every origin was fitted")]
+    Stopped,
 }
 
 impl Protocol {
@@ -232,6 +235,18 @@ pub fn run(
     protocol: &Protocol,
     progress: &(dyn Fn() + Sync),
 ) -> Result<BacktestRun, BacktestError> {
+    run_stoppable(series, models, protocol, progress, &AtomicBool::new(false))
+}
+
+/// [`run`], giving up with `Stopped` soon after `stop` is set (a Spot
+/// interruption): origins not yet started are skipped.
+pub fn run_stoppable(
+    series: &[PriceSeries],
+    models: &[ModelKind],
+    protocol: &Protocol,
+    progress: &(dyn Fn() + Sync),
+    stop: &AtomicBool,
+) -> Result<BacktestRun, BacktestError> {
     if models.is_empty() {
         return Err(BacktestError::NoModels);
     }
@@ -244,16 +259,22 @@ pub fn run(
             tasks.extend(origins.iter().map(|&o| (s, model, o)));
         }
     }
-    let outcomes: Vec<(Result<Forecast, ModelError>, Duration)> = tasks
+    let outcomes: Option<Vec<(Result<Forecast, ModelError>, Duration)>> = tasks
         .par_iter()
         .map(|&(s, model, origin)| {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
             let t0 = Instant::now();
             let result = forecast_at(&targets[s], &series[s], model, origin, protocol);
             let elapsed = t0.elapsed();
             progress();
-            (result, elapsed)
+            Some((result, elapsed))
         })
         .collect();
+    let Some(outcomes) = outcomes else {
+        return Err(BacktestError::Stopped);
+    };
 
     let mut rows = Vec::with_capacity(tasks.len() * protocol.horizons.len());
     let mut failures = Vec::new();

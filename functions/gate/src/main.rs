@@ -1,0 +1,243 @@
+//! The gate Lambda, invoked by the training workflow and by the operator
+//! tool. Actions (`{"action": …}`, see docs/STEPS.md):
+//! - `evaluate`: decide on the candidates of `runs/<run_id>/train.json`
+//!   against naive and production, with reasons; records `decisions/`.
+//! - `promote`: move the production aliases (compare-and-swap).
+//! - `request_approval`: keep the `.waitForTaskToken` state's token.
+//! - `answer`: a person's approve/reject, sent to Step Functions as
+//!   `SendTaskSuccess` / `SendTaskFailure(Gate.ApprovalRejected)`.
+//!
+//! Configuration: `STOCKCAST_BUCKET` and the policy `STOCKCAST_GATE_*`.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use stockcast::functions::{ApprovalSender, StepEnv, gate_event};
+use stockcast::steps::{ApprovalResult, ErrorName, StepError};
+
+/// Answers a waiting workflow through the Step Functions API.
+#[derive(Debug, Clone)]
+struct StepFunctions(aws_sdk_sfn::Client);
+
+impl ApprovalSender for StepFunctions {
+    async fn send(&self, task_token: &str, result: &ApprovalResult) -> Result<(), StepError> {
+        let unavailable = |e: &dyn std::error::Error| {
+            StepError::new(
+                ErrorName::ServiceUnavailable,
+                format!("Step Functions did not take the answer: {}", error_chain(e)),
+            )
+        };
+        if result.approved {
+            let output = serde_json::to_string(result)
+                .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
+            self.0
+                .send_task_success()
+                .task_token(task_token)
+                .output(output)
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+        } else {
+            self.0
+                .send_task_failure()
+                .task_token(task_token)
+                .error(ErrorName::GateApprovalRejected.as_str())
+                .cause(rejection_cause(result))
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An error with its sources, which is where the SDK says what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn rejection_cause(result: &ApprovalResult) -> String {
+    format!(
+        "rejected{}{}",
+        result
+            .by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default(),
+        result
+            .reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stockcast::logging::init_json();
+    let env = Arc::new(StepEnv::from_env().map_err(lambda_runtime::Error::from)?);
+    let config = aws_config::load_from_env().await;
+    let sfn = Arc::new(StepFunctions(aws_sdk_sfn::Client::new(&config)));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (env, sfn) = (env.clone(), sfn.clone());
+        async move {
+            gate_event(&env, event.payload, sfn.as_ref())
+                .await
+                .map_err(Diagnostic::from)
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The approval callback against a local stand-in for the Step Functions
+    //! API on 127.0.0.1: the real SDK client, pointed at it with
+    //! `AWS_ENDPOINT_URL`-style configuration, sends real requests.
+
+    use std::sync::Mutex;
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use stockcast::steps::{ApprovalAnswer, ApprovalRequest};
+    use stockcast::store::Store;
+
+    use super::*;
+
+    type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+    /// Step Functions speaks JSON 1.0: POST / with `X-Amz-Target: AWSStepFunctions.<Operation>`.
+    async fn step_functions_stub() -> (String, Calls) {
+        let calls: Calls = Arc::default();
+        let app = Router::new()
+            .route(
+                "/",
+                post(
+                    |State(calls): State<Calls>, headers: HeaderMap, body: Bytes| async move {
+                        let target = headers
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        calls.lock().expect("lock").push((target, body));
+                        ([("content-type", "application/x-amz-json-1.0")], "{}")
+                    },
+                ),
+            )
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    async fn client(endpoint: &str) -> StepFunctions {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::for_tests())
+            .load()
+            .await;
+        StepFunctions(aws_sdk_sfn::Client::new(&config))
+    }
+
+    fn env(dir: &std::path::Path) -> StepEnv {
+        StepEnv {
+            store: Store::local(dir).expect("store"),
+            config: Default::default(),
+            monitor: Default::default(),
+            sample_dir: dir.into(),
+            vendors: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn approve_and_reject_reach_step_functions_with_the_kept_token() {
+        let (url, calls) = step_functions_stub().await;
+        let sfn = client(&url).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env(dir.path());
+        for (run, token) in [("run-a", "token-a"), ("run-b", "token-b")] {
+            let request = serde_json::to_value(stockcast::steps::GateRequest::RequestApproval(
+                ApprovalRequest {
+                    run_id: run.into(),
+                    task_token: token.into(),
+                    decisions: vec![],
+                },
+            ))
+            .expect("serialises");
+            gate_event(&env, request, &sfn).await.expect("kept");
+        }
+        let answer = |run: &str, approve: bool| {
+            serde_json::to_value(stockcast::steps::GateRequest::Answer(ApprovalAnswer {
+                run_id: run.into(),
+                approve,
+                reason: Some("plots look wrong".into()),
+                by: Some("bob".into()),
+            }))
+            .expect("serialises")
+        };
+        let approved = gate_event(&env, answer("run-a", true), &sfn)
+            .await
+            .expect("approved");
+        assert_eq!(approved["approved"], true);
+        gate_event(&env, answer("run-b", false), &sfn)
+            .await
+            .expect("rejected");
+        let again = gate_event(&env, answer("run-b", true), &sfn)
+            .await
+            .expect_err("answered already");
+        assert_eq!(Diagnostic::from(again).error_type, "Step.InvalidInput");
+
+        let calls = calls.lock().expect("lock").clone();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0].0, "AWSStepFunctions.SendTaskSuccess");
+        assert_eq!(calls[0].1["taskToken"], "token-a");
+        let output: Value =
+            serde_json::from_str(calls[0].1["output"].as_str().unwrap_or("")).expect("json output");
+        assert_eq!(output["approved"], true);
+        assert_eq!(calls[1].0, "AWSStepFunctions.SendTaskFailure");
+        assert_eq!(calls[1].1["taskToken"], "token-b");
+        assert_eq!(calls[1].1["error"], "Gate.ApprovalRejected");
+        assert_eq!(calls[1].1["cause"], "rejected by bob: plots look wrong");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_step_functions_keeps_the_approval_pending() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env(dir.path());
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let sfn = client(&format!("http://127.0.0.1:{port}")).await;
+        let request = serde_json::json!({"action": "request_approval", "run_id": "r", "task_token": "t", "decisions": []});
+        gate_event(&env, request, &sfn).await.expect("kept");
+        let answer = serde_json::json!({"action": "answer", "run_id": "r", "approve": true});
+        let failed = gate_event(&env, answer, &sfn)
+            .await
+            .expect_err("unreachable");
+        assert_eq!(Diagnostic::from(failed).error_type, "Service.Unavailable");
+        assert!(
+            stockcast::approval::pending(&env.store, "r")
+                .await
+                .expect("reads")
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! What each workflow task does with its event, shared by the deployed
+//! binaries (functions/*, jobs/train) and `cargo xtask step`, which runs
+//! the same code against a local store for `cargo xtask simulate`.
+//!
+//! An event is the task's input exactly as the ASL builds it; the result is
+//! the JSON the task returns, or a [`StepError`] whose name the workflow's
+//! Retry/Catch match. Only what needs an AWS service beyond storage (sending
+//! a task token, publishing metrics) stays in the deployed binaries.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::approval;
+use crate::config::PipelineConfig;
+use crate::ingest::{IngestContext, ingest};
+use crate::monitor::{self, MonitorPolicy};
+use crate::promotion;
+use crate::registry::Registry;
+use crate::steps::{
+    ApprovalResult, ErrorName, GateInput, GateRequest, IngestInput, MonitorInput, QualityInput,
+    StepError,
+};
+use crate::store::Store;
+use crate::train;
+use crate::vendors::VendorClient;
+
+/// Everything a task needs besides its event; built once per process.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    pub store: Store,
+    pub config: PipelineConfig,
+    pub monitor: MonitorPolicy,
+    /// The bundled sample prices (`source: sample`).
+    pub sample_dir: PathBuf,
+    /// `None`: only the sample source is available.
+    pub vendors: Option<VendorClient>,
+}
+
+impl StepEnv {
+    /// The deployed environment, from the variables the templates set:
+    /// `STOCKCAST_BUCKET`, the gate's `STOCKCAST_GATE_*` and the monitor's
+    /// `STOCKCAST_DRIFT_MASE_RATIO`. Vendors are left to the ingest function.
+    pub fn from_env() -> Result<StepEnv, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let bucket = var("STOCKCAST_BUCKET").ok_or("STOCKCAST_BUCKET is not set")?;
+        let store = Store::s3(&bucket).map_err(|e| e.to_string())?;
+        let mut config = PipelineConfig::default();
+        config.gate = crate::config::GatePolicy::from_vars(var)?;
+        let mut monitor = MonitorPolicy::default();
+        if let Some(ratio) = var("STOCKCAST_DRIFT_MASE_RATIO") {
+            monitor.drift_mase_ratio = ratio
+                .parse()
+                .map_err(|e| format!("STOCKCAST_DRIFT_MASE_RATIO={ratio:?} is invalid: {e}"))?;
+        }
+        Ok(StepEnv {
+            store,
+            config,
+            monitor,
+            sample_dir: PathBuf::from("data/sample"),
+            vendors: None,
+        })
+    }
+}
+
+/// A step error as a Lambda reports it: the name is the `errorType` that
+/// the workflow's Retry/Catch match.
+#[cfg(feature = "lambda")]
+impl From<StepError> for lambda_runtime::Diagnostic {
+    fn from(e: StepError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.name.as_str().to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+/// Sends a person's answer to the waiting workflow (`SendTaskSuccess` /
+/// `SendTaskFailure` in AWS).
+pub trait ApprovalSender {
+    fn send(
+        &self,
+        task_token: &str,
+        result: &ApprovalResult,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+/// For places with no Step Functions to answer (local runs).
+#[derive(Debug, Clone, Copy)]
+pub struct NoStepFunctions;
+
+impl ApprovalSender for NoStepFunctions {
+    async fn send(&self, _: &str, _: &ApprovalResult) -> Result<(), StepError> {
+        Err(StepError::new(
+            ErrorName::InvalidInput,
+            "answering an approval needs the deployed workflow: use `cargo xtask approve`",
+        ))
+    }
+}
+
+fn parse<T: DeserializeOwned>(event: Value, what: &str) -> Result<T, StepError> {
+    serde_json::from_value(event).map_err(|e| {
+        StepError::new(
+            ErrorName::InvalidInput,
+            format!("the event is not a valid {what}: {e}"),
+        )
+    })
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Value, StepError> {
+    serde_json::to_value(value).map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))
+}
+
+fn action(event: &Value) -> Option<&str> {
+    event.get("action").and_then(Value::as_str)
+}
+
+/// The ingest function: an `IngestInput` fetches one symbol;
+/// `{"action":"quality",…}` runs the data checks.
+pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, StepError> {
+    match action(&event) {
+        Some("quality") => {
+            let input: QualityInput = parse(event, "quality input")?;
+            let protocol = &env.config.protocol;
+            reply(
+                &crate::quality::check(
+                    &env.store,
+                    &input,
+                    &env.config.quality,
+                    protocol.test_rows + protocol.window,
+                    chrono::Utc::now().date_naive(),
+                )
+                .await?,
+            )
+        }
+        None | Some("ingest") => {
+            if let Some(map) = event.as_object_mut() {
+                map.remove("action");
+            }
+            let input: IngestInput = parse(event, "ingest input")?;
+            let context = IngestContext {
+                store: env.store.clone(),
+                sample_dir: env.sample_dir.clone(),
+                vendors: env.vendors.clone(),
+            };
+            reply(&ingest(&context, &input).await?)
+        }
+        Some(other) => Err(StepError::new(
+            ErrorName::InvalidInput,
+            format!("unknown action {other:?}; expected ingest or quality"),
+        )),
+    }
+}
+
+/// The gate function: evaluate, promote, keep an approval's token, answer it.
+pub async fn gate_event(
+    env: &StepEnv,
+    event: Value,
+    sender: &impl ApprovalSender,
+) -> Result<Value, StepError> {
+    let registry = Registry::new(env.store.clone());
+    match parse::<GateRequest>(event, "gate request")? {
+        GateRequest::Evaluate { run_id } => {
+            let trained = train::recorded_output(&env.store, &run_id)
+                .await?
+                .ok_or_else(|| {
+                    StepError::new(
+                        ErrorName::InvalidInput,
+                        format!(
+                            "run {run_id} has no {}: the train step has not finished",
+                            train::train_output_key(&run_id)
+                        ),
+                    )
+                })?;
+            let input = GateInput {
+                run_id,
+                candidates: trained.candidates,
+            };
+            reply(&promotion::evaluate(&registry, &env.config.gate, &input).await?)
+        }
+        GateRequest::Promote(input) => reply(&promotion::promote(&registry, &input).await?),
+        GateRequest::RequestApproval(request) => {
+            approval::request(&env.store, &request).await?;
+            Ok(Value::Object(Default::default()))
+        }
+        GateRequest::Answer(answer) => reply(
+            &approval::answer(
+                &env.store,
+                &answer,
+                async |token: &str, result: &ApprovalResult| sender.send(token, result).await,
+            )
+            .await?,
+        ),
+    }
+}
+
+/// The monitor function: record today's served forecasts, score past ones.
+pub async fn monitor_event(env: &StepEnv, mut event: Value) -> Result<Value, StepError> {
+    if let Some(map) = event.as_object_mut() {
+        map.remove("action");
+    }
+    let input: MonitorInput = parse(event, "monitor input")?;
+    reply(
+        &monitor::monitor(
+            &env.store,
+            &env.config.gate,
+            &env.monitor,
+            &input,
+            chrono::Utc::now().date_naive(),
+        )
+        .await?,
+    )
+}

@@ -1,0 +1,353 @@
+//! The monitor step: how good were the forecasts production actually
+//! served, now that their days have come?
+//!
+//! Every daily run does two things per symbol:
+//! 1. **records** the forecast the API serves for the latest data (the
+//!    default model, through the API's own cache and selection) under
+//!    `forecasts/<symbol>/<origin date>.json`, written once;
+//! 2. **scores** the recorded forecasts whose target days are now in the
+//!    curated data: absolute error against the realised close, next to the
+//!    naive forecast's (the close at the origin) and the direction.
+//!
+//! The aggregates over the lookback window, `mase_ratio` (model error over
+//! naive error on the same points: above 1, production is worse than doing
+//! nothing) and `directional_accuracy`, are what the Lambda publishes to
+//! CloudWatch; drift is declared when the ratio passes the threshold over
+//! enough points.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api::cache::ModelCache;
+use crate::api::error::ApiError;
+use crate::calendar;
+use crate::config::GatePolicy;
+use crate::ingest::curated_key;
+use crate::models::ModelKind;
+use crate::registry::{Registry, pretty_json};
+use crate::series::PriceSeries;
+use crate::steps::{ErrorName, MonitorInput, MonitorOutput, StepError};
+use crate::store::{Store, StoreError};
+
+/// The monitor's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorPolicy {
+    /// Drift when realised model error over naive error exceeds this.
+    pub drift_mase_ratio: f64,
+    /// Fewer realised points than this never declare drift (noise).
+    pub min_points: usize,
+    /// Forecasts whose origin is older than this many days are not scored.
+    pub lookback_days: i64,
+    /// Horizons recorded, in trading days.
+    pub horizons: Vec<usize>,
+    /// Latest values a model is re-anchored on (as the API does).
+    pub anchor_window: usize,
+}
+
+impl Default for MonitorPolicy {
+    fn default() -> Self {
+        MonitorPolicy {
+            drift_mase_ratio: 1.2,
+            min_points: 20,
+            lookback_days: 90,
+            horizons: vec![1, 5, 21],
+            anchor_window: 1000,
+        }
+    }
+}
+
+pub fn forecast_key(symbol: &str, origin: NaiveDate) -> String {
+    format!("forecasts/{symbol}/{origin}.json")
+}
+
+/// One served forecast, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedForecast {
+    pub symbol: String,
+    pub model: ModelKind,
+    pub version: String,
+    /// The last day of data the forecast was made from.
+    pub origin: NaiveDate,
+    /// The target value at the origin: the naive forecast of every horizon.
+    pub last_value: f64,
+    pub points: Vec<ServedPoint>,
+    pub recorded_at: String,
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedPoint {
+    /// Trading days after the origin.
+    pub h: usize,
+    pub date: NaiveDate,
+    pub forecast: f64,
+}
+
+/// Running sums over scored points.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Score {
+    pub points: usize,
+    pub model_abs_error: f64,
+    pub naive_abs_error: f64,
+    pub direction_hits: usize,
+    pub direction_points: usize,
+}
+
+impl Score {
+    /// Scores one recorded forecast against the realised series: a point
+    /// counts once the series has a value `h` trading rows after the origin.
+    pub fn add(&mut self, record: &ServedForecast, dates: &[NaiveDate], target: &[f64]) {
+        let Ok(origin) = dates.binary_search(&record.origin) else {
+            return;
+        };
+        for point in &record.points {
+            let Some(&actual) = target.get(origin + point.h) else {
+                continue;
+            };
+            self.points += 1;
+            self.model_abs_error += (point.forecast - actual).abs();
+            self.naive_abs_error += (record.last_value - actual).abs();
+            let moved = actual - record.last_value;
+            let called = point.forecast - record.last_value;
+            if moved != 0.0 && called != 0.0 {
+                self.direction_points += 1;
+                if moved.signum() == called.signum() {
+                    self.direction_hits += 1;
+                }
+            }
+        }
+    }
+
+    pub fn mase_ratio(&self) -> Option<f64> {
+        (self.naive_abs_error > 0.0).then(|| self.model_abs_error / self.naive_abs_error)
+    }
+
+    pub fn directional_accuracy(&self) -> Option<f64> {
+        (self.direction_points > 0)
+            .then(|| self.direction_hits as f64 / self.direction_points as f64)
+    }
+}
+
+fn unavailable(e: ApiError) -> StepError {
+    StepError::new(ErrorName::StorageUnavailable, e.message)
+}
+
+/// Records today's served forecasts and scores the past ones.
+pub async fn monitor(
+    store: &Store,
+    gate: &GatePolicy,
+    policy: &MonitorPolicy,
+    input: &MonitorInput,
+    today: NaiveDate,
+) -> Result<MonitorOutput, StepError> {
+    let cache = ModelCache::new(
+        Registry::new(store.clone()),
+        Duration::ZERO,
+        policy.anchor_window,
+    );
+    let mut score = Score::default();
+    let mut recorded = Vec::new();
+    let since = today - chrono::Duration::days(policy.lookback_days);
+    for symbol in &input.symbols {
+        let key = curated_key(symbol);
+        let Some(object) = store.get(&key).await? else {
+            continue;
+        };
+        let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)
+            .map_err(|e| StepError::new(ErrorName::DataQualityFailed, e.to_string()))?;
+        let dates: Vec<NaiveDate> = series.bars.iter().map(|b| b.date).collect();
+        let target = series.target();
+        for record_key in store.list(&format!("forecasts/{symbol}/")).await? {
+            let Some(object) = store.get(&record_key).await? else {
+                continue;
+            };
+            let record: ServedForecast = serde_json::from_slice(&object.bytes).map_err(|e| {
+                StepError::new(
+                    ErrorName::StorageUnavailable,
+                    format!("{record_key} is not a served forecast: {e}"),
+                )
+            })?;
+            if record.origin >= since {
+                score.add(&record, &dates, &target);
+            }
+        }
+        let Some(&last_value) = target.last() else {
+            continue;
+        };
+        if let Some(key) = record(&cache, gate, policy, symbol, last_value, &input.run_id).await? {
+            recorded.push(key);
+        }
+    }
+    let mut metrics = BTreeMap::new();
+    metrics.insert("scored_points".to_owned(), score.points as f64);
+    if let Some(ratio) = score.mase_ratio() {
+        metrics.insert("mase_ratio".to_owned(), ratio);
+    }
+    if let Some(accuracy) = score.directional_accuracy() {
+        metrics.insert("directional_accuracy".to_owned(), accuracy);
+    }
+    let (drift, reason) = match score.mase_ratio() {
+        _ if score.points < policy.min_points => (
+            false,
+            format!(
+                "{} realised forecasts in the last {} days; drift needs at least {}",
+                score.points, policy.lookback_days, policy.min_points
+            ),
+        ),
+        Some(ratio) if ratio > policy.drift_mase_ratio => (
+            true,
+            format!(
+                "MASE ratio {ratio:.4} over {} realised forecasts exceeds the threshold {:.2}",
+                score.points, policy.drift_mase_ratio
+            ),
+        ),
+        Some(ratio) => (
+            false,
+            format!(
+                "MASE ratio {ratio:.4} over {} realised forecasts is within the threshold {:.2}",
+                score.points, policy.drift_mase_ratio
+            ),
+        ),
+        None => (
+            false,
+            "prices did not move over the scored points".to_owned(),
+        ),
+    };
+    Ok(MonitorOutput {
+        drift,
+        metrics,
+        reason,
+        recorded,
+    })
+}
+
+/// Writes the forecast the API serves for `symbol` now, once per origin.
+async fn record(
+    cache: &ModelCache,
+    gate: &GatePolicy,
+    policy: &MonitorPolicy,
+    symbol: &str,
+    last_value: f64,
+    run_id: &str,
+) -> Result<Option<String>, StepError> {
+    let Some(state) = cache.symbol(symbol).await.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let (Some(served), Some(origin)) = (state.default_model(gate), state.data_through) else {
+        return Ok(None);
+    };
+    let Some(&longest) = policy.horizons.iter().max() else {
+        return Ok(None);
+    };
+    let forecast = served.anchored.forecast(longest).map_err(|e| {
+        StepError::new(
+            ErrorName::TrainFailed,
+            format!(
+                "{symbol} {}: the production model could not forecast: {e}",
+                served.kind
+            ),
+        )
+    })?;
+    let dates = calendar::next_trading_days(origin, longest);
+    let record = ServedForecast {
+        symbol: symbol.to_owned(),
+        model: served.kind,
+        version: served.version.clone(),
+        origin,
+        last_value,
+        points: policy
+            .horizons
+            .iter()
+            .filter_map(|&h| {
+                Some(ServedPoint {
+                    h,
+                    date: *dates.get(h.checked_sub(1)?)?,
+                    forecast: *forecast.mean.get(h - 1)?,
+                })
+            })
+            .collect(),
+        recorded_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run_id: run_id.to_owned(),
+    };
+    let key = forecast_key(symbol, origin);
+    match cache
+        .registry()
+        .store()
+        .create(&key, pretty_json(&record))
+        .await
+    {
+        Ok(()) => Ok(Some(key)),
+        // Already recorded today (a retry, or a second run): keep the first.
+        Err(StoreError::AlreadyExists { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    #[test]
+    fn scores_only_realised_points_against_naive() {
+        let dates = vec![
+            d("2026-11-02"),
+            d("2026-11-03"),
+            d("2026-11-04"),
+            d("2026-11-05"),
+        ];
+        let target = vec![100.0, 102.0, 99.0, 104.0];
+        let record = ServedForecast {
+            symbol: "X".into(),
+            model: ModelKind::Arima,
+            version: "v".into(),
+            origin: d("2026-11-03"),
+            last_value: 102.0,
+            points: vec![
+                ServedPoint {
+                    h: 1,
+                    date: d("2026-11-04"),
+                    forecast: 103.0,
+                },
+                ServedPoint {
+                    h: 2,
+                    date: d("2026-11-05"),
+                    forecast: 103.0,
+                },
+                ServedPoint {
+                    h: 5,
+                    date: d("2026-11-10"),
+                    forecast: 110.0,
+                },
+            ],
+            recorded_at: String::new(),
+            run_id: String::new(),
+        };
+        let mut score = Score::default();
+        score.add(&record, &dates, &target);
+        // h1: |103-99| = 4 vs naive |102-99| = 3, wrong direction;
+        // h2: |103-104| = 1 vs naive 2, right direction; h5 not realised.
+        assert_eq!(score.points, 2);
+        assert_eq!(score.model_abs_error, 5.0);
+        assert_eq!(score.naive_abs_error, 5.0);
+        assert_eq!(score.mase_ratio(), Some(1.0));
+        assert_eq!(score.directional_accuracy(), Some(0.5));
+        // A record whose origin is not a day of the series scores nothing.
+        let mut other = Score::default();
+        other.add(
+            &ServedForecast {
+                origin: d("2026-11-01"),
+                ..record
+            },
+            &dates,
+            &target,
+        );
+        assert_eq!(other, Score::default());
+    }
+}
