@@ -29,6 +29,24 @@ pub enum Command {
     Render(Render),
     Check(Check),
     Ingest(Ingest),
+    Simulate(Simulate),
+}
+
+/// Runs both state machines, as rendered, in a Step Functions interpreter
+/// with every Task bound to the real step code, over the success and
+/// failure scenarios, and prints each scenario's path of states. Installs
+/// the interpreter (Node 22 and aws-local-stepfunctions) on first use.
+#[derive(Debug, Args)]
+pub struct Simulate {
+    /// The environment whose rendered stacks are run.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// Run only these scenarios, comma separated (see --list).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// Fetches prices for symbols from a source into the store (raw response
@@ -203,7 +221,8 @@ pub struct Bench {
     pub windows: usize,
 }
 
-/// Runs everything CI runs: formatting, clippy with warnings denied, every test.
+/// Runs everything CI runs: formatting, clippy with warnings denied, the stack
+/// checks, every test and the workflow simulation.
 #[derive(Debug, Args)]
 pub struct Ci {}
 

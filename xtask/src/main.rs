@@ -12,6 +12,7 @@ mod flags;
 mod infra;
 mod local;
 mod serve;
+mod simulate;
 mod table;
 mod tools;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         flags::Command::Render(cmd) => cmd.run(),
         flags::Command::Check(cmd) => cmd.run(),
         flags::Command::Ingest(cmd) => cmd.run(),
+        flags::Command::Simulate(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
