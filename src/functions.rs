@@ -87,6 +87,81 @@ pub trait ApprovalSender {
     ) -> impl Future<Output = Result<(), StepError>> + Send;
 }
 
+/// Answers a waiting workflow through the Step Functions API.
+#[cfg(feature = "sfn")]
+#[derive(Debug, Clone)]
+pub struct StepFunctions(aws_sdk_sfn::Client);
+
+#[cfg(feature = "sfn")]
+impl StepFunctions {
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        StepFunctions(client)
+    }
+}
+
+#[cfg(feature = "sfn")]
+impl ApprovalSender for StepFunctions {
+    async fn send(&self, task_token: &str, result: &ApprovalResult) -> Result<(), StepError> {
+        let unavailable = |e: &dyn std::error::Error| {
+            StepError::new(
+                ErrorName::ServiceUnavailable,
+                format!("Step Functions did not take the answer: {}", error_chain(e)),
+            )
+        };
+        if result.approved {
+            let output = serde_json::to_string(result)
+                .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
+            self.0
+                .send_task_success()
+                .task_token(task_token)
+                .output(output)
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+        } else {
+            self.0
+                .send_task_failure()
+                .task_token(task_token)
+                .error(ErrorName::GateApprovalRejected.as_str())
+                .cause(rejection_cause(result))
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "sfn")]
+/// An error with its sources, which is where the SDK says what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(feature = "sfn")]
+fn rejection_cause(result: &ApprovalResult) -> String {
+    format!(
+        "rejected{}{}",
+        result
+            .by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default(),
+        result
+            .reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )
+}
+
 /// For places with no Step Functions to answer (local runs).
 #[derive(Debug, Clone, Copy)]
 pub struct NoStepFunctions;

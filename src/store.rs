@@ -85,6 +85,9 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Access key id and secret.
     pub credentials: Option<(String, String)>,
+    /// Credentials from elsewhere (the AWS SDK's default chain: profiles,
+    /// SSO, the container role), when static ones will not do.
+    pub credential_provider: Option<object_store::aws::AwsCredentialProvider>,
 }
 
 /// A handle to the pipeline's storage. Cheap to clone.
@@ -144,6 +147,9 @@ impl Store {
             builder = builder
                 .with_access_key_id(key)
                 .with_secret_access_key(secret);
+        }
+        if let Some(provider) = options.credential_provider {
+            builder = builder.with_credentials(provider);
         }
         let s3 = builder.build().map_err(|e| StoreError::Setup {
             store: format!("s3://{bucket}"),

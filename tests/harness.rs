@@ -65,6 +65,8 @@ impl Moto {
         let port = free_port();
         let child = std::process::Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Its Step Functions engine calls back into the server it runs in.
+            .env("MOTO_PORT", port.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -115,6 +117,7 @@ impl Moto {
                 endpoint: Some(self.endpoint.clone()),
                 region: Some("us-east-1".into()),
                 credentials: Some(("testing".into(), "testing".into())),
+                credential_provider: None,
             },
         )
         .expect("s3 store")
@@ -122,6 +125,60 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's docker-registry (a real OCI registry) on 127.0.0.1, stopped
+/// when dropped.
+#[allow(dead_code)] // used by xtask's tests, which include this file
+pub struct OciRegistry {
+    child: std::process::Child,
+    pub address: String,
+    _storage: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl OciRegistry {
+    pub fn start() -> Option<OciRegistry> {
+        let server = tool("STOCKCAST_DOCKER_REGISTRY")?;
+        let storage = tempfile::tempdir().expect("temp dir");
+        let address = format!("127.0.0.1:{}", free_port());
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .expect("writes the registry config");
+        let child = std::process::Command::new(&server)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(OciRegistry {
+            child,
+            address,
+            _storage: storage,
+        })
+    }
+}
+
+impl Drop for OciRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -63,6 +63,68 @@ fn assert_finds(findings: &[String], expected: &str) {
 }
 
 #[test]
+fn the_bootstrap_stack_comes_first_and_needs_nothing() {
+    assert_eq!(STACKS[0], infra::BOOTSTRAP);
+    for env in environments() {
+        let r = rendered(&env);
+        let bootstrap = &r.stacks[0];
+        assert_eq!(bootstrap.stack_name, format!("stockcast-{env}-bootstrap"));
+        // `cargo xtask bootstrap` runs before anything exists: no input, no import.
+        assert!(bootstrap.template.get("Parameters").is_none(), "{env}");
+        assert!(
+            !bootstrap.to_json_string().contains("Fn::ImportValue"),
+            "{env}"
+        );
+        let exports: Vec<&str> = bootstrap.template["Outputs"]
+            .as_object()
+            .expect("outputs")
+            .values()
+            .filter_map(|o| o["Export"]["Name"].as_str())
+            .collect();
+        for name in [
+            "ArtifactBucketName",
+            "TrainRepositoryUri",
+            "TrainRepositoryArn",
+        ] {
+            assert!(
+                exports.contains(&format!("stockcast-{env}-{name}").as_str()),
+                "{env}: {exports:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn imports_must_follow_the_deployment_order() {
+    let mut r = rendered("dev");
+    let bootstrap = &mut r.stacks[0].template;
+    bootstrap["Outputs"]
+        .as_object_mut()
+        .expect("outputs")
+        .remove("TrainRepositoryArn");
+    bootstrap["Outputs"]["Twice"] = serde_json::json!({
+        "Value": "x",
+        "Export": {"Name": "stockcast-dev-DataBucketName"}
+    });
+    let data = &mut r.stacks[1].template;
+    data["Resources"]["DataKey"]["Properties"]["Description"] =
+        serde_json::json!({"Fn::ImportValue": "stockcast-dev-TopicArn"});
+    let findings: Vec<String> = infra::check(&r).iter().map(ToString::to_string).collect();
+    assert_finds(
+        &findings,
+        "app/TrainExecutionRole: imports: imports stockcast-dev-TrainRepositoryArn, which no stack exports",
+    );
+    assert_finds(
+        &findings,
+        "data/DataKey: imports: imports stockcast-dev-TopicArn from stack monitoring, which is not deployed before data",
+    );
+    assert_finds(
+        &findings,
+        "data/Outputs.DataBucketName: imports: exports stockcast-dev-DataBucketName, which stack bootstrap exports too",
+    );
+}
+
+#[test]
 fn a_role_missing_a_permission_is_found() {
     let findings = findings_after("orchestration", |t| {
         let statements = t["Resources"]["TrainingStateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]

@@ -2,6 +2,8 @@
 //! checkov and asl-validator cannot see because it spans a template, its
 //! state machine definitions and the other stacks.
 //!
+//! - every `Fn::ImportValue` names an export of a stack deployed before the
+//!   importing one (`STACKS` order), and no export name is exported twice;
 //! - every `${Placeholder}` of a state machine is bound, and every binding used;
 //! - every Task's resource resolves to a resource or an export of the stacks;
 //! - every state machine role allows what its tasks call;
@@ -49,14 +51,21 @@ struct Model<'a> {
     resources: Vec<Resource<'a>>,
     /// Export name → (stack, value).
     exports: BTreeMap<String, (&'a str, &'a Json)>,
+    /// Stack names in deployment order.
+    order: Vec<&'a str>,
+    /// Exports whose name an earlier stack already exports: (stack, output, name).
+    duplicate_exports: Vec<(&'a str, &'a str, &'a str)>,
 }
 
 impl<'a> Model<'a> {
     fn new(rendered: &'a Rendered) -> Self {
         let mut resources = Vec::new();
         let mut exports = BTreeMap::new();
+        let mut order = Vec::new();
+        let mut duplicate_exports = Vec::new();
         for stack in &rendered.stacks {
             let name = stack.name.as_str();
+            order.push(name);
             if let Some(map) = stack.template["Resources"].as_object() {
                 for (id, r) in map {
                     resources.push(Resource {
@@ -69,14 +78,28 @@ impl<'a> Model<'a> {
                 }
             }
             if let Some(outputs) = stack.template["Outputs"].as_object() {
-                for output in outputs.values() {
+                for (id, output) in outputs {
                     if let Some(export) = output["Export"]["Name"].as_str() {
-                        exports.insert(export.to_owned(), (name, &output["Value"]));
+                        if exports.contains_key(export) {
+                            duplicate_exports.push((name, id.as_str(), export));
+                        } else {
+                            exports.insert(export.to_owned(), (name, &output["Value"]));
+                        }
                     }
                 }
             }
         }
-        Model { resources, exports }
+        Model {
+            resources,
+            exports,
+            order,
+            duplicate_exports,
+        }
+    }
+
+    /// A stack's place in the deployment order.
+    fn position(&self, stack: &str) -> Option<usize> {
+        self.order.iter().position(|s| *s == stack)
     }
 
     fn of_kind(&self, kind: &str) -> impl Iterator<Item = &Resource<'a>> {
@@ -117,6 +140,7 @@ impl<'a> Model<'a> {
 pub fn check(rendered: &Rendered) -> Vec<Finding> {
     let model = Model::new(rendered);
     let mut findings = Vec::new();
+    check_imports(rendered, &model, &mut findings);
     check_state_machines(&model, &mut findings);
     check_wildcards(&model, &mut findings);
     check_functions(&model, &mut findings);
@@ -162,6 +186,86 @@ fn placeholders(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The argument of every `Fn::ImportValue` in a JSON value.
+fn imports<'j>(value: &'j Json, out: &mut Vec<&'j Json>) {
+    match value {
+        Json::Array(items) => items.iter().for_each(|v| imports(v, out)),
+        Json::Object(map) => {
+            for (key, v) in map {
+                if key == "Fn::ImportValue" {
+                    out.push(v);
+                } else {
+                    imports(v, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every import names an export of an earlier stack: CloudFormation fails a
+/// create whose import does not exist yet, and refuses to delete a stack
+/// whose exports are imported, so imports must follow the deployment order.
+fn check_imports(rendered: &Rendered, model: &Model<'_>, findings: &mut Vec<Finding>) {
+    for (position, stack) in rendered.stacks.iter().enumerate() {
+        let template = &stack.template;
+        let places = ["Resources", "Outputs"].into_iter().flat_map(|section| {
+            template[section]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(id, value)| {
+                    let place = if section == "Outputs" {
+                        format!("Outputs.{id}")
+                    } else {
+                        id.clone()
+                    };
+                    (place, value)
+                })
+        });
+        for (place, value) in places {
+            let mut found = Vec::new();
+            imports(value, &mut found);
+            let mut messages = BTreeSet::new();
+            for import in found {
+                let Some(name) = import.as_str() else {
+                    messages.insert(format!(
+                        "imports {import}, a computed name that no check can follow; import a literal name"
+                    ));
+                    continue;
+                };
+                match model.exports.get(name) {
+                    None => {
+                        messages.insert(format!("imports {name}, which no stack exports"));
+                    }
+                    Some((from, _)) if model.position(from) >= Some(position) => {
+                        messages.insert(format!(
+                            "imports {name} from stack {from}, which is not deployed before {}",
+                            stack.name
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            findings.extend(messages.into_iter().map(|message| Finding {
+                stack: stack.name.clone(),
+                resource: place.clone(),
+                check: "imports",
+                message,
+            }));
+        }
+    }
+    for (stack, output, name) in &model.duplicate_exports {
+        let first = model.exports.get(*name).map_or("", |(s, _)| *s);
+        findings.push(Finding {
+            stack: (*stack).to_owned(),
+            resource: format!("Outputs.{output}"),
+            check: "imports",
+            message: format!("exports {name}, which stack {first} exports too"),
+        });
+    }
 }
 
 /// Every Task state of a definition, in nested Map and Parallel states too.

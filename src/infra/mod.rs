@@ -13,4 +13,4 @@ pub mod render;
 
 pub use check::{Finding, check};
 pub use env::Environment;
-pub use render::{Rendered, RenderedStack, STACKS, Sources, WORKFLOWS, render};
+pub use render::{BOOTSTRAP, Rendered, RenderedStack, STACKS, Sources, WORKFLOWS, render};

@@ -9,8 +9,14 @@ use serde_json::Value as Json;
 use super::cfn;
 use super::env::{EnvError, Environment};
 
-/// The stacks, in deployment order: each may import the exports of those before it.
-pub const STACKS: [&str; 4] = ["data", "app", "monitoring", "orchestration"];
+/// The stacks, in deployment order: each may import the exports of those
+/// before it (`check` enforces that). The first, [`BOOTSTRAP`], holds where
+/// artifacts are uploaded to and is created by `cargo xtask bootstrap`; the
+/// others by `cargo xtask deploy`, in this order.
+pub const STACKS: [&str; 5] = ["bootstrap", "data", "app", "monitoring", "orchestration"];
+/// The stack created before artifacts can be uploaded: the artifact bucket
+/// and the training image repository.
+pub const BOOTSTRAP: &str = STACKS[0];
 pub const WORKFLOWS: [&str; 2] = ["training", "daily"];
 
 #[derive(Debug, thiserror::Error)]

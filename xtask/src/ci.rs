@@ -18,6 +18,7 @@ impl flags::Ci {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
@@ -32,8 +33,33 @@ impl flags::Ci {
         }
         .run()
         .context("the stacks failed their checks")?;
-        let tools = crate::tools::test_environment().context("installing the test tools failed")?;
-        let totals = tests("running tests", &["test", "--workspace"], &tools)?;
+        let mut tools =
+            crate::tools::test_environment().context("installing the test tools failed")?;
+        // Cross-compiling is the slowest build of all: done once, here, and
+        // read by the packaging tests rather than rebuilt by them.
+        let package_dir = crate::tools::tools_dir()
+            .parent()
+            .map(|target| target.join("package"))
+            .context("the tools folder has no parent")?;
+        eprintln!(
+            "xtask ci: packaging: cargo xtask package --out {}",
+            package_dir.display()
+        );
+        flags::Package {
+            out: package_dir.clone(),
+            push: None,
+            no_build: false,
+            registry_user: None,
+            registry_password: None,
+        }
+        .run()
+        .context("packaging failed")?;
+        tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
+        let totals = tests(
+            "running tests",
+            &["test", "--workspace", "--all-features"],
+            &tools,
+        )?;
         // The workflows run for real, offline: the rendered ASL in an
         // interpreter with every task bound to the step code (issue 8).
         eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");

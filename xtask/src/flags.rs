@@ -30,6 +30,31 @@ pub enum Command {
     Check(Check),
     Ingest(Ingest),
     Simulate(Simulate),
+    Step(Step),
+    Package(Package),
+    Bootstrap(Bootstrap),
+    Deploy(Deploy),
+    Run(Run),
+    Status(Status),
+    Approve(Approve),
+    Reject(Reject),
+    Destroy(Destroy),
+}
+
+impl Command {
+    /// Whether the command talks to AWS (needs the `aws` feature).
+    pub fn needs_aws(&self) -> bool {
+        matches!(
+            self,
+            Command::Bootstrap(_)
+                | Command::Deploy(_)
+                | Command::Run(_)
+                | Command::Status(_)
+                | Command::Approve(_)
+                | Command::Reject(_)
+                | Command::Destroy(_)
+        )
+    }
 }
 
 /// Runs both state machines, as rendered, in a Step Functions interpreter
@@ -47,6 +72,188 @@ pub struct Simulate {
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+/// Where and as whom the AWS commands work. Credentials and region come
+/// from the AWS SDK's default chain (profiles, SSO, environment variables).
+#[derive(Debug, Clone, Args)]
+pub struct Aws {
+    /// The environment: a file in stacks/environments/.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// A named profile of ~/.aws/config (SSO profiles work).
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (an emulator such as moto).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// Creates the small artifact stack deploy needs (an encrypted, versioned,
+/// private bucket and the training image repository), like CDK's bootstrap.
+#[derive(Debug, Args)]
+pub struct Bootstrap {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Packages and uploads the artifacts (skipping those already uploaded),
+/// then for each stack in order (data, app, monitoring, orchestration)
+/// previews a change set, asks, executes it and follows its events.
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// Apply every change set without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Use the artifacts already in this folder instead of packaging.
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Push the training image here instead of the bootstrap stack's ECR
+    /// repository (e.g. a registry on 127.0.0.1 for tests).
+    #[arg(long)]
+    pub image_registry: Option<String>,
+    /// The AWS Parameters and Secrets Lambda Extension layer (arm64) of the
+    /// region: AWS publishes one ARN per region.
+    #[arg(
+        long,
+        default_value = "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:12"
+    )]
+    pub secrets_extension_layer: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Pipeline {
+    Training,
+    Daily,
+}
+
+/// Starts a pipeline run (a named Step Functions execution) with the
+/// environment's symbols, and with --follow prints its states as they go.
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub aws: Aws,
+    #[arg(long, value_enum, default_value = "training")]
+    pub pipeline: Pipeline,
+    /// Follow the execution until it ends.
+    #[arg(long)]
+    pub follow: bool,
+    /// Symbols, comma separated (default: the environment's).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+}
+
+/// Stacks, the last executions, production models, alarms and the budget.
+#[derive(Debug, Args)]
+pub struct Status {
+    #[command(flatten)]
+    pub aws: Aws,
+}
+
+/// Approves the candidates of a training run waiting for approval.
+#[derive(Debug, Args)]
+pub struct Approve {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// The execution: its name (the run id) or ARN.
+    pub execution: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// Rejects the candidates of a training run waiting for approval.
+#[derive(Debug, Args)]
+pub struct Reject {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// The execution: its name (the run id) or ARN.
+    pub execution: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// Deletes the environment's stacks (newest first). The data bucket and its
+/// key are kept unless --purge-data, which also removes the bootstrap stack.
+#[derive(Debug, Args)]
+pub struct Destroy {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete every object of the data and artifact buckets, the
+    /// buckets, and schedule the key's deletion.
+    #[arg(long)]
+    pub purge_data: bool,
+}
+
+/// Runs one workflow task's code, as its Lambda does, on the event read
+/// from stdin, against a store; prints the task's JSON result. A step
+/// failure prints `{"error":"<name>","cause":"…"}` and exits 1: the error
+/// name is what the workflow's Retry/Catch match. `cargo xtask simulate`
+/// binds the state machines' tasks to this.
+#[derive(Debug, Args)]
+pub struct Step {
+    /// The function: ingest, gate or monitor.
+    #[arg(value_enum)]
+    pub function: StepFunction,
+    /// The store: a folder or s3://bucket (give folders as absolute paths:
+    /// xtask runs from the project root).
+    #[arg(
+        long,
+        alias = "store",
+        default_value = ".stockcast",
+        env = "STOCKCAST_ROOT"
+    )]
+    pub root: String,
+    /// Folder of the sample source's price files.
+    #[arg(long, default_value = "data/sample")]
+    pub sample: PathBuf,
+    /// The pipeline settings as JSON (`stockcast::config::PipelineConfig`);
+    /// the library defaults otherwise.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The monitor's drift threshold (realised model error over naive error).
+    #[arg(long)]
+    pub drift_mase_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StepFunction {
+    Ingest,
+    Gate,
+    Monitor,
+}
+
+/// Builds every deployable artifact: each Lambda as an arm64 `bootstrap`
+/// zip for provided.al2023, the training job as an amd64 OCI image (no
+/// Docker: a static binary and CA certificates in one layer), and
+/// `manifest.json` (artifact → SHA-256 → S3 key) for deploy. Cross-compiles
+/// with cargo-zigbuild (installed under target/tools/).
+#[derive(Debug, Args)]
+pub struct Package {
+    /// Where the artifacts go.
+    #[arg(long, default_value = "target/package")]
+    pub out: PathBuf,
+    /// Also push the image to this repository, e.g.
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com/stockcast-train:TAG` or
+    /// `127.0.0.1:5000/stockcast-train:TAG` (plain HTTP for loopback).
+    #[arg(long)]
+    pub push: Option<String>,
+    /// Push what `--out` holds instead of building (with --push).
+    #[arg(long, requires = "push")]
+    pub no_build: bool,
+    /// The registry user for --push (ECR: `AWS`).
+    #[arg(long, env = "STOCKCAST_REGISTRY_USER")]
+    pub registry_user: Option<String>,
+    /// The registry password for --push (ECR: `aws ecr get-login-password`).
+    #[arg(long, env = "STOCKCAST_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub registry_password: Option<String>,
 }
 
 /// Fetches prices for symbols from a source into the store (raw response

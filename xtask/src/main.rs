@@ -4,6 +4,8 @@
 //! parses flags, moves to the project root and dispatches. Errors are printed
 //! once, here, with their whole chain.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod backtest;
 mod bench;
 mod bench_api;
@@ -11,8 +13,10 @@ mod ci;
 mod flags;
 mod infra;
 mod local;
+mod package;
 mod serve;
 mod simulate;
+mod step;
 mod table;
 mod tools;
 
@@ -26,6 +30,9 @@ fn main() -> ExitCode {
     if let Err(e) = std::env::set_current_dir(project_root()) {
         eprintln!("xtask: cannot enter the project root: {e}");
         return ExitCode::from(2);
+    }
+    if cli.command.needs_aws() && !cfg!(feature = "aws") {
+        return with_aws_feature();
     }
     let result = match cli.command {
         flags::Command::Backtest(cmd) => cmd.run(),
@@ -41,11 +48,57 @@ fn main() -> ExitCode {
         flags::Command::Check(cmd) => cmd.run(),
         flags::Command::Ingest(cmd) => cmd.run(),
         flags::Command::Simulate(cmd) => cmd.run(),
+        flags::Command::Step(cmd) => cmd.run(),
+        flags::Command::Package(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Bootstrap(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Deploy(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Run(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Status(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Approve(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Reject(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Destroy(cmd) => cmd.run(),
+        #[cfg(not(feature = "aws"))]
+        _ => unreachable!("AWS commands re-run with the aws feature"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs this command again from an xtask built with the `aws` feature. The
+/// AWS SDK takes minutes to compile, so only the commands that talk to AWS
+/// pay for it, on first use.
+fn with_aws_feature() -> ExitCode {
+    let status =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--bin",
+                "xtask",
+                "--features",
+                "aws",
+                "--",
+            ])
+            .args(std::env::args_os().skip(1))
+            .status();
+    match status {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
             ExitCode::FAILURE
         }
     }

@@ -13,79 +13,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use stockcast::functions::{ApprovalSender, StepEnv, gate_event};
-use stockcast::steps::{ApprovalResult, ErrorName, StepError};
-
-/// Answers a waiting workflow through the Step Functions API.
-#[derive(Debug, Clone)]
-struct StepFunctions(aws_sdk_sfn::Client);
-
-impl ApprovalSender for StepFunctions {
-    async fn send(&self, task_token: &str, result: &ApprovalResult) -> Result<(), StepError> {
-        let unavailable = |e: &dyn std::error::Error| {
-            StepError::new(
-                ErrorName::ServiceUnavailable,
-                format!("Step Functions did not take the answer: {}", error_chain(e)),
-            )
-        };
-        if result.approved {
-            let output = serde_json::to_string(result)
-                .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
-            self.0
-                .send_task_success()
-                .task_token(task_token)
-                .output(output)
-                .send()
-                .await
-                .map_err(|e| unavailable(&e))?;
-        } else {
-            self.0
-                .send_task_failure()
-                .task_token(task_token)
-                .error(ErrorName::GateApprovalRejected.as_str())
-                .cause(rejection_cause(result))
-                .send()
-                .await
-                .map_err(|e| unavailable(&e))?;
-        }
-        Ok(())
-    }
-}
-
-/// An error with its sources, which is where the SDK says what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn rejection_cause(result: &ApprovalResult) -> String {
-    format!(
-        "rejected{}{}",
-        result
-            .by
-            .as_ref()
-            .map(|b| format!(" by {b}"))
-            .unwrap_or_default(),
-        result
-            .reason
-            .as_ref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    )
-}
+use stockcast::functions::{StepEnv, StepFunctions, gate_event};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     stockcast::logging::init_json();
     let env = Arc::new(StepEnv::from_env().map_err(lambda_runtime::Error::from)?);
     let config = aws_config::load_from_env().await;
-    let sfn = Arc::new(StepFunctions(aws_sdk_sfn::Client::new(&config)));
+    let sfn = Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (env, sfn) = (env.clone(), sfn.clone());
         async move {
@@ -152,7 +87,7 @@ mod tests {
             .credentials_provider(aws_sdk_sfn::config::Credentials::for_tests())
             .load()
             .await;
-        StepFunctions(aws_sdk_sfn::Client::new(&config))
+        StepFunctions::new(aws_sdk_sfn::Client::new(&config))
     }
 
     fn env(dir: &std::path::Path) -> StepEnv {

@@ -663,7 +663,8 @@ impl Channel {
         Ok(())
     }
 
-    /// SendTaskSuccess / SendTaskFailure, as the gate function sends them.
+    /// SendTaskSuccess / SendTaskFailure, as `stockcast::functions::StepFunctions`
+    /// sends them (the cause is spelled as its private `rejection_cause` does).
     fn send_task_result(&mut self, token: &str, result: &ApprovalResult) -> Result<(), StepError> {
         let answer = if result.approved {
             json!({"token": token, "output": result})
@@ -684,7 +685,7 @@ impl Channel {
             json!({"token": token, "error": ErrorName::GateApprovalRejected.as_str(), "cause": cause})
         };
         self.deliver(answer)
-            .map_err(|e| StepError::new(ErrorName::StorageUnavailable, format!("{e:#}")))
+            .map_err(|e| StepError::new(ErrorName::ServiceUnavailable, format!("{e:#}")))
     }
 }
 

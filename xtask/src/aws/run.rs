@@ -1,0 +1,187 @@
+//! `cargo xtask run`: start a pipeline and follow it state by state.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use stockcast::models::ModelKind;
+use stockcast::steps::RunInput;
+
+use super::{Ctx, cfn};
+use crate::flags;
+
+/// The ARN of one of the environment's state machines.
+pub async fn state_machine_arn(ctx: &Ctx, pipeline: flags::Pipeline) -> anyhow::Result<String> {
+    let outputs = cfn::outputs(&cfn::client(ctx), &ctx.stack_name("orchestration")).await?;
+    let key = match pipeline {
+        flags::Pipeline::Training => "TrainingStateMachineArn",
+        flags::Pipeline::Daily => "DailyStateMachineArn",
+    };
+    outputs.get(key).cloned().with_context(|| {
+        format!(
+            "{} has no {key}: run `cargo xtask deploy --env {}`",
+            ctx.stack_name("orchestration"),
+            ctx.env()
+        )
+    })
+}
+
+impl flags::Run {
+    pub fn run(self) -> anyhow::Result<()> {
+        let ctx = self.aws.context()?;
+        let sfn = aws_sdk_sfn::Client::new(&ctx.sdk);
+        ctx.runtime.block_on(async {
+            let arn = state_machine_arn(&ctx, self.pipeline).await?;
+            let env = &ctx.rendered.env;
+            let kind = match self.pipeline {
+                flags::Pipeline::Training => "training",
+                flags::Pipeline::Daily => "daily",
+            };
+            let input = RunInput {
+                run_id: stockcast::pipeline::new_run_id(kind),
+                env: env.name.clone(),
+                symbols: if self.symbols.is_empty() { env.symbols.clone() } else { self.symbols.clone() },
+                models: ModelKind::ALL.to_vec(),
+                horizons: vec![1, 5, 21],
+                source: env.source,
+            };
+            let started = sfn
+                .start_execution()
+                .state_machine_arn(&arn)
+                .name(&input.run_id)
+                .input(serde_json::to_string(&input)?)
+                .send()
+                .await
+                .map_err(|e| anyhow::Error::new(e.into_service_error()))
+                .context("cannot start the execution")?;
+            let execution = started.execution_arn().to_owned();
+            let region = ctx.region();
+            println!("started {execution}");
+            println!("  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}");
+            if self.follow {
+                follow(&sfn, &execution).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn detail(event: &HistoryEvent) -> Option<String> {
+    let pair = |error: Option<&str>, cause: Option<&str>| {
+        Some(format!(
+            "{}: {}",
+            error.unwrap_or("?"),
+            cause.unwrap_or("").chars().take(300).collect::<String>()
+        ))
+    };
+    if let Some(d) = event.task_failed_event_details() {
+        return pair(d.error(), d.cause());
+    }
+    if let Some(d) = event.lambda_function_failed_event_details() {
+        return pair(d.error(), d.cause());
+    }
+    if let Some(d) = event.execution_failed_event_details() {
+        return pair(d.error(), d.cause());
+    }
+    if let Some(d) = event.task_timed_out_event_details() {
+        return pair(d.error(), d.cause());
+    }
+    None
+}
+
+/// Prints states as they are entered and left (with durations), retries
+/// and errors, until the execution ends; fails if it did not succeed.
+pub async fn follow(sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Result<()> {
+    let mut next_event = 0_i64;
+    let mut entered: HashMap<String, aws_smithy_types::DateTime> = HashMap::new();
+    let mut attempts: HashMap<String, u32> = HashMap::new();
+    let mut current = String::new();
+    loop {
+        let mut pages = sfn
+            .get_execution_history()
+            .execution_arn(execution)
+            .max_results(500)
+            .into_paginator()
+            .send();
+        let mut events = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| anyhow::Error::new(e.into_service_error()))
+                .context("cannot read the execution history")?;
+            events.extend(page.events().iter().cloned());
+        }
+        let last_seen = next_event;
+        for event in events.iter().filter(|e| e.id() > last_seen) {
+            next_event = event.id();
+            let time = event.timestamp();
+            match event.r#type() {
+                HistoryEventType::TaskStateEntered
+                | HistoryEventType::ChoiceStateEntered
+                | HistoryEventType::MapStateEntered
+                | HistoryEventType::PassStateEntered
+                | HistoryEventType::SucceedStateEntered
+                | HistoryEventType::FailStateEntered
+                | HistoryEventType::WaitStateEntered => {
+                    if let Some(d) = event.state_entered_event_details() {
+                        current = d.name().to_owned();
+                        entered.insert(current.clone(), *time);
+                        println!("  → {current}");
+                    }
+                }
+                HistoryEventType::TaskStateExited
+                | HistoryEventType::ChoiceStateExited
+                | HistoryEventType::MapStateExited
+                | HistoryEventType::PassStateExited
+                | HistoryEventType::SucceedStateExited
+                | HistoryEventType::WaitStateExited => {
+                    if let Some(d) = event.state_exited_event_details() {
+                        let took = entered
+                            .get(d.name())
+                            .map(|t| (time.as_secs_f64() - t.as_secs_f64()).max(0.0))
+                            .unwrap_or_default();
+                        println!("  ✓ {} ({took:.1} s)", d.name());
+                    }
+                }
+                HistoryEventType::TaskScheduled | HistoryEventType::LambdaFunctionScheduled => {
+                    let n = attempts.entry(current.clone()).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        println!("    retry {} of {current}", *n - 1);
+                    }
+                }
+                HistoryEventType::TaskFailed
+                | HistoryEventType::LambdaFunctionFailed
+                | HistoryEventType::TaskTimedOut => {
+                    println!("    ✗ {current}: {}", detail(event).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        let status = sfn
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .context("cannot describe the execution")?;
+        match status.status() {
+            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            ExecutionStatus::Succeeded => {
+                println!("execution succeeded");
+                return Ok(());
+            }
+            other => anyhow::bail!(
+                "execution {}: {}{}",
+                other.as_str(),
+                status.error().unwrap_or_default(),
+                status
+                    .cause()
+                    .map(|c| format!(" - {c}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}

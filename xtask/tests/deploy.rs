@@ -1,0 +1,246 @@
+//! The AWS commands end to end against the moto emulator on 127.0.0.1:
+//! bootstrap, deploy (twice, then with a change), run, status, approve and
+//! destroy, through the real AWS SDK. The training image goes to Debian's
+//! docker-registry, since moto has no image registry.
+//!
+//! Where moto differs from AWS, the test says so; the templates are never
+//! weakened for it.
+#![cfg(feature = "aws")]
+
+#[allow(dead_code)]
+#[path = "../../tests/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Aws<'a> {
+    endpoint: &'a str,
+}
+
+impl Aws<'_> {
+    fn xtask(&self, args: &[&str]) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .args(["--env", "dev", "--endpoint-url", self.endpoint])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs xtask");
+        eprintln!(
+            "$ xtask {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.xtask(args);
+        assert!(output.status.success(), "xtask {} failed", args.join(" "));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// boto3 from moto's own virtualenv, for what the product never does
+    /// itself (creating a queue, reading a message).
+    fn python(&self, moto_server: &Path, script: &str) -> String {
+        let python = moto_server.with_file_name("python");
+        let output = Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("ENDPOINT", self.endpoint)
+            .output()
+            .expect("runs python");
+        assert!(
+            output.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+#[test]
+fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
+    let (Some(moto), Some(registry), Some(artifacts), Some(moto_server)) = (
+        harness::Moto::start(),
+        harness::OciRegistry::start(),
+        harness::tool("STOCKCAST_PACKAGE_DIR"),
+        harness::tool("STOCKCAST_MOTO_SERVER"),
+    ) else {
+        return;
+    };
+    let aws = Aws {
+        endpoint: &moto.endpoint,
+    };
+    let artifacts = artifacts.display().to_string();
+    let image_registry = format!("{}/stockcast-train", registry.address);
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--yes",
+            "--artifacts",
+            &artifacts,
+            "--image-registry",
+            &image_registry,
+        ];
+        args.extend_from_slice(extra);
+        aws.xtask(&args)
+    };
+
+    // Deploy says what to do when there is nothing to deploy into.
+    let refused = deploy(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cargo xtask bootstrap --env dev"));
+
+    let bootstrapped = aws.ok(&["bootstrap", "--yes"]);
+    assert!(
+        bootstrapped.contains("stockcast-dev-bootstrap: CREATE_COMPLETE"),
+        "{bootstrapped}"
+    );
+    assert!(
+        bootstrapped.contains("ArtifactBucketName"),
+        "{bootstrapped}"
+    );
+
+    let first = deploy(&[]);
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(first.status.success(), "first deploy failed");
+    for stack in ["data", "app", "monitoring", "orchestration"] {
+        assert!(
+            out.contains(&format!("stockcast-dev-{stack}: CREATE_COMPLETE")),
+            "{stack}: {out}"
+        );
+    }
+    assert_eq!(out.matches("(uploaded)").count(), 4, "{out}");
+    assert!(
+        out.contains("  + Add"),
+        "the preview lists additions: {out}"
+    );
+
+    let second = deploy(&[]);
+    let out = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.status.success());
+    assert_eq!(out.matches("(already uploaded)").count(), 4, "{out}");
+    assert!(out.contains("\nno changes\n"), "{out}");
+
+    // A changed setting: another version of the secrets extension layer.
+    let changed = deploy(&[
+        "--secrets-extension-layer",
+        "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:11",
+    ]);
+    let out = String::from_utf8_lossy(&changed.stdout).into_owned();
+    assert!(changed.status.success());
+    let modified = out
+        .lines()
+        .find(|l| l.contains("IngestFunction ") && l.contains("Modify"));
+    assert!(
+        modified.is_some(),
+        "the change set modifies the ingest function: {out}"
+    );
+    assert!(out.contains("stockcast-dev-app: UPDATE_COMPLETE"), "{out}");
+
+    let started = aws.ok(&["run", "--pipeline", "training"]);
+    let execution = started
+        .split_whitespace()
+        .find(|w| w.starts_with("arn:aws:states:"))
+        .expect("prints the execution ARN")
+        .to_owned();
+    let name = execution.rsplit(':').next().expect("a name").to_owned();
+    let status = aws.ok(&["status"]);
+    assert!(
+        status.contains(&name),
+        "status lists the execution: {status}"
+    );
+    assert!(status.contains("stockcast-dev-app"), "{status}");
+
+    approve_through_a_waiting_execution(&aws, &moto_server);
+
+    let destroyed = aws.ok(&["destroy", "--yes"]);
+    for stack in ["orchestration", "monitoring", "app", "data"] {
+        assert!(
+            destroyed.contains(&format!("stockcast-dev-{stack}: DELETED")),
+            "{destroyed}"
+        );
+    }
+    let status = aws.ok(&["status"]);
+    assert!(
+        status.contains("stockcast-dev-app") && status.contains("not deployed"),
+        "{status}"
+    );
+}
+
+/// moto runs state machines only when told to, and cannot invoke Lambdas
+/// without Docker: the waiting state here sends its token through SQS
+/// (which moto runs in-process) instead of the gate Lambda. The gate's part,
+/// keeping the token in approvals/<run_id>.json, is written as it would.
+fn approve_through_a_waiting_execution(aws: &Aws, moto_server: &Path) {
+    let script = r#"
+import boto3, json, os, time
+kw = dict(endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1")
+import urllib.request
+urllib.request.urlopen(urllib.request.Request(os.environ["ENDPOINT"] + "/moto-api/config",
+    data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(), method="POST",
+    headers={"Content-Type": "application/json"}))
+sqs = boto3.client("sqs", **kw); sfn = boto3.client("stepfunctions", **kw)
+cfn = boto3.client("cloudformation", **kw); s3 = boto3.client("s3", **kw)
+queue = sqs.create_queue(QueueName="approvals")["QueueUrl"]
+definition = {"StartAt": "WaitForApproval", "States": {"WaitForApproval": {"Type": "Task",
+  "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+  "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}}, "End": True}}}
+machine = sfn.create_state_machine(name="approval-test", definition=json.dumps(definition),
+  roleArn="arn:aws:iam::123456789012:role/test")["stateMachineArn"]
+execution = sfn.start_execution(stateMachineArn=machine, name="r-approve",
+  input=json.dumps({"run_id": "r-approve"}))["executionArn"]
+token = None
+for _ in range(100):
+    messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+    if messages:
+        token = json.loads(messages[0]["Body"])["token"]; break
+    time.sleep(0.1)
+outputs = cfn.describe_stacks(StackName="stockcast-dev-data")["Stacks"][0]["Outputs"]
+bucket = [o["OutputValue"] for o in outputs if o["OutputKey"] == "DataBucketName"][0]
+record = {"run_id": "r-approve", "task_token": token, "decisions": [],
+          "requested_at": "2026-11-27T09:00:00.000Z", "answer": None}
+s3.put_object(Bucket=bucket, Key="approvals/r-approve.json", Body=json.dumps(record).encode())
+print(execution)
+"#;
+    let execution = aws.python(moto_server, script);
+    let answered = aws.ok(&["approve", &execution, "--reason", "plots checked"]);
+    assert!(answered.contains("approved"), "{answered}");
+    let again = aws.xtask(&["reject", &execution]);
+    assert!(
+        !again.status.success(),
+        "an answered approval cannot be answered again"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = aws.python(
+            moto_server,
+            &format!(
+                "import boto3, os\nd = boto3.client('stepfunctions', endpoint_url=os.environ['ENDPOINT'], region_name='us-east-1').describe_execution(executionArn='{execution}')\nprint(d['status'], d.get('output', ''))"
+            ),
+        );
+        if status.starts_with("SUCCEEDED") {
+            assert!(
+                status.contains("\"approved\": true") || status.contains("\"approved\":true"),
+                "{status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the execution did not resume: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
