@@ -195,11 +195,11 @@ fn a_function_without_an_error_alarm_or_a_budget_is_found() {
 #[test]
 fn a_wildcard_write_without_a_reason_is_found() {
     let findings = findings_after("app", |t| {
-        t["Resources"]["IngestRole"]["Metadata"] = serde_json::Value::Null;
+        t["Resources"]["MonitorRole"]["Metadata"] = serde_json::Value::Null;
     });
     assert_finds(
         &findings,
-        "app/IngestRole: wildcard writes: statement \"DataQualityMetric\" allows cloudwatch:PutMetricData",
+        "app/MonitorRole: wildcard writes: statement \"DriftMetrics\" allows cloudwatch:PutMetricData",
     );
 }
 

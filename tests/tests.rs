@@ -1,6 +1,7 @@
 //! System tests of stockcast: one binary, a module per area.
 
 mod backtest;
+mod cost;
 mod harness;
 mod infra;
 mod pipeline;

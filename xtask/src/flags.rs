@@ -28,6 +28,7 @@ pub enum Command {
     BenchApi(BenchApi),
     Render(Render),
     Check(Check),
+    Cost(Cost),
     Ingest(Ingest),
     Simulate(Simulate),
     Step(Step),
@@ -312,6 +313,25 @@ pub struct Check {
     pub root: PathBuf,
 }
 
+/// Estimates an environment's monthly cost from its rendered templates, a
+/// workload and the dated price table of its region (stacks/prices/), and
+/// prints every line, largest first. No free tier is counted unless asked.
+#[derive(Debug, Args)]
+pub struct Cost {
+    /// The environment: a file in stacks/environments/.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// What the environment does in a month (API demand, durations, volumes).
+    #[arg(long, default_value = "stacks/workloads/reference.yaml")]
+    pub workload: PathBuf,
+    /// Also show the free-tier allowances and the totals after them.
+    #[arg(long)]
+    pub free_tier: bool,
+    /// A project-shaped folder with stacks/ and workflows/.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
 /// Measures the prediction API over loopback: cold start, then p50/p99
 /// latency at a fixed request rate (run it with `--release` for real figures).
 #[derive(Debug, Args)]
@@ -428,8 +448,9 @@ pub struct Bench {
     pub windows: usize,
 }
 
-/// Runs everything CI runs: formatting, clippy with warnings denied, the stack
-/// checks, every test and the workflow simulation.
+/// Runs everything CI runs: formatting, clippy with warnings denied, the
+/// stacks' checks, actionlint on .github/workflows, every test and the
+/// workflow simulation.
 #[derive(Debug, Args)]
 pub struct Ci {}
 

@@ -10,6 +10,7 @@ mod backtest;
 mod bench;
 mod bench_api;
 mod ci;
+mod cost;
 mod flags;
 mod infra;
 mod local;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         flags::Command::BenchApi(cmd) => cmd.run(),
         flags::Command::Render(cmd) => cmd.run(),
         flags::Command::Check(cmd) => cmd.run(),
+        flags::Command::Cost(cmd) => cmd.run(),
         flags::Command::Ingest(cmd) => cmd.run(),
         flags::Command::Simulate(cmd) => cmd.run(),
         flags::Command::Step(cmd) => cmd.run(),

@@ -4,6 +4,8 @@
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// How many leading columns hold text (left-aligned); the rest are numbers.
+    text_columns: usize,
 }
 
 impl Table {
@@ -11,7 +13,14 @@ impl Table {
         Table {
             header: header.iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
+            text_columns: 1,
         }
+    }
+
+    /// Left-aligns the first `n` columns instead of only the first.
+    pub fn text_columns(mut self, n: usize) -> Self {
+        self.text_columns = n;
+        self
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -30,8 +39,8 @@ impl Table {
             let padded: Vec<String> = (0..columns)
                 .map(|i| {
                     let cell = cells.get(i).map(String::as_str).unwrap_or("");
-                    // The first column is a name: left-aligned; numbers right-aligned.
-                    if i == 0 {
+                    // Names and words left-aligned; numbers right-aligned.
+                    if i < self.text_columns {
                         format!("{cell:<w$}", w = widths[i])
                     } else {
                         format!("{cell:>w$}", w = widths[i])

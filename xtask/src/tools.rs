@@ -319,6 +319,7 @@ pub fn test_environment() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
         ("STOCKCAST_MOTO_SERVER", ensure_python(MOTO)?),
         ("STOCKCAST_DOCKER_REGISTRY", ensure_debian(DOCKER_REGISTRY)?),
         ("STOCKCAST_SKOPEO", ensure_debian(SKOPEO)?),
+        ("STOCKCAST_ACTIONLINT", ensure_python(ACTIONLINT)?),
     ])
 }
 

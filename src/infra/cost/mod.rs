@@ -1,0 +1,193 @@
+//! The monthly cost of an environment, estimated from its rendered templates,
+//! a workload and a dated price table (issue 10).
+//!
+//! Everything that is counted comes from the templates: the alarms, the
+//! dashboard if rendered, the keys, secrets, functions with their memory
+//! and architecture, log groups with their retention, the Batch job's vCPUs
+//! and memory, the state machines and their schedules, the budget. The
+//! workload ([`Workload`]) says what the templates cannot: API demand, call
+//! durations, stored and logged volumes, the custom metrics the code
+//! publishes. The prices ([`PriceTable`]) are list prices with their source
+//! and date. The result is one [`Line`] per priced item of each resource.
+//!
+//! A resource type the estimate does not know is an error, as is a price
+//! the templates need but the table lacks: an estimate that silently counts
+//! something as free is worse than none.
+
+mod cron;
+mod lines;
+mod prices;
+mod usage;
+mod workload;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+pub use cron::{DAYS_PER_MONTH, HOURS_PER_MONTH, runs_per_month};
+pub use lines::grouped;
+pub use prices::{FreeTier, FreeTierKind, Price, PriceId, PriceTable};
+pub use workload::{
+    ApiWorkload, BucketWorkload, CustomMetric, LogsWorkload, StorageWorkload, TrainingWorkload,
+    Workload,
+};
+
+use super::render::{Rendered, RenderedStack};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error(
+        "no price table for region {region}: write {file} with the region's prices (copy stacks/prices/us-east-1.yaml and change every price, source and as_of)"
+    )]
+    NoPriceTable { region: String, file: String },
+    #[error(
+        "{file}: no price `{price}`, which {needed_by} needs: add it under `prices:` with its usd, per, what, source and update as_of"
+    )]
+    MissingPrice {
+        file: String,
+        price: PriceId,
+        needed_by: String,
+    },
+    #[error("{file}: {message}")]
+    Workload { file: String, message: String },
+    #[error("{resource}: {message}")]
+    Template { resource: String, message: String },
+}
+
+/// One priced item of one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// `stack/LogicalId`, or what the item belongs to when it is not a
+    /// resource (a custom metric).
+    pub resource: String,
+    /// What is charged, in words.
+    pub what: String,
+    pub quantity: f64,
+    /// The unit of `quantity` ("GB-second").
+    pub unit: String,
+    /// USD per unit, after any Spot discount.
+    pub unit_usd: f64,
+    pub monthly_usd: f64,
+    pub price: PriceId,
+}
+
+/// What a free-tier allowance takes off the total, per price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreeTierCredit {
+    pub price: PriceId,
+    pub kind: FreeTierKind,
+    pub allowance: f64,
+    pub unit: String,
+    /// The quantity of the lines at this price.
+    pub used: f64,
+    pub credit_usd: f64,
+}
+
+/// The estimate of one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Largest first.
+    pub lines: Vec<Line>,
+    /// Not subtracted from `lines`; shown separately on request.
+    pub free_tier: Vec<FreeTierCredit>,
+    pub region: String,
+    pub prices_as_of: String,
+}
+
+impl Estimate {
+    pub fn total_usd(&self) -> f64 {
+        self.lines.iter().map(|l| l.monthly_usd).sum()
+    }
+
+    /// The total less the allowances of the given kinds.
+    pub fn total_after_free_tier(&self, kinds: &[FreeTierKind]) -> f64 {
+        let credit: f64 = self
+            .free_tier
+            .iter()
+            .filter(|c| kinds.contains(&c.kind))
+            .map(|c| c.credit_usd)
+            .sum();
+        self.total_usd() - credit
+    }
+}
+
+/// Parses YAML into `T`, naming the key of any error.
+fn parse_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, CostError> {
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| CostError::Invalid {
+        file: file.to_owned(),
+        message: format!("{}: {}", e.path(), e.inner()),
+    })
+}
+
+/// Estimates a rendered environment; the price table must be of its region.
+pub fn estimate_rendered(
+    rendered: &Rendered,
+    workload: &Workload,
+    prices: &PriceTable,
+) -> Result<Estimate, CostError> {
+    if prices.region != rendered.env.region {
+        return Err(CostError::Invalid {
+            file: prices.file.clone(),
+            message: format!(
+                "region: the table is for {}, but environment {} is in {}",
+                prices.region, rendered.env.name, rendered.env.region
+            ),
+        });
+    }
+    estimate(&rendered.stacks, workload, prices)
+}
+
+/// Estimates the monthly cost of the stacks under a workload.
+pub fn estimate(
+    stacks: &[RenderedStack],
+    workload: &Workload,
+    prices: &PriceTable,
+) -> Result<Estimate, CostError> {
+    let index = usage::Index::new(stacks);
+    let usage = usage::derive(&index, workload.api.requests_per_month)?;
+    let mut lines = lines::price(&index, &usage, workload, prices)?;
+    // Largest first; equal amounts in a fixed order, so output is stable.
+    lines.sort_by(|a, b| {
+        b.monthly_usd
+            .total_cmp(&a.monthly_usd)
+            .then_with(|| a.resource.cmp(&b.resource))
+            .then_with(|| a.what.cmp(&b.what))
+    });
+    let mut used: BTreeMap<PriceId, f64> = BTreeMap::new();
+    for line in &lines {
+        *used.entry(line.price).or_default() += line.quantity;
+    }
+    let free_tier = used
+        .into_iter()
+        .filter_map(|(id, used)| {
+            let price = prices.prices.get(&id)?;
+            let free = price.free_tier.as_ref()?;
+            Some(FreeTierCredit {
+                price: id,
+                kind: free.kind,
+                allowance: free.per_month,
+                unit: price.per.clone(),
+                used,
+                credit_usd: used.min(free.per_month) * price.usd,
+            })
+        })
+        .collect();
+    Ok(Estimate {
+        lines,
+        free_tier,
+        region: prices.region.clone(),
+        prices_as_of: prices.as_of.clone(),
+    })
+}

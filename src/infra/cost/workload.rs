@@ -1,0 +1,183 @@
+//! A workload file (stacks/workloads/*.yaml): what one environment does in a
+//! month that the templates cannot say: API demand, how long each call
+//! takes, how much is stored and logged, which custom metrics the code
+//! publishes.
+//!
+//! How often the pipelines run is deliberately absent: it comes from the
+//! rendered schedules, and how many Lambda calls and state transitions a run
+//! makes comes from the state machine definitions (see `usage.rs`).
+//! Resources are named by their logical ids; a name the templates do not
+//! have, or a resource the workload does not describe, is an error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::CostError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub description: String,
+    pub api: ApiWorkload,
+    /// Average billed duration of one invocation, ms, by function logical id.
+    pub lambda_ms: BTreeMap<String, f64>,
+    pub training: TrainingWorkload,
+    pub storage: StorageWorkload,
+    pub logs: LogsWorkload,
+    /// Metrics the code publishes (the templates only alarm on them).
+    pub custom_metrics: Vec<CustomMetric>,
+    /// SNS publishes a month (pipeline notifications and alarm state changes).
+    pub notifications_per_month: f64,
+    /// Requests to the customer managed KMS key, if the templates have one.
+    pub kms_requests_per_month: f64,
+    /// The file it was read from, for error messages.
+    #[serde(skip)]
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiWorkload {
+    pub requests_per_month: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingWorkload {
+    /// vCPU-minutes one training job uses; its wall time is this divided by
+    /// the job definition's vCPUs.
+    pub vcpu_minutes_per_run: f64,
+    /// Discount of Spot capacity from the on-demand list price, percent.
+    pub spot_discount_pct: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageWorkload {
+    /// By bucket logical id.
+    pub s3: BTreeMap<String, BucketWorkload>,
+    /// GB stored, by repository logical id.
+    pub ecr_gb: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketWorkload {
+    /// GB in S3 Standard (current and noncurrent versions).
+    pub standard_gb: f64,
+    /// GB the bucket's lifecycle rules have moved to their storage class.
+    #[serde(default)]
+    pub archived_gb: f64,
+    #[serde(default)]
+    pub put_requests: f64,
+    #[serde(default)]
+    pub get_requests: f64,
+    /// Objects moved by lifecycle rules a month.
+    #[serde(default)]
+    pub lifecycle_transitions: f64,
+}
+
+/// KB written to CloudWatch Logs per event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsWorkload {
+    pub kb_per_lambda_invocation: f64,
+    pub kb_per_api_request: f64,
+    pub kb_per_batch_job: f64,
+    pub kb_per_execution: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMetric {
+    pub namespace: String,
+    pub name: String,
+    /// The function (logical id) that publishes it, once per invocation:
+    /// the metric is billed for the hours in which that function runs.
+    pub published_by: String,
+}
+
+impl Workload {
+    pub fn load(path: &Path) -> Result<Self, CostError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CostError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<Self, CostError> {
+        let mut workload: Workload = super::parse_yaml(file, text)?;
+        workload.file = file.to_owned();
+        workload.validate().map_err(|message| CostError::Invalid {
+            file: file.to_owned(),
+            message,
+        })?;
+        Ok(workload)
+    }
+
+    /// Every number is finite and non-negative; percentages are percentages.
+    fn validate(&self) -> Result<(), String> {
+        let mut numbers: Vec<(String, f64)> = vec![
+            ("api.requests_per_month".into(), self.api.requests_per_month),
+            (
+                "training.vcpu_minutes_per_run".into(),
+                self.training.vcpu_minutes_per_run,
+            ),
+            (
+                "logs.kb_per_lambda_invocation".into(),
+                self.logs.kb_per_lambda_invocation,
+            ),
+            (
+                "logs.kb_per_api_request".into(),
+                self.logs.kb_per_api_request,
+            ),
+            ("logs.kb_per_batch_job".into(), self.logs.kb_per_batch_job),
+            ("logs.kb_per_execution".into(), self.logs.kb_per_execution),
+            (
+                "notifications_per_month".into(),
+                self.notifications_per_month,
+            ),
+            ("kms_requests_per_month".into(), self.kms_requests_per_month),
+        ];
+        numbers.extend(
+            self.lambda_ms
+                .iter()
+                .map(|(id, ms)| (format!("lambda_ms.{id}"), *ms)),
+        );
+        numbers.extend(
+            self.storage
+                .ecr_gb
+                .iter()
+                .map(|(id, gb)| (format!("storage.ecr_gb.{id}"), *gb)),
+        );
+        for (id, b) in &self.storage.s3 {
+            for (field, v) in [
+                ("standard_gb", b.standard_gb),
+                ("archived_gb", b.archived_gb),
+                ("put_requests", b.put_requests),
+                ("get_requests", b.get_requests),
+                ("lifecycle_transitions", b.lifecycle_transitions),
+            ] {
+                numbers.push((format!("storage.s3.{id}.{field}"), v));
+            }
+        }
+        for (key, v) in numbers {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "{key}: should be a non-negative number, but is {v}"
+                ));
+            }
+        }
+        let discount = self.training.spot_discount_pct;
+        if !(0.0..100.0).contains(&discount) {
+            return Err(format!(
+                "training.spot_discount_pct: should be in range [0, 100), but is {discount}"
+            ));
+        }
+        Ok(())
+    }
+}
