@@ -138,6 +138,24 @@ fn a_role_missing_a_permission_is_found() {
     );
 }
 
+/// The daily workflow starts training on drift (issue 8), so its role must
+/// be allowed to start exactly the training state machine.
+#[test]
+fn the_daily_role_must_allow_starting_training() {
+    let findings = findings_after("orchestration", |t| {
+        let statements =
+            t["Resources"]["DailyStateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+                ["Statement"]
+                .as_array_mut()
+                .expect("statements");
+        statements.retain(|s| s["Sid"] != "StartTrainingOnDrift");
+    });
+    assert_finds(
+        &findings,
+        "orchestration/DailyStateMachineRole: roles: does not allow states:StartExecution on {\"Ref\":\"TrainingStateMachine\"} (state StartTraining of DailyStateMachine)",
+    );
+}
+
 #[test]
 fn an_unbound_placeholder_and_a_dangling_import_are_found() {
     let findings = findings_after("orchestration", |t| {

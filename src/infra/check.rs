@@ -457,6 +457,21 @@ fn check_state_machines(model: &Model<'_>, findings: &mut Vec<Finding>) {
                 }
             } else if integration.starts_with("arn:aws:states:::sns:publish") {
                 need.push(("sns:Publish", bound(parameters["TopicArn"].as_str())));
+            } else if integration.starts_with("arn:aws:states:::states:startExecution") {
+                need.push((
+                    "states:StartExecution",
+                    bound(parameters["StateMachineArn"].as_str()),
+                ));
+                // Waiting for the child (.sync, .sync:2) is done through a
+                // managed EventBridge rule, like Batch's .sync.
+                if integration.contains(".sync") {
+                    let rule = Json::String(
+                        "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule".into(),
+                    );
+                    for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+                        need.push((action, Some(rule.clone())));
+                    }
+                }
             } else {
                 findings.push(finding(
                     machine,

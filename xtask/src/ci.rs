@@ -62,6 +62,16 @@ impl flags::Ci {
             &["test", "--workspace", "--all-features"],
             &tools,
         )?;
+        // The workflows run for real, offline: the rendered ASL in an
+        // interpreter with every task bound to the step code (issue 8).
+        eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");
+        flags::Simulate {
+            env: "dev".into(),
+            scenario: Vec::new(),
+            list: false,
+        }
+        .run()
+        .context("the workflow simulation failed")?;
         // One closing line for the whole run: cargo prints one per test
         // binary, and the last of those may be a binary with no tests.
         println!("ci: {} passed, {} failed", totals.passed, totals.failed);

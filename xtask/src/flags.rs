@@ -30,6 +30,7 @@ pub enum Command {
     Check(Check),
     Cost(Cost),
     Ingest(Ingest),
+    Simulate(Simulate),
     Step(Step),
     Package(Package),
     Bootstrap(Bootstrap),
@@ -55,6 +56,23 @@ impl Command {
                 | Command::Destroy(_)
         )
     }
+}
+
+/// Runs both state machines, as rendered, in a Step Functions interpreter
+/// with every Task bound to the real step code, over the success and
+/// failure scenarios, and prints each scenario's path of states. Installs
+/// the interpreter (Node 22 and aws-local-stepfunctions) on first use.
+#[derive(Debug, Args)]
+pub struct Simulate {
+    /// The environment whose rendered stacks are run.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// Run only these scenarios, comma separated (see --list).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// Where and as whom the AWS commands work. Credentials and region come
@@ -431,7 +449,8 @@ pub struct Bench {
 }
 
 /// Runs everything CI runs: formatting, clippy with warnings denied, the
-/// stacks' checks, actionlint on .github/workflows, every test.
+/// stacks' checks, actionlint on .github/workflows, every test and the
+/// workflow simulation.
 #[derive(Debug, Args)]
 pub struct Ci {}
 

@@ -16,6 +16,7 @@ mod infra;
 mod local;
 mod package;
 mod serve;
+mod simulate;
 mod step;
 mod table;
 mod tools;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         flags::Command::Check(cmd) => cmd.run(),
         flags::Command::Cost(cmd) => cmd.run(),
         flags::Command::Ingest(cmd) => cmd.run(),
+        flags::Command::Simulate(cmd) => cmd.run(),
         flags::Command::Step(cmd) => cmd.run(),
         flags::Command::Package(cmd) => cmd.run(),
         #[cfg(feature = "aws")]

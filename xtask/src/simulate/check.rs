@@ -1,0 +1,517 @@
+//! What the store and the execution must show after each scenario. Every
+//! check returns the problems it found, as sentences; none means it passed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+use stockcast::models::ModelKind;
+use stockcast::registry::alias_key;
+use stockcast::steps::RunInput;
+
+/// What the runner reports (tests/simulate/runner.mjs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunnerResult {
+    pub status: String,
+    #[serde(default)]
+    pub output: Json,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    pub events: Vec<Event>,
+    pub map_labels: BTreeMap<String, String>,
+    pub notes: Vec<Note>,
+    pub notifications: Vec<Notification>,
+    pub executions: Vec<Execution>,
+    pub batch_jobs: Vec<Json>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+    #[serde(default)]
+    pub map: Option<String>,
+    #[serde(default)]
+    pub index: Option<usize>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Note {
+    pub state: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Notification {
+    pub subject: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Execution {
+    pub state_machine: String,
+    pub input: Json,
+}
+
+/// The registry's state that scenarios compare before and after a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The production version of every (symbol, model), if any.
+    pub production: BTreeMap<(String, ModelKind), Option<String>>,
+    /// The complete versions (with lineage.json) of every (symbol, model).
+    pub versions: BTreeMap<(String, ModelKind), BTreeSet<String>>,
+}
+
+fn read_json(path: &Path) -> Option<Json> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+impl Snapshot {
+    pub fn take(store: &Path, symbols: &[&str]) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for &symbol in symbols {
+            for model in ModelKind::ALL {
+                let alias = read_json(&store.join(alias_key(symbol, model, "production")));
+                let version = alias.and_then(|a| a["version"].as_str().map(str::to_owned));
+                snapshot
+                    .production
+                    .insert((symbol.to_owned(), model), version);
+                let versions_dir = store
+                    .join(stockcast::registry::model_prefix(symbol, model))
+                    .join("versions");
+                let complete = std::fs::read_dir(&versions_dir)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().join("lineage.json").exists())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                snapshot
+                    .versions
+                    .insert((symbol.to_owned(), model), complete);
+            }
+        }
+        snapshot
+    }
+}
+
+/// Everything a check may look at.
+pub struct Outcome {
+    pub store: PathBuf,
+    pub input: RunInput,
+    pub result: RunnerResult,
+    pub before: Snapshot,
+    pub after: Snapshot,
+    /// The fake vendor's requests: (symbol, status).
+    pub requests: Vec<(String, u16)>,
+    /// 429 answers the fake vendor gave before serving a symbol.
+    pub throttles: usize,
+    /// Rows of every symbol's full price series.
+    pub full_rows: BTreeMap<String, usize>,
+    pub execution_id: String,
+    pub task_token: String,
+    pub training_arn: String,
+    pub drift_threshold: f64,
+}
+
+impl Outcome {
+    fn key(&self, key: &str) -> PathBuf {
+        self.store.join(key)
+    }
+
+    fn train_output(&self) -> Option<Json> {
+        read_json(&self.key(&stockcast::train::train_output_key(&self.input.run_id)))
+    }
+
+    fn decisions(&self) -> Vec<Json> {
+        read_json(&self.key(&stockcast::promotion::decisions_key(&self.input.run_id)))
+            .and_then(|d| d["decisions"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    fn approval(&self) -> Option<Json> {
+        read_json(&self.key(&stockcast::approval::approval_key(&self.input.run_id)))
+    }
+
+    fn subjects(&self) -> Vec<&str> {
+        self.result
+            .notifications
+            .iter()
+            .map(|n| n.subject.as_deref().unwrap_or(""))
+            .collect()
+    }
+}
+
+/// Collects problems: `expect(problems, condition, message)`.
+fn expect(problems: &mut Vec<String>, ok: bool, message: impl FnOnce() -> String) {
+    if !ok {
+        problems.push(message());
+    }
+}
+
+fn expect_subjects(o: &Outcome, p: &mut Vec<String>, expected: &[&str]) {
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|s| format!("stockcast training: {s}"))
+        .collect();
+    let subjects = o.subjects();
+    expect(p, subjects == expected, || {
+        format!("notifications {subjects:?}, expected {expected:?}")
+    });
+}
+
+/// What every scenario must show: the run's identity flows through every
+/// state (no ResultPath overwrote it).
+pub fn common(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    if o.result.status == "SUCCEEDED" {
+        let out = &o.result.output;
+        expect(&mut p, out["run_id"] == o.input.run_id.as_str(), || {
+            format!("the output's run_id is {}, not the input's", out["run_id"])
+        });
+        expect(
+            &mut p,
+            out["symbols"] == serde_json::json!(o.input.symbols),
+            || {
+                format!(
+                    "the output's symbols are {}, not the input's",
+                    out["symbols"]
+                )
+            },
+        );
+    }
+    p
+}
+
+fn production_unchanged(o: &Outcome, p: &mut Vec<String>) {
+    for (key, before) in &o.before.production {
+        let after = o.after.production.get(key).cloned().flatten();
+        expect(p, &after == before, || {
+            format!(
+                "production of {} {} moved from {before:?} to {after:?}",
+                key.0, key.1
+            )
+        });
+    }
+}
+
+fn no_new_versions(o: &Outcome, p: &mut Vec<String>) {
+    expect(p, o.before.versions == o.after.versions, || {
+        "versions were written".into()
+    });
+}
+
+/// The run's candidates: one new complete version per (symbol, model), and
+/// decisions with reasons for each; production follows the decisions.
+fn trained_and_decided(o: &Outcome, p: &mut Vec<String>, moved: impl Fn(&str) -> bool) {
+    let Some(train) = o.train_output() else {
+        p.push("no runs/<run_id>/train.json".into());
+        return;
+    };
+    let candidates = train["candidates"].as_array().cloned().unwrap_or_default();
+    let expected = o.input.symbols.len() * o.input.models.len();
+    expect(p, candidates.len() == expected, || {
+        format!("{} candidates, expected {expected}", candidates.len())
+    });
+    for &model in &o.input.models {
+        for symbol in &o.input.symbols {
+            let key = (symbol.clone(), model);
+            let (before, after) = (
+                o.before.versions.get(&key).map_or(0, BTreeSet::len),
+                o.after.versions.get(&key).map_or(0, BTreeSet::len),
+            );
+            expect(p, after == before + 1, || {
+                format!(
+                    "{symbol} {model}: {before} versions before, {after} after (expected one more)"
+                )
+            });
+        }
+    }
+    let decisions = o.decisions();
+    expect(p, decisions.len() == candidates.len(), || {
+        format!(
+            "{} decisions recorded for {} candidates",
+            decisions.len(),
+            candidates.len()
+        )
+    });
+    for d in &decisions {
+        let (symbol, version) = (d["symbol"].as_str().unwrap_or(""), d["version"].as_str());
+        let Ok(model) = serde_json::from_value::<ModelKind>(d["model"].clone()) else {
+            p.push(format!("a decision names no model: {d}"));
+            continue;
+        };
+        let reasons = d["reasons"].as_array().map_or(0, Vec::len);
+        expect(p, reasons > 0, || {
+            format!("{symbol} {model}: a decision without reasons")
+        });
+        let key = (symbol.to_owned(), model);
+        let production = o.after.production.get(&key).cloned().flatten();
+        let decision = d["decision"].as_str().unwrap_or("");
+        if moved(decision) {
+            expect(p, production.as_deref() == version, || {
+                format!("{symbol} {model} was {decision}d but production is {production:?}")
+            });
+        } else {
+            let before = o.before.production.get(&key).cloned().flatten();
+            expect(p, production == before, || {
+                format!(
+                    "{symbol} {model} ({decision}) moved production from {before:?} to {production:?}"
+                )
+            });
+        }
+    }
+}
+
+pub fn promoted(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    trained_and_decided(o, &mut p, |d| d == "promote");
+    let promoted = o.result.output["promote"]["promoted"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let decided = o
+        .decisions()
+        .iter()
+        .filter(|d| d["decision"] == "promote")
+        .count();
+    expect(&mut p, promoted == decided && promoted > 0, || {
+        format!("{promoted} promoted in $.promote, {decided} promote decisions")
+    });
+    expect_subjects(o, &mut p, &["models promoted"]);
+    p
+}
+
+pub fn interrupted_once(o: &Outcome) -> Vec<String> {
+    let mut p = promoted(o);
+    let attempts = o
+        .result
+        .batch_jobs
+        .first()
+        .and_then(|j| j["Attempts"].as_array())
+        .map_or(0, Vec::len);
+    expect(&mut p, attempts == 2, || {
+        format!("the job had {attempts} attempts, expected 2")
+    });
+    p
+}
+
+pub fn training_failed(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    expect(&mut p, o.train_output().is_none(), || {
+        "an interrupted job recorded train.json".into()
+    });
+    expect(&mut p, o.decisions().is_empty(), || {
+        "decisions were recorded".into()
+    });
+    no_new_versions(o, &mut p);
+    production_unchanged(o, &mut p);
+    expect_subjects(o, &mut p, &["run failed"]);
+    let said = o
+        .result
+        .notifications
+        .first()
+        .is_some_and(|n| n.message.contains("States.TaskFailed"));
+    expect(&mut p, said, || {
+        "the failure notification does not name States.TaskFailed".into()
+    });
+    p
+}
+
+pub fn quality_failed(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    expect(&mut p, o.train_output().is_none(), || {
+        "training ran on bad data".into()
+    });
+    expect(&mut p, !o.key("models").exists(), || {
+        "models were written".into()
+    });
+    expect_subjects(o, &mut p, &["data quality failed"]);
+    let message = o
+        .result
+        .notifications
+        .first()
+        .map_or("", |n| n.message.as_str());
+    expect(
+        &mut p,
+        message.contains("IBM") && message.contains("missing"),
+        || format!("the alert does not name IBM's gap: {message}"),
+    );
+    p
+}
+
+pub fn rejected(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    trained_and_decided(o, &mut p, |_| false);
+    let all_rejected = o.decisions().iter().all(|d| d["decision"] == "reject");
+    expect(&mut p, all_rejected, || "a decision is not reject".into());
+    production_unchanged(o, &mut p);
+    expect_subjects(o, &mut p, &["no candidate passed the gate"]);
+    p
+}
+
+fn answered(o: &Outcome, p: &mut Vec<String>, approve: bool) {
+    let record = o.approval().unwrap_or_default();
+    expect(p, record["task_token"] == o.task_token.as_str(), || {
+        format!(
+            "the gate kept token {}, the execution issued {}",
+            record["task_token"], o.task_token
+        )
+    });
+    expect(p, record["answer"]["approve"] == approve, || {
+        format!("the approval record's answer is {}", record["answer"])
+    });
+}
+
+pub fn approved(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    trained_and_decided(o, &mut p, |d| d != "reject");
+    let waited = o
+        .decisions()
+        .iter()
+        .any(|d| d["decision"] == "needs_approval");
+    expect(&mut p, waited, || "no decision needed approval".into());
+    answered(o, &mut p, true);
+    expect_subjects(o, &mut p, &["approval needed", "models promoted"]);
+    p
+}
+
+pub fn approval_rejected(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    trained_and_decided(o, &mut p, |_| false);
+    production_unchanged(o, &mut p);
+    answered(o, &mut p, false);
+    expect_subjects(
+        o,
+        &mut p,
+        &["approval needed", "candidates rejected by approver"],
+    );
+    p
+}
+
+pub fn approval_timed_out(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    trained_and_decided(o, &mut p, |_| false);
+    production_unchanged(o, &mut p);
+    let record = o.approval().unwrap_or_default();
+    expect(
+        &mut p,
+        record["task_token"] == o.task_token.as_str() && record["answer"].is_null(),
+        || format!("the approval should be pending with the execution's token: {record}"),
+    );
+    expect_subjects(o, &mut p, &["approval needed", "approval timed out"]);
+    p
+}
+
+fn raw_objects(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| {
+            if e.path().is_dir() {
+                raw_objects(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+pub fn throttled_then_complete(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    for symbol in &o.input.symbols {
+        let path = o.key(&stockcast::ingest::curated_key(symbol));
+        let rows = stockcast::series::PriceSeries::from_csv_path(&path).map_or(0, |s| s.len());
+        let full = o.full_rows.get(symbol).copied().unwrap_or(0);
+        expect(&mut p, rows == full, || {
+            format!("{symbol}: {rows} curated rows, the vendor has {full}")
+        });
+    }
+    let statuses: Vec<u16> = o
+        .requests
+        .iter()
+        .filter(|r| r.0 == "IBM")
+        .map(|r| r.1)
+        .collect();
+    let mut expected = vec![429; o.throttles];
+    expected.push(200);
+    expect(&mut p, statuses == expected, || {
+        format!("IBM's requests were answered {statuses:?}, expected {expected:?}")
+    });
+    let raw = raw_objects(&o.key("raw/yahoo/IBM"));
+    expect(&mut p, raw == o.throttles + 1, || {
+        format!(
+            "{raw} raw responses of IBM kept, expected every one of {}",
+            o.throttles + 1
+        )
+    });
+    expect(&mut p, o.result.notifications.is_empty(), || {
+        "a notification was sent".into()
+    });
+    expect(&mut p, o.result.output["monitor"]["drift"] == false, || {
+        "drift was declared".into()
+    });
+    p
+}
+
+pub fn drift_started_training(o: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    let monitor = &o.result.output["monitor"];
+    let ratio = monitor["metrics"]["mase_ratio"].as_f64().unwrap_or(0.0);
+    expect(
+        &mut p,
+        monitor["drift"] == true && ratio > o.drift_threshold,
+        || {
+            format!(
+                "the monitor reported {monitor}, expected drift over {}",
+                o.drift_threshold
+            )
+        },
+    );
+    expect(&mut p, o.result.executions.len() == 1, || {
+        format!(
+            "{} executions started, expected 1",
+            o.result.executions.len()
+        )
+    });
+    let Some(started) = o.result.executions.first() else {
+        return p;
+    };
+    expect(&mut p, started.state_machine == o.training_arn, || {
+        format!(
+            "started {}, not the training state machine",
+            started.state_machine
+        )
+    });
+    let mut input = started.input.clone();
+    let parent = input
+        .as_object_mut()
+        .and_then(|m| m.remove("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"));
+    expect(
+        &mut p,
+        parent.as_ref().and_then(Json::as_str) == Some(o.execution_id.as_str()),
+        || format!("the child names parent {parent:?}, not {}", o.execution_id),
+    );
+    match serde_json::from_value::<RunInput>(input) {
+        Ok(run) => {
+            let expected = RunInput {
+                run_id: format!("{}-drift", o.input.run_id),
+                ..o.input.clone()
+            };
+            expect(&mut p, run == expected, || {
+                format!("the training input is {run:?}, expected {expected:?}")
+            });
+        }
+        Err(e) => p.push(format!("the training input is not a run input: {e}")),
+    }
+    expect(&mut p, o.result.notifications.is_empty(), || {
+        "a notification was sent".into()
+    });
+    p
+}

@@ -1,0 +1,722 @@
+//! `cargo xtask simulate`: executes the rendered state machines in a real
+//! Amazon States Language interpreter (npm `aws-local-stepfunctions`), with
+//! every Task bound to the project's real step code, over the success path
+//! and the failure paths, and checks the path of states each scenario took
+//! and what it left in the store (GitHub issue 8).
+//!
+//! A definition can validate and still be wired wrong (a ResultPath that
+//! drops the run id, a Retry on the wrong error name, a Choice that never
+//! reaches promotion); only running it shows that. The interpreter runs
+//! tests/simulate/runner.mjs, which binds each Task by its resource:
+//! Lambda tasks run `cargo xtask step <ingest|gate|monitor>` with the
+//! payload on stdin, the Batch task runs the real `stockcast-train` binary
+//! under an emulation of the job definition's retry strategy, SNS and
+//! startExecution are recorded. Retry intervals are 0 here only; the
+//! rendered definitions are never changed.
+
+mod bind;
+mod check;
+mod path;
+mod scenarios;
+mod seed;
+mod vendor;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value as Json, json};
+use stockcast::config::{Approval as ApprovalMode, GatePolicy, PipelineConfig};
+use stockcast::steps::{ApprovalAnswer, ApprovalResult, ErrorName, RunInput, Source, StepError};
+use stockcast::store::Store;
+
+use crate::{flags, tools};
+use check::{Outcome, RunnerResult, Snapshot};
+use scenarios::{Answer, Prices, Scenario, StoreSeed};
+
+/// A scenario that runs longer than this is stopped and fails.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// The job's log line that shows it is inside its backtest, when the
+/// Spot interruption is sent.
+const BACKTEST_LOG: &str = "backtest progress";
+/// Rows a Yahoo chart request (`range=3mo`) answers with.
+const YAHOO_ROWS: usize = 63;
+
+impl flags::Simulate {
+    pub fn run(self) -> anyhow::Result<()> {
+        let all = scenarios::all();
+        if self.list {
+            for s in &all {
+                println!("{:<24} {:<8} {}", s.name, s.workflow.name(), s.about);
+            }
+            return Ok(());
+        }
+        let selected: Vec<&Scenario> = if self.scenario.is_empty() {
+            all.iter().collect()
+        } else {
+            self.scenario
+                .iter()
+                .map(|name| {
+                    all.iter().find(|s| s.name == name).with_context(|| {
+                        let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+                        format!(
+                            "no scenario {name:?}; the scenarios are {}",
+                            names.join(", ")
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        let simulation = Simulation::prepare(&self.env)?;
+        let started = Instant::now();
+        let mut failed = Vec::new();
+        for scenario in selected.iter().copied() {
+            let report = simulation.run(scenario);
+            report.print();
+            if !report.passed() {
+                failed.push(scenario.name);
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if !failed.is_empty() {
+            bail!(
+                "{} of {} scenarios failed ({}) in {seconds:.1} s; each one's store, job and logs are in {}",
+                failed.len(),
+                selected.len(),
+                failed.join(", "),
+                simulation.work.display()
+            );
+        }
+        println!(
+            "simulate: {} scenarios passed in {seconds:.1} s ({} environment)",
+            selected.len(),
+            self.env
+        );
+        Ok(())
+    }
+}
+
+/// Everything shared by the scenarios of one run.
+struct Simulation {
+    env: stockcast::infra::Environment,
+    bound: bind::Bound,
+    node: PathBuf,
+    interpreter: PathBuf,
+    xtask: PathBuf,
+    train: PathBuf,
+    runner: PathBuf,
+    work: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    /// A store trained once by the local pipeline, copied into the
+    /// scenarios that need production versions.
+    trained: Mutex<Option<PathBuf>>,
+}
+
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()?.join(path)
+    })
+}
+
+impl Simulation {
+    fn prepare(env: &str) -> anyhow::Result<Simulation> {
+        let node = tools::ensure_node(tools::STEP_FUNCTIONS_LOCAL)
+            .context("installing the Step Functions interpreter failed")?;
+        let interpreter = tools::tools_dir()
+            .join(tools::STEP_FUNCTIONS_LOCAL.prefix)
+            .join("node_modules/aws-local-stepfunctions/build/main.node.esm.js");
+        if !interpreter.exists() {
+            bail!(
+                "{} is missing; remove {}/installed and run `cargo xtask tools`",
+                interpreter.display(),
+                tools::tools_dir().display()
+            );
+        }
+        eprintln!("simulate: building the step binaries: cargo build -p xtask -p stockcast-train");
+        let status = Command::new("cargo")
+            .args(["build", "--quiet", "-p", "xtask", "-p", "stockcast-train"])
+            .status()
+            .context("failed to start cargo")?;
+        if !status.success() {
+            bail!("building the step binaries failed ({status})");
+        }
+        let target = absolute(tools::tools_dir())?
+            .parent()
+            .map(Path::to_path_buf)
+            .context("the tools folder has no parent")?;
+        // The steps run from links made now, so a later build into the same
+        // target folder (another checkout sharing it) cannot swap them mid-run.
+        let work = target.join("simulate").join(env);
+        let bin = work.join("bin");
+        std::fs::create_dir_all(&bin)
+            .with_context(|| format!("cannot create {}", bin.display()))?;
+        let mut pinned = Vec::new();
+        for name in ["xtask", "stockcast-train"] {
+            let (built, link) = (target.join("debug").join(name), bin.join(name));
+            let _ = std::fs::remove_file(&link);
+            if std::fs::hard_link(&built, &link).is_err() {
+                std::fs::copy(&built, &link)
+                    .with_context(|| format!("cannot copy {}", built.display()))?;
+            }
+            pinned.push(link);
+        }
+        let rendered =
+            stockcast::infra::render(&stockcast::infra::Sources::in_project(Path::new(".")), env)
+                .with_context(|| format!("rendering the {env} environment failed"))?;
+        let bound = bind::bind(&rendered)?;
+        Ok(Simulation {
+            env: rendered.env,
+            bound,
+            node,
+            interpreter,
+            train: pinned.pop().context("no training binary")?,
+            xtask: pinned.pop().context("no xtask binary")?,
+            runner: absolute(PathBuf::from("tests/simulate/runner.mjs"))?,
+            work,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?,
+            trained: Mutex::new(None),
+        })
+    }
+
+    fn run(&self, scenario: &Scenario) -> Report {
+        let started = Instant::now();
+        let dir = self.work.join(scenario.name);
+        let outcome = self.execute(scenario, &dir);
+        let mut report = Report {
+            name: scenario.name,
+            seconds: 0.0,
+            path: String::new(),
+            expected: scenario.path,
+            problems: Vec::new(),
+            dir,
+        };
+        match outcome {
+            Ok(outcome) => {
+                report.path = path::path(&outcome.result);
+                if report.path != scenario.path {
+                    report.problems.push("the path of states differs".into());
+                }
+                let status = match &outcome.result.error {
+                    Some(error) if outcome.result.status == "FAILED" => format!("FAILED {error}"),
+                    _ => outcome.result.status.clone(),
+                };
+                let expected = scenario
+                    .error
+                    .map_or("SUCCEEDED".to_owned(), |e| format!("FAILED {e}"));
+                if status != expected {
+                    report.problems.push(format!(
+                        "the execution ended {status}, expected {expected}{}",
+                        outcome
+                            .result
+                            .cause
+                            .as_deref()
+                            .map(|c| format!(" (cause: {c})"))
+                            .unwrap_or_default()
+                    ));
+                }
+                report.problems.extend(check::common(&outcome));
+                report.problems.extend((scenario.check)(&outcome));
+            }
+            Err(e) => report.problems.push(format!("{e:#}")),
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        report
+    }
+
+    /// The settings the deployed steps get: the environment's gate policy,
+    /// with automatic approval unless the scenario changes it (prod's is
+    /// manual, and only the approval scenarios are about approval).
+    fn config(&self, adjust: fn(&mut GatePolicy)) -> PipelineConfig {
+        let mut gate = self.env.gate.clone();
+        gate.approval = ApprovalMode::Automatic;
+        adjust(&mut gate);
+        PipelineConfig {
+            gate,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// The store every Trained scenario starts from, made once.
+    fn trained_store(&self) -> anyhow::Result<PathBuf> {
+        let mut cached = self
+            .trained
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned lock"))?;
+        if let Some(dir) = cached.as_ref() {
+            return Ok(dir.clone());
+        }
+        let dir = self.work.join("_trained");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::local(&dir.join("store"))?;
+        let config = self.config(|_| {});
+        let input = RunInput {
+            run_id: "seed-training".into(),
+            env: self.env.name.clone(),
+            symbols: scenarios::SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            models: scenarios::MODELS.to_vec(),
+            horizons: config.protocol.horizons.clone(),
+            source: Source::Sample,
+        };
+        self.runtime.block_on(seed::trained(
+            &store,
+            Path::new("data/sample"),
+            input,
+            config,
+        ))?;
+        *cached = Some(dir.join("store"));
+        Ok(dir.join("store"))
+    }
+
+    fn execute(&self, scenario: &Scenario, dir: &Path) -> anyhow::Result<Outcome> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        let store_dir = dir.join("store");
+        let sample_dir = dir.join("sample");
+        std::fs::create_dir_all(&store_dir)?;
+        let mut prices = seed::bundled(&scenarios::SYMBOLS)?;
+        match scenario.prices {
+            Prices::Bundled => {}
+            Prices::Gap { symbol, days } => {
+                if let Some(bars) = prices.remove(symbol) {
+                    prices.insert(symbol.to_owned(), seed::with_gap(bars, days));
+                }
+            }
+            Prices::Recent => {
+                let today = chrono::Utc::now().date_naive();
+                for bars in prices.values_mut() {
+                    *bars = seed::redated(bars, today);
+                }
+            }
+        }
+        seed::write_sample(&sample_dir, &prices)?;
+        let store = Store::local(&store_dir)?;
+        match scenario.store {
+            StoreSeed::Empty => {}
+            StoreSeed::Trained => seed::copy_tree(&self.trained_store()?, &store_dir)?,
+            StoreSeed::AllButLast(n) => {
+                let older = prices
+                    .iter()
+                    .map(|(s, bars)| (s.clone(), bars[..bars.len().saturating_sub(n)].to_vec()))
+                    .collect();
+                self.runtime.block_on(seed::ingest_sample(
+                    &store,
+                    &dir.join("seed-sample"),
+                    &older,
+                ))?;
+            }
+        }
+        if let Some(bias) = scenario.served_bias {
+            for (symbol, bars) in &prices {
+                self.runtime
+                    .block_on(seed::served_forecasts(&store, symbol, bars, 30, bias))?;
+            }
+        }
+        // Yahoo throttles until the step's own retries give up once, so the
+        // workflow's Retry is what recovers.
+        let throttles = stockcast::vendors::VendorConfig::from_env().retry.attempts as usize;
+        let vendor = match scenario.source {
+            Source::Yahoo => {
+                let recent = prices
+                    .iter()
+                    .map(|(s, bars)| {
+                        (
+                            s.clone(),
+                            bars[bars.len().saturating_sub(YAHOO_ROWS)..].to_vec(),
+                        )
+                    })
+                    .collect();
+                let throttled = scenario
+                    .throttle
+                    .map(|s| (s.to_owned(), throttles))
+                    .into_iter()
+                    .collect();
+                Some(vendor::FakeYahoo::start(&recent, throttled)?)
+            }
+            _ => None,
+        };
+        let config = self.config(scenario.gate);
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
+        let machine = self.bound.machine(scenario.workflow.logical_id())?;
+        let input = RunInput {
+            run_id: stockcast::pipeline::new_run_id(scenario.workflow.name()),
+            env: self.env.name.clone(),
+            symbols: scenarios::SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            models: scenario.models.to_vec(),
+            horizons: config.protocol.horizons.clone(),
+            source: scenario.source,
+        };
+        let execution_id = format!(
+            "{}:{}",
+            machine.arn.replace(":stateMachine:", ":execution:"),
+            scenario.name
+        );
+        let task_token = format!("simulated-task-token-{}-{}", scenario.name, input.run_id);
+        let drift_threshold = self.drift_threshold();
+        let paths = StepPaths {
+            store: &store_dir,
+            sample: &sample_dir,
+            config: &config_path,
+            drift_threshold,
+            yahoo_url: vendor.as_ref().map(|v| v.url.as_str()),
+        };
+        let job = json!({
+            "interpreter": self.interpreter,
+            "definition": machine.definition,
+            "input": input,
+            "context": {
+                "Execution": {"Id": execution_id, "Name": scenario.name},
+                "Task": {"Token": task_token},
+            },
+            "retry_interval_ms": 0,
+            "map_label": "symbol",
+            "log_dir": dir.join("logs"),
+            "lambda": self.lambda_bindings(&paths)?,
+            "batch": self.batch_bindings(&store_dir, scenario.interrupt),
+            "sns": self.bound.topics.iter().map(|t| (t.clone(), json!({"dir": store_dir.join("notifications")}))).collect::<serde_json::Map<_, _>>(),
+            "state_machines": self.bound.machine_arns(),
+        });
+        let job_path = dir.join("job.json");
+        std::fs::write(&job_path, serde_json::to_vec_pretty(&job)?)?;
+        let before = Snapshot::take(&store_dir, &scenarios::SYMBOLS);
+        let result = self.interpret(&job_path, dir, &store, &input, scenario.answer)?;
+        Ok(Outcome {
+            after: Snapshot::take(&store_dir, &scenarios::SYMBOLS),
+            before,
+            store: store_dir,
+            input,
+            result,
+            requests: vendor
+                .as_ref()
+                .map(vendor::FakeYahoo::requests)
+                .unwrap_or_default(),
+            throttles,
+            full_rows: prices.iter().map(|(s, b)| (s.clone(), b.len())).collect(),
+            execution_id,
+            task_token,
+            training_arn: self
+                .bound
+                .machine(scenarios::Workflow::Training.logical_id())?
+                .arn
+                .clone(),
+            drift_threshold,
+        })
+    }
+
+    /// The monitor function's drift threshold, as deployed.
+    fn drift_threshold(&self) -> f64 {
+        self.bound
+            .functions
+            .values()
+            .find_map(|f| {
+                f.environment
+                    .get("STOCKCAST_DRIFT_MASE_RATIO")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(self.env.alarms.drift_mase_ratio)
+    }
+
+    fn lambda_bindings(&self, paths: &StepPaths<'_>) -> anyhow::Result<Json> {
+        let mut bindings = serde_json::Map::new();
+        let text = |p: &Path| p.display().to_string();
+        for (arn, function) in &self.bound.functions {
+            let step = match function.logical_id.as_str() {
+                "IngestFunction" => "ingest",
+                "GateFunction" => "gate",
+                "MonitorFunction" => "monitor",
+                other => bail!("{other} has no local step; bind it in xtask/src/simulate/mod.rs"),
+            };
+            let mut command = vec![
+                text(&self.xtask),
+                "step".into(),
+                step.into(),
+                "--store".into(),
+                text(paths.store),
+                "--config".into(),
+                text(paths.config),
+            ];
+            match step {
+                "ingest" => command.extend(["--sample".into(), text(paths.sample)]),
+                "monitor" => command.extend([
+                    "--drift-mase-ratio".into(),
+                    paths.drift_threshold.to_string(),
+                ]),
+                _ => {}
+            }
+            let mut env = BTreeMap::new();
+            if let Some(url) = paths.yahoo_url {
+                env.insert("STOCKCAST_YAHOO_URL", url.to_owned());
+            }
+            bindings.insert(arn.clone(), json!({"command": command, "env": env}));
+        }
+        Ok(bindings.into())
+    }
+
+    fn batch_bindings(&self, store: &Path, interrupt: &[u32]) -> Json {
+        let bindings: serde_json::Map<String, Json> = self
+            .bound
+            .jobs
+            .iter()
+            .map(|(arn, job)| {
+                let mut env = job.environment.clone();
+                // A folder instead of the bucket; the job prefers it.
+                env.insert("STOCKCAST_STORE".into(), store.display().to_string());
+                let binding = json!({
+                    "command": [self.train],
+                    "env": env,
+                    "attempts": job.attempts,
+                    "evaluate_on_exit": job.evaluate_on_exit,
+                    "platform": job.platform,
+                    "interrupt": {"attempts": interrupt, "after_output": BACKTEST_LOG},
+                });
+                (arn.clone(), binding)
+            })
+            .collect();
+        bindings.into()
+    }
+
+    /// Runs the runner, answering its task tokens, and returns its result.
+    fn interpret(
+        &self,
+        job: &Path,
+        dir: &Path,
+        store: &Store,
+        input: &RunInput,
+        answer: Option<Answer>,
+    ) -> anyhow::Result<RunnerResult> {
+        let log = std::fs::File::create(dir.join("runner.log"))?;
+        let mut child = Command::new(&self.node)
+            .arg(&self.runner)
+            .arg(job)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("failed to start the runner")?;
+        let stdin = child.stdin.take().context("the runner has no stdin")?;
+        let stdout = child.stdout.take().context("the runner has no stdout")?;
+        let child = Arc::new(Mutex::new(child));
+        let done = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let (child, done) = (child.clone(), done.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + SCENARIO_TIMEOUT;
+                while !done.load(Ordering::Relaxed) {
+                    if Instant::now() > deadline {
+                        if let Ok(mut child) = child.lock() {
+                            let _ = child.kill();
+                        }
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                false
+            })
+        };
+        let mut channel = Channel {
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        };
+        let mut result = None;
+        while let Some(message) = channel.next()? {
+            match message["event"].as_str() {
+                Some("task_token") => {
+                    let token = message["token"].as_str().unwrap_or("").to_owned();
+                    self.answer(&mut channel, store, input, &token, answer)?;
+                }
+                Some("result") => {
+                    result = Some(
+                        serde_json::from_value(message)
+                            .context("the runner's result is malformed")?,
+                    );
+                }
+                _ => bail!("the runner said something unexpected: {message}"),
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let timed_out = watchdog.join().unwrap_or(false);
+        let status = child
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned lock"))?
+            .wait()?;
+        if timed_out {
+            bail!(
+                "the execution did not end within {} s; see {}",
+                SCENARIO_TIMEOUT.as_secs(),
+                dir.display()
+            );
+        }
+        result.with_context(|| {
+            format!(
+                "the runner ended ({status}) without a result; see {}",
+                dir.join("runner.log").display()
+            )
+        })
+    }
+
+    /// Answers a `.waitForTaskToken` task as the scenario says: through the
+    /// library's approval code (which claims the answer and sends the kept
+    /// token), or by letting the state time out.
+    fn answer(
+        &self,
+        channel: &mut Channel,
+        store: &Store,
+        input: &RunInput,
+        token: &str,
+        answer: Option<Answer>,
+    ) -> anyhow::Result<()> {
+        let answer =
+            answer.context("the execution waits for an approval the scenario does not give")?;
+        let approve = match answer {
+            Answer::Approve => true,
+            Answer::Reject => false,
+            Answer::Timeout => {
+                let pending = self
+                    .runtime
+                    .block_on(stockcast::approval::pending(store, &input.run_id))?
+                    .context("the gate kept no task token")?;
+                if pending.task_token != token {
+                    bail!(
+                        "the gate kept token {:?}, the execution issued {token:?}",
+                        pending.task_token
+                    );
+                }
+                return channel.deliver(json!({"token": token, "timeout": true}));
+            }
+        };
+        let request = ApprovalAnswer {
+            run_id: input.run_id.clone(),
+            approve,
+            reason: Some(
+                if approve {
+                    "plots look right"
+                } else {
+                    "plots look wrong"
+                }
+                .into(),
+            ),
+            by: Some("cargo xtask simulate".into()),
+        };
+        self.runtime
+            .block_on(stockcast::approval::answer(
+                store,
+                &request,
+                async |token: &str, result: &ApprovalResult| {
+                    channel.send_task_result(token, result)
+                },
+            ))
+            .map_err(|e| anyhow::anyhow!("answering the approval failed: {e}"))?;
+        Ok(())
+    }
+}
+
+struct StepPaths<'a> {
+    store: &'a Path,
+    sample: &'a Path,
+    config: &'a Path,
+    drift_threshold: f64,
+    yahoo_url: Option<&'a str>,
+}
+
+/// The runner's stdin and stdout: JSON lines both ways.
+struct Channel {
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Channel {
+    fn next(&mut self) -> anyhow::Result<Option<Json>> {
+        match self.lines.next() {
+            None => Ok(None),
+            Some(line) => {
+                let line = line.context("failed to read the runner's output")?;
+                Ok(Some(
+                    serde_json::from_str(&line)
+                        .with_context(|| format!("the runner printed {line:?}"))?,
+                ))
+            }
+        }
+    }
+
+    /// Sends an answer for a waiting task and reads whether it was taken.
+    fn deliver(&mut self, answer: Json) -> anyhow::Result<()> {
+        writeln!(self.stdin, "{answer}").context("failed to write to the runner")?;
+        let reply = self
+            .next()?
+            .context("the runner ended while a task waited")?;
+        if reply["event"] != "task_answered" || reply["ok"] != true {
+            bail!("the runner refused the answer: {reply}");
+        }
+        Ok(())
+    }
+
+    /// SendTaskSuccess / SendTaskFailure, as `stockcast::functions::StepFunctions`
+    /// sends them (the cause is spelled as its private `rejection_cause` does).
+    fn send_task_result(&mut self, token: &str, result: &ApprovalResult) -> Result<(), StepError> {
+        let answer = if result.approved {
+            json!({"token": token, "output": result})
+        } else {
+            let cause = format!(
+                "rejected{}{}",
+                result
+                    .by
+                    .as_ref()
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default(),
+                result
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            json!({"token": token, "error": ErrorName::GateApprovalRejected.as_str(), "cause": cause})
+        };
+        self.deliver(answer)
+            .map_err(|e| StepError::new(ErrorName::ServiceUnavailable, format!("{e:#}")))
+    }
+}
+
+struct Report {
+    name: &'static str,
+    seconds: f64,
+    path: String,
+    expected: &'static str,
+    problems: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Report {
+    fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn print(&self) {
+        let verdict = if self.passed() { "PASS" } else { "FAIL" };
+        println!(
+            "{verdict} {:<24} {:>5.1} s  {}",
+            self.name, self.seconds, self.path
+        );
+        if !self.passed() {
+            if self.path != self.expected {
+                println!("     expected path: {}", self.expected);
+            }
+            for problem in &self.problems {
+                println!("     - {problem}");
+            }
+            println!("     store, job and logs: {}", self.dir.display());
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What a scenario's store and sample folder hold before the workflow
+//! runs, built with the library's own steps (ingest, the local pipeline),
+//! so the fixtures are exactly what a previous run would have left.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{Duration, NaiveDate};
+use stockcast::config::PipelineConfig;
+use stockcast::ingest::{IngestContext, ingest};
+use stockcast::monitor::{ServedForecast, ServedPoint, forecast_key};
+use stockcast::pipeline::LocalPipeline;
+use stockcast::series::{Bar, PriceSeries};
+use stockcast::steps::{IngestInput, RunInput, Source};
+use stockcast::store::Store;
+
+/// The bundled sample series of `symbols`.
+pub fn bundled(symbols: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
+    symbols
+        .iter()
+        .map(|&symbol| {
+            let path =
+                Path::new("data/sample").join(format!("{}.csv", symbol.trim_start_matches('^')));
+            let series = PriceSeries::from_csv_path(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
+            Ok((symbol.to_owned(), series.bars))
+        })
+        .collect()
+}
+
+/// Writes a sample folder (`<symbol>.csv` per series) the sample source reads.
+pub fn write_sample(dir: &Path, series: &BTreeMap<String, Vec<Bar>>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (symbol, bars) in series {
+        // The sample source reads bars as they are; validation is the quality step's job.
+        let csv = PriceSeries {
+            name: symbol.clone(),
+            bars: bars.clone(),
+        }
+        .to_csv();
+        // The sample source reads `<symbol>.csv`, the symbol as given.
+        let path = dir.join(format!("{symbol}.csv"));
+        std::fs::write(&path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Drops `n` trading days from the middle of a series: a gap the quality
+/// step must catch.
+pub fn with_gap(mut bars: Vec<Bar>, n: usize) -> Vec<Bar> {
+    let middle = bars.len() / 2;
+    bars.drain(middle..(middle + n).min(bars.len()));
+    bars
+}
+
+/// The same prices on the trading days that end on the last trading day
+/// before `today`, so the monitor (which judges by today's date) finds
+/// recent realised prices.
+pub fn redated(bars: &[Bar], today: NaiveDate) -> Vec<Bar> {
+    let mut dates = Vec::with_capacity(bars.len());
+    let mut day = today - Duration::days(1);
+    while dates.len() < bars.len() {
+        if stockcast::calendar::is_trading_day(day) {
+            dates.push(day);
+        }
+        day -= Duration::days(1);
+    }
+    dates.reverse();
+    bars.iter()
+        .zip(dates)
+        .map(|(bar, date)| Bar { date, ..*bar })
+        .collect()
+}
+
+/// Ingests `series` into the store through the sample source.
+pub async fn ingest_sample(
+    store: &Store,
+    sample_dir: &Path,
+    series: &BTreeMap<String, Vec<Bar>>,
+) -> anyhow::Result<()> {
+    write_sample(sample_dir, series)?;
+    let context = IngestContext {
+        store: store.clone(),
+        sample_dir: sample_dir.to_path_buf(),
+        vendors: None,
+    };
+    for symbol in series.keys() {
+        let input = IngestInput {
+            run_id: "seed".into(),
+            symbol: symbol.clone(),
+            source: Source::Sample,
+        };
+        ingest(&context, &input)
+            .await
+            .with_context(|| format!("seeding {symbol} failed"))?;
+    }
+    Ok(())
+}
+
+/// A store in which a previous run trained and promoted: production
+/// aliases to compare against and to leave unchanged.
+pub async fn trained(
+    store: &Store,
+    sample_dir: &Path,
+    input: RunInput,
+    config: PipelineConfig,
+) -> anyhow::Result<()> {
+    let pipeline = LocalPipeline {
+        store: store.clone(),
+        config,
+        sample_dir: sample_dir.to_path_buf(),
+        git_commit: None,
+    };
+    pipeline
+        .run(input, Arc::new(|| {}))
+        .await
+        .context("seeding production with a local pipeline run failed")?;
+    Ok(())
+}
+
+/// Records forecasts "served" over the last `n` trading days of a series,
+/// each `bias` off the realised price one day later: the monitor scores
+/// them and sees a model much worse than naive.
+pub async fn served_forecasts(
+    store: &Store,
+    symbol: &str,
+    bars: &[Bar],
+    n: usize,
+    bias: f64,
+) -> anyhow::Result<()> {
+    let target = |b: &Bar| b.adj_close.unwrap_or(b.close);
+    let first = bars.len().saturating_sub(n + 1);
+    for pair in bars[first..].windows(2) {
+        let (origin, next) = (&pair[0], &pair[1]);
+        let record = ServedForecast {
+            symbol: symbol.to_owned(),
+            model: stockcast::models::ModelKind::Naive,
+            version: "seeded".into(),
+            origin: origin.date,
+            last_value: target(origin),
+            points: vec![ServedPoint {
+                h: 1,
+                date: next.date,
+                forecast: target(origin) * (1.0 + bias),
+            }],
+            recorded_at: format!("{}T21:00:00Z", origin.date),
+            run_id: "seed".into(),
+        };
+        let bytes = serde_json::to_vec_pretty(&record)?;
+        store
+            .create(&forecast_key(symbol, origin.date), bytes)
+            .await
+            .with_context(|| format!("seeding a served forecast of {symbol} failed"))?;
+    }
+    Ok(())
+}
+
+/// Copies a folder tree (a seeded store into a scenario's own).
+pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
