@@ -123,7 +123,7 @@ impl ApprovalSender for StepFunctions {
                 .send_task_failure()
                 .task_token(task_token)
                 .error(ErrorName::GateApprovalRejected.as_str())
-                .cause(rejection_cause(result))
+                .cause(result.rejection_cause())
                 .send()
                 .await
                 .map_err(|e| unavailable(&e))?;
@@ -143,23 +143,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(feature = "sfn")]
-fn rejection_cause(result: &ApprovalResult) -> String {
-    format!(
-        "rejected{}{}",
-        result
-            .by
-            .as_ref()
-            .map(|b| format!(" by {b}"))
-            .unwrap_or_default(),
-        result
-            .reason
-            .as_ref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    )
 }
 
 /// For places with no Step Functions to answer (local runs).

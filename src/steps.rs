@@ -263,6 +263,19 @@ pub struct ApprovalResult {
     pub reason: Option<String>,
 }
 
+impl ApprovalResult {
+    /// The cause a rejection reaches the workflow with (`SendTaskFailure`).
+    pub fn rejection_cause(&self) -> String {
+        let by = self.by.as_ref().map(|b| format!(" by {b}"));
+        let reason = self.reason.as_ref().map(|r| format!(": {r}"));
+        format!(
+            "rejected{}{}",
+            by.unwrap_or_default(),
+            reason.unwrap_or_default()
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorInput {
     pub run_id: String,

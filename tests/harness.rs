@@ -64,6 +64,7 @@ impl Moto {
         Self::launch(false)
     }
 
+    #[allow(dead_code)] // the deploy test's (xtask/tests/deploy.rs)
     /// moto with the fixes of tests/moto_patches.py loaded: its
     /// CloudFormation change sets and deletions differ from AWS in ways our
     /// (correct) templates hit; each fix says which.

@@ -37,8 +37,10 @@ pub enum Command {
     Deploy(Deploy),
     Run(Run),
     Status(Status),
-    Approve(Approve),
-    Reject(Reject),
+    /// Approves the candidates of a training run waiting for approval.
+    Approve(Answer),
+    /// Rejects the candidates of a training run waiting for approval.
+    Reject(Answer),
     Destroy(Destroy),
 }
 
@@ -156,20 +158,9 @@ pub struct Status {
     pub aws: Aws,
 }
 
-/// Approves the candidates of a training run waiting for approval.
+/// A person's answer to a training run waiting for approval.
 #[derive(Debug, Args)]
-pub struct Approve {
-    #[command(flatten)]
-    pub aws: Aws,
-    /// The execution: its name (the run id) or ARN.
-    pub execution: String,
-    #[arg(long)]
-    pub reason: Option<String>,
-}
-
-/// Rejects the candidates of a training run waiting for approval.
-#[derive(Debug, Args)]
-pub struct Reject {
+pub struct Answer {
     #[command(flatten)]
     pub aws: Aws,
     /// The execution: its name (the run id) or ARN.

@@ -61,9 +61,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "aws")]
         flags::Command::Status(cmd) => cmd.run(),
         #[cfg(feature = "aws")]
-        flags::Command::Approve(cmd) => cmd.run(),
+        flags::Command::Approve(cmd) => cmd.run(true),
         #[cfg(feature = "aws")]
-        flags::Command::Reject(cmd) => cmd.run(),
+        flags::Command::Reject(cmd) => cmd.run(false),
         #[cfg(feature = "aws")]
         flags::Command::Destroy(cmd) => cmd.run(),
         #[cfg(not(feature = "aws"))]

@@ -88,14 +88,8 @@ fn answer(
     })
 }
 
-impl flags::Approve {
-    pub fn run(self) -> anyhow::Result<()> {
-        answer(&self.aws, &self.execution, self.reason, true)
-    }
-}
-
-impl flags::Reject {
-    pub fn run(self) -> anyhow::Result<()> {
-        answer(&self.aws, &self.execution, self.reason, false)
+impl flags::Answer {
+    pub fn run(self, approve: bool) -> anyhow::Result<()> {
+        answer(&self.aws, &self.execution, self.reason, approve)
     }
 }

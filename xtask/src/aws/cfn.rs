@@ -190,12 +190,7 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
             Some(ChangeSetStatus::CreateComplete) => break out,
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_owned();
-                let _ = client
-                    .delete_change_set()
-                    .stack_name(&change.stack_name)
-                    .change_set_name(&name)
-                    .send()
-                    .await;
+                discard(client, &change.stack_name, &name).await;
                 if reason.contains("didn't contain changes") || reason.contains("No updates") {
                     println!("{}: no changes", change.stack_name);
                     return Ok(Outcome::NoChanges);
@@ -207,12 +202,7 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
     };
     let changes = described.changes();
     if changes.is_empty() && change_set_type == ChangeSetType::Update {
-        let _ = client
-            .delete_change_set()
-            .stack_name(&change.stack_name)
-            .change_set_name(&name)
-            .send()
-            .await;
+        discard(client, &change.stack_name, &name).await;
         println!("{}: no changes", change.stack_name);
         return Ok(Outcome::NoChanges);
     }
@@ -221,12 +211,7 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         &format!("apply these changes to {}?", change.stack_name),
         yes,
     )? {
-        let _ = client
-            .delete_change_set()
-            .stack_name(&change.stack_name)
-            .change_set_name(&name)
-            .send()
-            .await;
+        discard(client, &change.stack_name, &name).await;
         println!("{}: left unchanged", change.stack_name);
         return Ok(Outcome::Declined);
     }
@@ -241,6 +226,17 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         .with_context(|| format!("cannot execute the change set of {}", change.stack_name))?;
     follow(client, &change.stack_name, started).await?;
     Ok(Outcome::Done)
+}
+
+/// Deletes a change set that will not be executed (best effort: an
+/// unexecuted change set costs nothing and expires with the next one).
+async fn discard(client: &Client, stack: &str, change_set: &str) {
+    let _ = client
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(change_set)
+        .send()
+        .await;
 }
 
 /// `20261127T093012` for change set names (letters, digits and hyphens).

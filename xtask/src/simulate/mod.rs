@@ -664,24 +664,12 @@ impl Channel {
     }
 
     /// SendTaskSuccess / SendTaskFailure, as `stockcast::functions::StepFunctions`
-    /// sends them (the cause is spelled as its private `rejection_cause` does).
+    /// sends them.
     fn send_task_result(&mut self, token: &str, result: &ApprovalResult) -> Result<(), StepError> {
         let answer = if result.approved {
             json!({"token": token, "output": result})
         } else {
-            let cause = format!(
-                "rejected{}{}",
-                result
-                    .by
-                    .as_ref()
-                    .map(|b| format!(" by {b}"))
-                    .unwrap_or_default(),
-                result
-                    .reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
+            let cause = result.rejection_cause();
             json!({"token": token, "error": ErrorName::GateApprovalRejected.as_str(), "cause": cause})
         };
         self.deliver(answer)
