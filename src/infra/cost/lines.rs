@@ -9,7 +9,7 @@ use super::{CostError, DAYS_PER_MONTH, HOURS_PER_MONTH, Line, PriceId, PriceTabl
 
 /// Resource types that cost nothing by themselves, or whose cost is
 /// counted through another resource (a job definition through its jobs).
-const NOT_BILLED: [&str; 20] = [
+const NOT_BILLED: [&str; 28] = [
     "AWS::ApiGateway::Account",
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::Deployment",
@@ -21,6 +21,17 @@ const NOT_BILLED: [&str; 20] = [
     "AWS::Batch::ComputeEnvironment",
     "AWS::Batch::JobQueue",
     "AWS::EC2::LaunchTemplate",
+    // The Batch network: a VPC, its subnets, gateway, routes and security
+    // group cost nothing; the public IPv4 address of a running Fargate task
+    // ($0.005 an hour, ~45 minutes a month) is under a cent.
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::Route",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::VPC",
+    "AWS::EC2::VPCGatewayAttachment",
     // Rules matching AWS service events (the drift alarm) are free.
     "AWS::Events::Rule",
     "AWS::IAM::InstanceProfile",

@@ -423,6 +423,13 @@ fn execute(
             entry.0 += calls;
         } else if task.integration.starts_with("arn:aws:states:::sns:publish") {
             // Priced through the workload's notifications_per_month.
+        } else if task
+            .integration
+            .starts_with("arn:aws:states:::states:startExecution")
+        {
+            // The call is one state transition, counted with the path; the
+            // run it starts (training on drift) is priced as that state
+            // machine's own runs.
         } else {
             return Err(template_error(
                 machine,
