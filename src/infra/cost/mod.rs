@@ -191,3 +191,13 @@ pub fn estimate(
         prices_as_of: prices.as_of.clone(),
     })
 }
+
+/// A YAML input's name (for errors) and text.
+fn read_file(path: &std::path::Path) -> Result<(String, String), CostError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| CostError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    Ok((file, text))
+}

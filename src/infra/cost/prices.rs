@@ -123,11 +123,7 @@ impl PriceTable {
     }
 
     pub fn load(path: &Path) -> Result<Self, CostError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| CostError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = super::read_file(path)?;
         Self::parse(&file, &text)
     }
 
