@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -10,72 +11,124 @@ use crate::flags;
 
 impl flags::Ci {
     pub fn run(self) -> anyhow::Result<()> {
-        step("checking formatting", "cargo", &["fmt", "--all", "--check"])
-            .context("formatting differs: run `cargo fmt --all` and commit")?;
-        step(
-            "running clippy",
-            "cargo",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--all-features",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
-        eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
-        flags::Check {
-            env: None,
-            all: true,
-            skip_external: false,
-            root: ".".into(),
-        }
-        .run()
-        .context("the stacks failed their checks")?;
-        lint_workflows(Path::new("."))?;
-        let mut tools =
-            crate::tools::test_environment().context("installing the test tools failed")?;
+        let mut clock = Clock::default();
+        let result = self.run_steps(&mut clock);
+        // The table is printed on failure too: a slow or failing step is
+        // what a red run needs explained first.
+        clock.print();
+        let totals = result?;
+        // One closing line for the whole run: cargo prints one per test
+        // binary, and the last of those may be a binary with no tests.
+        println!("ci: {} passed, {} failed", totals.passed, totals.failed);
+        Ok(())
+    }
+
+    fn run_steps(&self, clock: &mut Clock) -> anyhow::Result<Totals> {
+        clock.time("fmt", || {
+            step("checking formatting", "cargo", &["fmt", "--all", "--check"])
+                .context("formatting differs: run `cargo fmt --all` and commit")
+        })?;
+        clock.time("clippy", || {
+            step(
+                "running clippy",
+                "cargo",
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--all-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )
+        })?;
+        clock.time("stacks", || {
+            eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
+            flags::Check {
+                env: None,
+                all: true,
+                skip_external: false,
+                root: ".".into(),
+            }
+            .run()
+            .context("the stacks failed their checks")
+        })?;
+        clock.time("actionlint", || lint_workflows(Path::new(".")))?;
+        let mut tools = clock.time("tools", || {
+            crate::tools::test_environment().context("installing the test tools failed")
+        })?;
         // Cross-compiling is the slowest build of all: done once, here, and
         // read by the packaging tests rather than rebuilt by them.
         let package_dir = crate::tools::tools_dir()
             .parent()
             .map(|target| target.join("package"))
             .context("the tools folder has no parent")?;
-        eprintln!(
-            "xtask ci: packaging: cargo xtask package --out {}",
-            package_dir.display()
-        );
-        flags::Package {
-            out: package_dir.clone(),
-            push: None,
-            no_build: false,
-            registry_user: None,
-            registry_password: None,
-        }
-        .run()
-        .context("packaging failed")?;
+        clock.time("package", || {
+            eprintln!(
+                "xtask ci: packaging: cargo xtask package --out {}",
+                package_dir.display()
+            );
+            flags::Package {
+                out: package_dir.clone(),
+                push: None,
+                no_build: false,
+                registry_user: None,
+                registry_password: None,
+            }
+            .run()
+            .context("packaging failed")
+        })?;
         tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
-        let totals = tests(
-            "running tests",
-            &["test", "--workspace", "--all-features"],
-            &tools,
-        )?;
+        let totals = clock.time("tests", || {
+            tests(
+                "running tests",
+                &["test", "--workspace", "--all-features"],
+                &tools,
+            )
+        })?;
         // The workflows run for real, offline: the rendered ASL in an
         // interpreter with every task bound to the step code (issue 8).
-        eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");
-        flags::Simulate {
-            env: "dev".into(),
-            scenario: Vec::new(),
-            list: false,
+        clock.time("simulate", || {
+            eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");
+            flags::Simulate {
+                env: "dev".into(),
+                scenario: Vec::new(),
+                list: false,
+            }
+            .run()
+            .context("the workflow simulation failed")
+        })?;
+        Ok(totals)
+    }
+}
+
+/// How long each step of the gate took, printed as a table at the end.
+#[derive(Debug, Default)]
+struct Clock {
+    steps: Vec<(&'static str, Duration, bool)>,
+}
+
+impl Clock {
+    fn time<T>(
+        &mut self,
+        name: &'static str,
+        step: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let start = Instant::now();
+        let result = step();
+        self.steps.push((name, start.elapsed(), result.is_ok()));
+        result
+    }
+
+    fn print(&self) {
+        let total: Duration = self.steps.iter().map(|(_, took, _)| *took).sum();
+        eprintln!("xtask ci: time per step");
+        for (name, took, ok) in &self.steps {
+            let status = if *ok { "" } else { "  FAILED" };
+            eprintln!("  {name:<11} {:>7.1} s{status}", took.as_secs_f64());
         }
-        .run()
-        .context("the workflow simulation failed")?;
-        // One closing line for the whole run: cargo prints one per test
-        // binary, and the last of those may be a binary with no tests.
-        println!("ci: {} passed, {} failed", totals.passed, totals.failed);
-        Ok(())
+        eprintln!("  {:<11} {:>7.1} s", "total", total.as_secs_f64());
     }
 }
 
