@@ -142,3 +142,15 @@ def _delete_resource(self, parsed_resource, resource_json):
         return
     return _orig_delete_resource(self, parsed_resource, resource_json)
 _cfp.ResourceMap._delete_resource = _delete_resource
+
+# 8. DescribeStacks by id of a deleted stack (how a deletion is followed to
+#    its end; by name a deleted stack no longer exists) evaluates its
+#    Outputs again, which re-creates the deleted resources and fails with
+#    their "already exists" (e.g. a Batch job queue). AWS answers with the
+#    stack in DELETE_COMPLETE and no outputs.
+_orig_outputs = _cfm.Stack.__dict__["outputs"]
+def _outputs(self):
+    if self.status == "DELETE_COMPLETE":
+        return None
+    return _orig_outputs.fget(self)
+_cfm.Stack.outputs = property(_outputs)

@@ -77,7 +77,6 @@ impl Aws<'_> {
 }
 
 #[test]
-#[ignore = "issue 9 is open: the run against patched moto has not passed end to end yet; run with --ignored"]
 fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     let (Some(moto), Some(registry), Some(artifacts), Some(moto_server)) = (
         harness::Moto::start_patched(),

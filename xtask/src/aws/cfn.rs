@@ -59,6 +59,20 @@ pub async fn stack_status(client: &Client, name: &str) -> anyhow::Result<Option<
     }
 }
 
+/// A stack's id (its ARN), which still names it once it is deleted: a
+/// deleted stack's events and status can be read only by id.
+pub async fn stack_id(client: &Client, name: &str) -> anyhow::Result<Option<String>> {
+    match client.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out
+            .stacks()
+            .first()
+            .and_then(|s| s.stack_id().map(str::to_owned))),
+        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e.into_service_error()))
+            .with_context(|| format!("cannot describe stack {name}")),
+    }
+}
+
 /// A stack's outputs by key.
 pub async fn outputs(client: &Client, name: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let out = client
@@ -167,11 +181,21 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         TemplateSource::Body(body) => request.template_body(body),
         TemplateSource::Url(url) => request.template_url(url),
     };
-    let created = request
-        .send()
-        .await
-        .map_err(|e| anyhow::Error::new(e.into_service_error()))
-        .with_context(|| format!("cannot create a change set for {}", change.stack_name))?;
+    let created = match request.send().await {
+        Ok(created) => created,
+        Err(e) => {
+            let e = e.into_service_error();
+            // UpdateStack's answer to an unchanged stack. AWS computes a
+            // change set and fails it ("didn't contain changes", below);
+            // moto refuses to create it with this message instead.
+            if e.meta().message() == Some("No updates are to be performed.") {
+                println!("{}: no changes", change.stack_name);
+                return Ok(Outcome::NoChanges);
+            }
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot create a change set for {}", change.stack_name));
+        }
+    };
     // From here on the change set is named by its ARN: unambiguous, where a
     // name is only unique within its stack.
     let name = created.id().map(str::to_owned).unwrap_or(name);
@@ -249,12 +273,18 @@ fn chrono_like_stamp(time: std::time::SystemTime) -> String {
 }
 
 /// Prints the stack's events as they come until it settles; fails with the
-/// failing resources and their reasons.
+/// failing resources and their reasons. `stack` is a name or, to follow a
+/// deletion to its end, an id (`arn:…:stack/<name>/<uuid>`).
 pub async fn follow(
     client: &Client,
     stack: &str,
     since: aws_smithy_types::DateTime,
 ) -> anyhow::Result<()> {
+    let id = stack;
+    let stack = id
+        .strip_prefix("arn:")
+        .and_then(|arn| arn.split('/').nth(1))
+        .unwrap_or(id);
     let progress = indicatif::ProgressBar::new_spinner();
     progress.enable_steady_tick(Duration::from_millis(120));
     let mut seen = std::collections::HashSet::new();
@@ -263,7 +293,7 @@ pub async fn follow(
     loop {
         let events = client
             .describe_stack_events()
-            .stack_name(stack)
+            .stack_name(id)
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
@@ -295,7 +325,7 @@ pub async fn follow(
                 ));
             }
         }
-        let status = stack_status(client, stack).await?;
+        let status = stack_status(client, id).await?;
         let text = status
             .as_ref()
             .map(|s| s.as_str().to_owned())

@@ -42,10 +42,10 @@ impl flags::Destroy {
                 Vec::new()
             };
             for stack in &stacks {
-                if cfn::stack_status(&client, stack).await?.is_none() {
+                let Some(id) = cfn::stack_id(&client, stack).await? else {
                     println!("{stack}: not deployed");
                     continue;
-                }
+                };
                 let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
                 if self.purge_data
                     && stack.ends_with("-bootstrap")
@@ -62,7 +62,8 @@ impl flags::Destroy {
                     .await
                     .map_err(|e| anyhow::Error::new(e.into_service_error()))
                     .with_context(|| format!("cannot delete {stack}"))?;
-                cfn::follow(&client, stack, since).await?;
+                // By id: once deleted, the stack has no name any more.
+                cfn::follow(&client, &id, since).await?;
             }
             for resource in retained {
                 purge(&ctx, &resource).await?;
