@@ -27,6 +27,8 @@ pub mod promotion;
 pub mod quality;
 pub mod registry;
 pub mod series;
+#[cfg(feature = "spend-cap")]
+pub mod spend_cap;
 pub mod steps;
 pub mod store;
 pub mod train;

@@ -221,3 +221,44 @@ fn log_retention_is_required() {
         "app/GateFunction: log retention: no log group /aws/lambda/stockcast-dev-gate",
     );
 }
+
+#[test]
+fn a_budget_that_cannot_stop_spending_is_found() {
+    // The stop's notification goes only to the emails.
+    let findings = findings_after("monitoring", |t| {
+        for n in t["Resources"]["Budget"]["Properties"]["NotificationsWithSubscribers"]
+            .as_array_mut()
+            .expect("notifications")
+        {
+            let subscribers = n["Subscribers"].as_array_mut().expect("subscribers");
+            subscribers.retain(|s| s["SubscriptionType"] != "SNS");
+        }
+    });
+    assert_finds(
+        &findings,
+        "monitoring/Budget: spend cap: no ACTUAL notification at 100 % or less goes to an SNS topic",
+    );
+    // The function may no longer throttle the API.
+    let findings = findings_after("monitoring", |t| {
+        let statements = t["Resources"]["SpendStopRole"]["Properties"]["Policies"][0]
+            ["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .expect("statements");
+        statements.retain(|s| s["Sid"] != "ThrottleUsagePlan");
+    });
+    assert_finds(
+        &findings,
+        "monitoring/Budget: spend cap: SpendStopFunction may not apigateway:PATCH",
+    );
+    // Nothing subscribes the function.
+    let findings = findings_after("monitoring", |t| {
+        t["Resources"]
+            .as_object_mut()
+            .expect("resources")
+            .remove("SpendStopSubscription");
+    });
+    assert_finds(
+        &findings,
+        "monitoring/Budget: spend cap: topic SpendCapTopic has no Lambda subscriber",
+    );
+}

@@ -145,6 +145,7 @@ pub fn check(rendered: &Rendered) -> Vec<Finding> {
     check_wildcards(&model, &mut findings);
     check_functions(&model, &mut findings);
     check_budget(&model, &mut findings);
+    check_spend_cap(&model, &mut findings);
     findings.sort();
     findings
 }
@@ -606,6 +607,83 @@ fn check_budget(model: &Model<'_>, findings: &mut Vec<Finding>) {
             message: "no AWS::Budgets::Budget with notifications in any stack".into(),
         });
     }
+}
+
+/// Every budget enforces itself: a notification at 100 % of ACTUAL spend
+/// (or less) goes to a topic whose Lambda subscriber may invoke, disable
+/// the schedules and throttle the usage plan (`stockcast::spend_cap`).
+fn check_spend_cap(model: &Model<'_>, findings: &mut Vec<Finding>) {
+    for budget in model.of_kind("AWS::Budgets::Budget") {
+        let capped = as_list(&budget.properties["NotificationsWithSubscribers"])
+            .into_iter()
+            .filter(|n| {
+                let n = &n["Notification"];
+                n["NotificationType"] == "ACTUAL"
+                    && n["ThresholdType"] == "PERCENTAGE"
+                    && n["Threshold"].as_f64().is_some_and(|t| t <= 100.0)
+            })
+            .flat_map(|n| as_list(&n["Subscribers"]))
+            .filter(|s| s["SubscriptionType"] == "SNS")
+            .filter_map(|s| s["Address"]["Ref"].as_str())
+            .map(|topic| spend_stop_problem(model, budget.stack, topic))
+            .collect::<Vec<_>>();
+        if capped.iter().any(Option::is_none) {
+            continue;
+        }
+        let why = capped
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or_else(|| "no ACTUAL notification at 100 % or less goes to an SNS topic of its stack".into());
+        findings.push(finding(budget, "spend cap", why));
+    }
+}
+
+/// What keeps `topic` from stopping the environment, if anything.
+fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Option<String> {
+    let function = model
+        .of_kind("AWS::SNS::Subscription")
+        .filter(|s| s.stack == stack && s.properties["TopicArn"]["Ref"] == topic)
+        .filter(|s| s.properties["Protocol"] == "lambda")
+        .find_map(|s| s.properties["Endpoint"]["Fn::GetAtt"][0].as_str());
+    let Some(function) = function.and_then(|f| model.find(stack, f)) else {
+        return Some(format!("topic {topic} has no Lambda subscriber of its stack"));
+    };
+    let invokable = model.of_kind("AWS::Lambda::Permission").any(|p| {
+        p.stack == stack
+            && p.properties["FunctionName"]["Ref"] == function.id
+            && p.properties["Principal"] == "sns.amazonaws.com"
+    });
+    if !invokable {
+        return Some(format!(
+            "SNS may not invoke {} (no AWS::Lambda::Permission)",
+            function.id
+        ));
+    }
+    let role = function.properties["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .and_then(|r| model.find(stack, r));
+    let statements = role
+        .map(|r| allow_statements(model, r))
+        .unwrap_or_default();
+    let missing: Vec<&str> = ["scheduler:UpdateSchedule", "apigateway:PATCH"]
+        .into_iter()
+        .filter(|action| {
+            !statements.iter().any(|s| {
+                as_list(&s["Action"])
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|p| action_matches(p, action)))
+            })
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} may not {}: it cannot stop the schedules and the API",
+            function.id,
+            missing.join(" or ")
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

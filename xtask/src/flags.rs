@@ -42,6 +42,7 @@ pub enum Command {
     /// Rejects the candidates of a training run waiting for approval.
     Reject(Answer),
     Destroy(Destroy),
+    Resume(Resume),
 }
 
 impl Command {
@@ -56,6 +57,7 @@ impl Command {
                 | Command::Approve(_)
                 | Command::Reject(_)
                 | Command::Destroy(_)
+                | Command::Resume(_)
         )
     }
 }
@@ -167,6 +169,18 @@ pub struct Answer {
     pub execution: String,
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+/// Lifts the spend cap's stop: enables the environment's schedules again
+/// and gives its API the environment file's throttle. Spending starts again,
+/// so it asks first.
+#[derive(Debug, Args)]
+pub struct Resume {
+    #[command(flatten)]
+    pub aws: Aws,
+    /// Resume without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Deletes the environment's stacks (newest first). The data bucket and its

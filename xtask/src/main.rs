@@ -66,6 +66,8 @@ fn main() -> ExitCode {
         flags::Command::Reject(cmd) => cmd.run(false),
         #[cfg(feature = "aws")]
         flags::Command::Destroy(cmd) => cmd.run(),
+        #[cfg(feature = "aws")]
+        flags::Command::Resume(cmd) => cmd.run(),
         #[cfg(not(feature = "aws"))]
         _ => unreachable!("AWS commands re-run with the aws feature"),
     };

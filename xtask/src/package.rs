@@ -26,11 +26,12 @@ use crate::flags;
 use crate::tools;
 
 /// Lambda artifacts: (artifact name, cargo package = binary name).
-pub const LAMBDAS: [(&str, &str); 4] = [
+pub const LAMBDAS: [(&str, &str); 5] = [
     ("ingest", "stockcast-ingest"),
     ("predict", "stockcast-predict"),
     ("gate", "stockcast-gate"),
     ("monitor", "stockcast-monitor"),
+    ("spend-stop", "stockcast-spend-stop"),
 ];
 const TRAIN_PACKAGE: &str = "stockcast-train";
 /// Lambda's hard limit is 50 MB zipped; ours must stay small for cold starts.

@@ -108,6 +108,24 @@ async fn registry_credentials(
     Ok(Some((user.to_owned(), password.to_owned())))
 }
 
+/// The template parameter that takes an artifact's S3 key:
+/// `spend-stop` → `SpendStopCodeKey`.
+fn code_key_parameter(artifact: &str) -> String {
+    let mut parameter: String = artifact
+        .split('-')
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
+        .collect();
+    parameter.push_str("CodeKey");
+    parameter
+}
+
 /// Uploads what is not there yet; returns the keys uploaded.
 async fn upload_artifacts(
     ctx: &Ctx,
@@ -214,9 +232,7 @@ impl flags::Deploy {
                 ("ArtifactBucket".to_owned(), bootstrap.bucket.clone()),
             ]);
             for (name, key) in &keys {
-                let mut parameter: String = name[..1].to_uppercase();
-                parameter.push_str(&name[1..]);
-                values.insert(format!("{parameter}CodeKey"), key.clone());
+                values.insert(code_key_parameter(name), key.clone());
             }
             let mut changed = false;
             for stack in ctx.rendered.stacks.iter().filter(|s| s.name != BOOTSTRAP) {

@@ -1,5 +1,5 @@
 //! The commands that talk to AWS: bootstrap, deploy, run, status,
-//! approve/reject, destroy. Built only with the `aws` feature, so that the
+//! approve/reject, resume, destroy. Built only with the `aws` feature, so that the
 //! rest of `cargo xtask` never waits for the AWS SDK to compile; without it
 //! these commands re-run `cargo xtask` with the feature (see `main.rs`).
 //!
@@ -11,6 +11,7 @@ mod approve;
 mod cfn;
 mod deploy;
 mod destroy;
+mod resume;
 mod run;
 mod status;
 

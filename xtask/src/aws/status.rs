@@ -4,7 +4,7 @@ use anyhow::Context;
 use stockcast::infra::render::STACKS;
 use stockcast::registry::Registry;
 
-use super::{Ctx, approve, cfn, run};
+use super::{Ctx, approve, cfn, resume, run};
 use crate::flags;
 
 impl flags::Status {
@@ -136,10 +136,28 @@ async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 ),
             );
         }
-        Err(e) => println!(
-            "budget {budget_name}: {}",
-            aws_sdk_budgets::error::DisplayErrorContext(&e)
-        ),
+        Err(e) => match e.into_service_error() {
+            e if e.is_not_found_exception() => {
+                println!("budget {budget_name}: none (the monitoring stack creates it)")
+            }
+            e => println!(
+                "budget {budget_name}: {}",
+                aws_sdk_budgets::error::DisplayErrorContext(&e)
+            ),
+        },
+    }
+
+    match resume::spend_cap(ctx).state().await {
+        Ok(state) => {
+            println!("spend cap: {}", state.summary());
+            if state.stopped() {
+                println!(
+                    "  lift the stop with: cargo xtask resume --env {}",
+                    ctx.env()
+                );
+            }
+        }
+        Err(e) => println!("spend cap: {e}"),
     }
     Ok(())
 }
