@@ -107,7 +107,7 @@ fn imports_must_follow_the_deployment_order() {
         "Export": {"Name": "stockcast-dev-DataBucketName"}
     });
     let data = &mut r.stacks[1].template;
-    data["Resources"]["DataKey"]["Properties"]["Description"] =
+    data["Resources"]["DataBucketPolicy"]["Properties"]["Bucket"] =
         serde_json::json!({"Fn::ImportValue": "stockcast-dev-TopicArn"});
     let findings: Vec<String> = infra::check(&r).iter().map(ToString::to_string).collect();
     assert_finds(
@@ -116,7 +116,7 @@ fn imports_must_follow_the_deployment_order() {
     );
     assert_finds(
         &findings,
-        "data/DataKey: imports: imports stockcast-dev-TopicArn from stack monitoring, which is not deployed before data",
+        "data/DataBucketPolicy: imports: imports stockcast-dev-TopicArn from stack monitoring, which is not deployed before data",
     );
     assert_finds(
         &findings,
