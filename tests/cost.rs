@@ -41,7 +41,6 @@ fn table(estimate: &Estimate) -> String {
 /// Issue 10: the reference workload costs at most $1 a month in dev, with no
 /// free tier counted.
 #[test]
-#[ignore = "dev is $2.21 until its customer managed KMS key ($1.00) and vendor secret ($0.40) go (data, app and orchestration stacks; docs/ARCHITECTURE.md, Decisions, cost)"]
 fn i10_the_reference_workload_costs_at_most_a_dollar_a_month_in_dev() {
     let prices = PriceTable::for_region(&sources().stacks_dir, "us-east-1").expect("prices");
     let estimate = estimate("dev", &prices).expect("dev estimates");

@@ -107,7 +107,7 @@ fn imports_must_follow_the_deployment_order() {
         "Export": {"Name": "stockcast-dev-DataBucketName"}
     });
     let data = &mut r.stacks[1].template;
-    data["Resources"]["DataKey"]["Properties"]["Description"] =
+    data["Resources"]["DataBucketPolicy"]["Properties"]["Bucket"] =
         serde_json::json!({"Fn::ImportValue": "stockcast-dev-TopicArn"});
     let findings: Vec<String> = infra::check(&r).iter().map(ToString::to_string).collect();
     assert_finds(
@@ -116,7 +116,7 @@ fn imports_must_follow_the_deployment_order() {
     );
     assert_finds(
         &findings,
-        "data/DataKey: imports: imports stockcast-dev-TopicArn from stack monitoring, which is not deployed before data",
+        "data/DataBucketPolicy: imports: imports stockcast-dev-TopicArn from stack monitoring, which is not deployed before data",
     );
     assert_finds(
         &findings,
@@ -261,4 +261,53 @@ fn a_budget_that_cannot_stop_spending_is_found() {
         &findings,
         "monitoring/Budget: spend cap: topic SpendCapTopic has no Lambda subscriber",
     );
+}
+
+/// The customer managed key and the vendor secret cost $1.40 a month between
+/// them, so they are rendered only where the environment needs them: the key
+/// where `customer_managed_key` is set, the secret where the source is Alpha
+/// Vantage. Every combination passes the own checks, and nothing refers to
+/// the key or the secret where they are not rendered.
+#[test]
+fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
+    let dev = std::fs::read_to_string(project_root().join("stacks/environments/dev.yaml"))
+        .expect("dev.yaml");
+    assert!(dev.contains("source: yahoo ") && dev.contains("customer_managed_key: false"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    for source in ["yahoo", "alpha-vantage"] {
+        for key in [false, true] {
+            let path = dir.path().join(format!("{source}-{key}.yaml"));
+            let text = dev
+                .replace("source: yahoo ", &format!("source: {source} "))
+                .replace(
+                    "customer_managed_key: false",
+                    &format!("customer_managed_key: {key}"),
+                );
+            std::fs::write(&path, text).expect("writes the environment");
+            let r = render(
+                &Sources::in_project(&project_root()),
+                &path.display().to_string(),
+            )
+            .unwrap_or_else(|e| panic!("{source}, key {key}: renders: {e}"));
+            let findings = infra::check(&r);
+            assert!(findings.is_empty(), "{source}, key {key}: {findings:#?}");
+            let text: String = r.stacks.iter().map(|s| s.to_json_string()).collect();
+            let secret = source == "alpha-vantage";
+            for (what, expected) in [
+                ("AWS::KMS::Key", key),
+                ("stockcast-dev-KmsKeyArn", key),
+                ("kms:Decrypt", key),
+                ("AWS::SecretsManager::Secret", secret),
+                ("secretsmanager:GetSecretValue", secret),
+                ("ALPHA_VANTAGE_SECRET_ARN", secret),
+                ("stockcast-dev-VendorSecretArn", secret),
+            ] {
+                assert_eq!(
+                    text.contains(what),
+                    expected,
+                    "{source}, key {key}: {what} should be rendered: {expected}"
+                );
+            }
+        }
+    }
 }

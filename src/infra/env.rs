@@ -38,6 +38,11 @@ pub struct Environment {
     pub log_retention_days: u32,
     pub data: DataSettings,
     pub dashboard: bool,
+    /// A customer managed KMS key (the data stack's DataKey, $1.00 a month
+    /// plus requests) for the data bucket, the log groups, the alert topic
+    /// and the vendor secret. Without it: SSE-S3 for the bucket, the
+    /// services' own encryption for logs and secrets, an unencrypted topic.
+    pub customer_managed_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
