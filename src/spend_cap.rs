@@ -83,11 +83,7 @@ impl CapState {
             Some(t) => format!("{} req/s, burst {}", t.rate_limit, t.burst_limit),
             None => "none".into(),
         };
-        let verdict = if self.stopped() {
-            "STOPPED"
-        } else {
-            "running"
-        };
+        let verdict = if self.stopped() { "STOPPED" } else { "running" };
         format!(
             "{verdict}: {enabled} of {} schedules enabled, API throttle {throttle}",
             self.schedules.len()

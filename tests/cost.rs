@@ -83,9 +83,9 @@ fn every_environment_estimates_with_every_line_priced() {
             .filter(|l| l.price == cost::PriceId::CloudwatchAlarmMetricMonth)
             .count()
     };
-    // dev: 4 function Errors, API 5xx, drift; prod also 4 Throttles, API
-    // latency and 2 ExecutionsFailed.
-    assert_eq!((alarms(&dev), alarms(&prod)), (6, 13));
+    // dev: 5 function Errors (the spend-stop function's too), API 5xx,
+    // drift; prod also 4 Throttles, API latency and 2 ExecutionsFailed.
+    assert_eq!((alarms(&dev), alarms(&prod)), (7, 14));
 }
 
 #[test]

@@ -259,7 +259,7 @@ fn a_budget_that_cannot_stop_spending_is_found() {
     });
     assert_finds(
         &findings,
-        "monitoring/Budget: spend cap: topic SpendCapTopic has no Lambda subscriber",
+        "monitoring/Budget: spend cap: no topic its ACTUAL notifications at 100 % or less go to (AlertTopic, SpendCapTopic) has a Lambda subscriber",
     );
 }
 

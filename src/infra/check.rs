@@ -614,7 +614,7 @@ fn check_budget(model: &Model<'_>, findings: &mut Vec<Finding>) {
 /// the schedules and throttle the usage plan (`stockcast::spend_cap`).
 fn check_spend_cap(model: &Model<'_>, findings: &mut Vec<Finding>) {
     for budget in model.of_kind("AWS::Budgets::Budget") {
-        let capped = as_list(&budget.properties["NotificationsWithSubscribers"])
+        let topics: Vec<&str> = as_list(&budget.properties["NotificationsWithSubscribers"])
             .into_iter()
             .filter(|n| {
                 let n = &n["Notification"];
@@ -625,29 +625,57 @@ fn check_spend_cap(model: &Model<'_>, findings: &mut Vec<Finding>) {
             .flat_map(|n| as_list(&n["Subscribers"]))
             .filter(|s| s["SubscriptionType"] == "SNS")
             .filter_map(|s| s["Address"]["Ref"].as_str())
-            .map(|topic| spend_stop_problem(model, budget.stack, topic))
-            .collect::<Vec<_>>();
-        if capped.iter().any(Option::is_none) {
+            .collect();
+        let mut problems = Vec::new();
+        for topic in &topics {
+            match spend_stop_problem(model, budget.stack, topic) {
+                Ok(()) => problems.clear(),
+                Err(problem) => problems.push(problem),
+            }
+            if problems.is_empty() {
+                break;
+            }
+        }
+        if !topics.is_empty() && problems.is_empty() {
             continue;
         }
-        let why = capped
-            .into_iter()
-            .flatten()
-            .next()
-            .unwrap_or_else(|| "no ACTUAL notification at 100 % or less goes to an SNS topic of its stack".into());
+        // A topic with a Lambda subscriber is the one meant to stop: what
+        // keeps it from stopping says more than a plain alert topic's lack.
+        let why = problems
+            .iter()
+            .find_map(|p| match p {
+                SpendStopProblem::Subscriber(why) => Some(why.clone()),
+                SpendStopProblem::NoSubscriber => None,
+            })
+            .unwrap_or_else(|| {
+                if topics.is_empty() {
+                    "no ACTUAL notification at 100 % or less goes to an SNS topic of its stack"
+                        .into()
+                } else {
+                    format!(
+                        "no topic its ACTUAL notifications at 100 % or less go to ({}) has a Lambda subscriber of its stack",
+                        topics.join(", ")
+                    )
+                }
+            });
         findings.push(finding(budget, "spend cap", why));
     }
 }
 
+enum SpendStopProblem {
+    NoSubscriber,
+    Subscriber(String),
+}
+
 /// What keeps `topic` from stopping the environment, if anything.
-fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Option<String> {
+fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Result<(), SpendStopProblem> {
     let function = model
         .of_kind("AWS::SNS::Subscription")
         .filter(|s| s.stack == stack && s.properties["TopicArn"]["Ref"] == topic)
         .filter(|s| s.properties["Protocol"] == "lambda")
         .find_map(|s| s.properties["Endpoint"]["Fn::GetAtt"][0].as_str());
     let Some(function) = function.and_then(|f| model.find(stack, f)) else {
-        return Some(format!("topic {topic} has no Lambda subscriber of its stack"));
+        return Err(SpendStopProblem::NoSubscriber);
     };
     let invokable = model.of_kind("AWS::Lambda::Permission").any(|p| {
         p.stack == stack
@@ -655,17 +683,15 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Option<Str
             && p.properties["Principal"] == "sns.amazonaws.com"
     });
     if !invokable {
-        return Some(format!(
+        return Err(SpendStopProblem::Subscriber(format!(
             "SNS may not invoke {} (no AWS::Lambda::Permission)",
             function.id
-        ));
+        )));
     }
     let role = function.properties["Role"]["Fn::GetAtt"][0]
         .as_str()
         .and_then(|r| model.find(stack, r));
-    let statements = role
-        .map(|r| allow_statements(model, r))
-        .unwrap_or_default();
+    let statements = role.map(|r| allow_statements(model, r)).unwrap_or_default();
     let missing: Vec<&str> = ["scheduler:UpdateSchedule", "apigateway:PATCH"]
         .into_iter()
         .filter(|action| {
@@ -677,13 +703,13 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Option<Str
         })
         .collect();
     if !missing.is_empty() {
-        return Some(format!(
+        return Err(SpendStopProblem::Subscriber(format!(
             "{} may not {}: it cannot stop the schedules and the API",
             function.id,
             missing.join(" or ")
-        ));
+        )));
     }
-    None
+    Ok(())
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
             "{stack}: {out}"
         );
     }
-    assert_eq!(out.matches("(uploaded)").count(), 4, "{out}");
+    assert_eq!(out.matches("(uploaded)").count(), 5, "{out}");
     assert!(
         out.contains("  + Add"),
         "the preview lists additions: {out}"
@@ -145,7 +145,7 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     let second = deploy(&[]);
     let out = String::from_utf8_lossy(&second.stdout).into_owned();
     assert!(second.status.success());
-    assert_eq!(out.matches("(already uploaded)").count(), 4, "{out}");
+    assert_eq!(out.matches("(already uploaded)").count(), 5, "{out}");
     assert!(out.contains("\nno changes\n"), "{out}");
 
     // A changed setting: more memory for the ingest function, in a copy of
@@ -192,6 +192,7 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     assert!(status.contains("stockcast-dev-app"), "{status}");
 
     approve_through_a_waiting_execution(&aws, &moto_server);
+    resume_after_the_spend_cap(&aws, &moto_server);
 
     let destroyed = aws.ok(&["destroy", "--yes"]);
     for stack in ["orchestration", "monitoring", "app", "data"] {
@@ -272,4 +273,40 @@ print(execution)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// moto's CloudFormation creates neither schedules nor usage plans: they are
+/// made here by the templates' names, in the state the spend-stop function
+/// leaves them (its own test, functions/spend-stop, applies the stop), and
+/// `resume` must bring back what dev.yaml declares.
+fn resume_after_the_spend_cap(aws: &Aws, moto_server: &Path) {
+    let script = r#"
+import boto3, os
+kw = dict(endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1")
+scheduler = boto3.client("scheduler", **kw); apigateway = boto3.client("apigateway", **kw)
+scheduler.create_schedule_group(Name="stockcast-dev")
+for name in ["stockcast-dev-daily", "stockcast-dev-training"]:
+    scheduler.create_schedule(GroupName="stockcast-dev", Name=name, State="DISABLED",
+        ScheduleExpression="cron(0 9 ? * MON-FRI *)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:stockcast-dev-daily",
+                "RoleArn": "arn:aws:iam::123456789012:role/scheduler", "Input": "{}"})
+apigateway.create_usage_plan(name="stockcast-dev", throttle={"rateLimit": 0.0, "burstLimit": 0})
+"#;
+    aws.python(moto_server, script);
+    let stopped = aws.ok(&["status"]);
+    assert!(
+        stopped.contains(
+            "spend cap: STOPPED: 0 of 2 schedules enabled, API throttle 0 req/s, burst 0"
+        ) && stopped.contains("cargo xtask resume --env dev"),
+        "{stopped}"
+    );
+    let resumed = aws.ok(&["resume", "--yes"]);
+    assert!(
+        resumed.contains(
+            "spend cap: running: 2 of 2 schedules enabled, API throttle 10 req/s, burst 20"
+        ),
+        "{resumed}"
+    );
+    let again = aws.ok(&["resume", "--yes"]);
+    assert!(again.contains("nothing to resume"), "{again}");
 }

@@ -51,7 +51,7 @@ fn every_lambda_zip_holds_an_aarch64_bootstrap() {
         return;
     };
     let artifacts = &manifest(&dir)["artifacts"];
-    for name in ["ingest", "predict", "gate", "monitor"] {
+    for name in ["ingest", "predict", "gate", "monitor", "spend-stop"] {
         let entry = &artifacts[name];
         let file = dir.join(entry["file"].as_str().expect("file"));
         let bytes = std::fs::read(&file).expect("the zip exists");

@@ -51,6 +51,12 @@ async fn stop(cap: &SpendCap, event: &SnsEvent) -> Result<CapState, Diagnostic> 
     Ok(state)
 }
 
+/// The emulator harness of the workspace's system tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/harness.rs"]
+mod harness;
+
 #[cfg(test)]
 mod tests {
     //! Against moto on 127.0.0.1: the schedules and the usage plan the
@@ -58,14 +64,11 @@ mod tests {
     //! creates them with the same names), then the Lambda's stop, then the
     //! library's resume.
 
-    #[allow(dead_code)]
-    #[path = "../../../tests/harness.rs"]
-    mod harness;
-
     use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
     use stockcast::spend_cap::Throttle;
 
     use super::*;
+    use crate::harness;
 
     const INPUT: &str = r#"{"run_id":"<aws.scheduler.scheduled-time>-daily","env":"dev"}"#;
 
