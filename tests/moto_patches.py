@@ -154,3 +154,37 @@ def _outputs(self):
         return None
     return _orig_outputs.fget(self)
 _cfm.Stack.outputs = property(_outputs)
+
+# 9. AWS::ApiGateway::UsagePlan is not supported by moto's CloudFormation: it
+#    is skipped, its Ref resolves to nothing and the UsagePlanId export (which
+#    the spend cap's role is scoped by) is missing, so the monitoring stack
+#    fails to import it. Create it through moto's own API backend.
+from moto.core.common_models import CloudFormationModel as _CfnModel
+from moto.apigateway.models import apigateway_backends as _apigw_backends
+class _CfnUsagePlan(_CfnModel):
+    # moto files every model under the service its module names.
+    __module__ = "moto.apigateway.models"
+
+    @staticmethod
+    def cloudformation_name_type():
+        return "UsagePlanName"
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::ApiGateway::UsagePlan"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        payload = {"name": p.get("UsagePlanName", resource_name), "description": p.get("Description")}
+        if "Throttle" in p:
+            payload["throttle"] = {"rateLimit": float(p["Throttle"]["RateLimit"]), "burstLimit": int(p["Throttle"]["BurstLimit"])}
+        if "Quota" in p:
+            payload["quota"] = {"limit": int(p["Quota"]["Limit"]), "period": p["Quota"]["Period"]}
+        plan = _apigw_backends[account_id][region_name].create_usage_plan(payload)
+        plan.physical_resource_id = plan.id
+        return plan
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        _apigw_backends[account_id][region_name].usage_plans.pop(resource_name, None)

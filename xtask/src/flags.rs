@@ -58,7 +58,7 @@ impl Command {
                 | Command::Reject(_)
                 | Command::Destroy(_)
                 | Command::Resume(_)
-        )
+        ) || matches!(self, Command::Rollback(r) if r.env.is_some())
     }
 }
 
@@ -415,6 +415,16 @@ pub struct Rollback {
     /// The store: a folder or s3://bucket.
     #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
     pub root: String,
+    /// A deployed environment instead of --root: its data bucket, with the
+    /// AWS credentials of the other AWS commands (profiles, SSO).
+    #[arg(long, conflicts_with = "root")]
+    pub env: Option<String>,
+    /// With --env: a named profile of ~/.aws/config.
+    #[arg(long, env = "AWS_PROFILE", requires = "env")]
+    pub profile: Option<String>,
+    /// With --env: send every AWS call to this endpoint (an emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL", requires = "env")]
+    pub endpoint_url: Option<String>,
 }
 
 /// Runs the walk-forward benchmark of PROTOCOL.md on a folder of price files

@@ -239,8 +239,19 @@ impl flags::Models {
 
 impl flags::Rollback {
     pub fn run(self) -> anyhow::Result<()> {
-        let registry = Registry::new(open_store(&self.root)?);
-        let moved = runtime()?.block_on(registry.rollback(
+        let (store, runtime) = match &self.env {
+            #[cfg(feature = "aws")]
+            Some(env) => crate::aws::data_store(flags::Aws {
+                env: env.clone(),
+                profile: self.profile.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+            })?,
+            #[cfg(not(feature = "aws"))]
+            Some(_) => unreachable!("rollback --env re-runs with the aws feature"),
+            None => (open_store(&self.root)?, runtime()?),
+        };
+        let registry = Registry::new(store);
+        let moved = runtime.block_on(registry.rollback(
             &self.symbol,
             self.model,
             self.to.as_deref(),

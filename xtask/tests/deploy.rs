@@ -7,8 +7,9 @@
 //! weakened for it. moto runs with tests/moto_patches.py, which fixes its
 //! change sets (imports, outputs, DependsOn order), KMS tags, state machine
 //! definitions and EC2/ECR deletions, each with the bug it works around.
-//! moto also creates no alarms, budget, schedules, bucket policies, API
-//! keys or usage plans: the test asserts nothing about them.
+//! moto also creates no alarms, budget, schedules, bucket policies or API
+//! keys: the test asserts nothing about them (usage plans it creates with
+//! patch 9).
 #![cfg(feature = "aws")]
 
 #[allow(dead_code)]
@@ -191,8 +192,21 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     );
     assert!(status.contains("stockcast-dev-app"), "{status}");
 
-    approve_through_a_waiting_execution(&aws, &moto_server);
     resume_after_the_spend_cap(&aws, &moto_server);
+
+    // The registry of the deployed environment, found through its data
+    // stack: nothing has been promoted there, which rollback says.
+    let rollback = aws.xtask(&["rollback", "--symbol", "AAPL", "--model", "arima"]);
+    let said = String::from_utf8_lossy(&rollback.stderr);
+    assert!(
+        !rollback.status.success() && said.contains("AAPL") && said.contains("production"),
+        "{said}"
+    );
+
+    // Last of the checks on a deployed stack: the approval switches moto's
+    // Step Functions to executing machines, after which it no longer finds
+    // the state machines CloudFormation made.
+    approve_through_a_waiting_execution(&aws, &moto_server);
 
     let destroyed = aws.ok(&["destroy", "--yes"]);
     for stack in ["orchestration", "monitoring", "app", "data"] {
@@ -275,10 +289,11 @@ print(execution)
     }
 }
 
-/// moto's CloudFormation creates neither schedules nor usage plans: they are
-/// made here by the templates' names, in the state the spend-stop function
-/// leaves them (its own test, functions/spend-stop, applies the stop), and
-/// `resume` must bring back what dev.yaml declares.
+/// moto's CloudFormation creates no schedules (the usage plan it creates
+/// with patch 9): they are made here by the templates' names, and with the
+/// usage plan put in the state the spend-stop function leaves them (its own
+/// test, functions/spend-stop, applies the stop); `resume` must bring back
+/// what dev.yaml declares.
 fn resume_after_the_spend_cap(aws: &Aws, moto_server: &Path) {
     let script = r#"
 import boto3, os
@@ -290,7 +305,10 @@ for name in ["stockcast-dev-daily", "stockcast-dev-training"]:
         ScheduleExpression="cron(0 9 ? * MON-FRI *)", FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:stockcast-dev-daily",
                 "RoleArn": "arn:aws:iam::123456789012:role/scheduler", "Input": "{}"})
-apigateway.create_usage_plan(name="stockcast-dev", throttle={"rateLimit": 0.0, "burstLimit": 0})
+plan = [p for p in apigateway.get_usage_plans()["items"] if p["name"] == "stockcast-dev"][0]
+apigateway.update_usage_plan(usagePlanId=plan["id"], patchOperations=[
+    {"op": "replace", "path": "/throttle/rateLimit", "value": "0"},
+    {"op": "replace", "path": "/throttle/burstLimit", "value": "0"}])
 "#;
     aws.python(moto_server, script);
     let stopped = aws.ok(&["status"]);

@@ -88,6 +88,16 @@ impl Ctx {
     }
 }
 
+/// The data bucket of a deployed environment, as a store with the SDK's
+/// credentials (`cargo xtask rollback --env`), and the runtime its
+/// credential provider was made on, to use it on.
+pub fn data_store(aws: flags::Aws) -> anyhow::Result<(Store, tokio::runtime::Runtime)> {
+    let ctx = aws.context()?;
+    let bucket = ctx.runtime.block_on(approve::data_bucket(&ctx))?;
+    let store = ctx.bucket(&bucket)?;
+    Ok((store, ctx.runtime))
+}
+
 /// aws-config's credential chain as an object_store credential provider.
 #[derive(Debug)]
 struct SdkCredentials(aws_credential_types::provider::SharedCredentialsProvider);

@@ -34,14 +34,24 @@ async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             continue;
         };
         println!("executions of {}", arn.rsplit(':').next().unwrap_or(&arn));
-        let listed = sfn
+        // Status reports what it can: one unreadable part is a line, not
+        // the end of the report.
+        let listed = match sfn
             .list_executions()
             .state_machine_arn(&arn)
             .max_results(5)
             .send()
             .await
-            .map_err(|e| anyhow::Error::new(e.into_service_error()))
-            .context("cannot list executions")?;
+        {
+            Ok(listed) => listed,
+            Err(e) => {
+                println!(
+                    "  cannot list executions: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(e.into_service_error())
+                );
+                continue;
+            }
+        };
         if listed.executions().is_empty() {
             println!("  (none)");
         }
