@@ -132,9 +132,10 @@ impl ApprovalSender for StepFunctions {
     }
 }
 
-#[cfg(feature = "sfn")]
-/// An error with its sources, which is where the SDK says what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, which is where the SDK says what went wrong
+/// (its outermost error says only "service error").
+#[cfg(any(feature = "sfn", feature = "spend-cap"))]
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -267,16 +267,11 @@ impl SpendCap {
     }
 }
 
-/// An SDK error with its sources: the outermost says only "service error".
 fn service(action: &'static str, error: &dyn std::error::Error) -> SpendCapError {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
+    SpendCapError::Service {
+        action,
+        message: crate::functions::error_chain(error),
     }
-    SpendCapError::Service { action, message }
 }
 
 #[cfg(test)]
