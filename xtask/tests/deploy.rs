@@ -142,6 +142,13 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
         out.contains("  + Add"),
         "the preview lists additions: {out}"
     );
+    // Not a terminal: the stack events are printed as lines, since they are
+    // the progress a CI log shows.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("AWS::CloudFormation::Stack") && l.contains("CREATE_IN_PROGRESS")),
+        "the events are followed: {out}"
+    );
 
     let second = deploy(&[]);
     let out = String::from_utf8_lossy(&second.stdout).into_owned();

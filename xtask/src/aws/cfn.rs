@@ -316,7 +316,13 @@ pub async fn follow(
                 event.resource_type().unwrap_or("?"),
                 status
             );
-            progress.println(line);
+            // A hidden bar (not a terminal: CI, the deploy workflow, a
+            // pipe) prints nothing, and the events are the progress there.
+            if progress.is_hidden() {
+                println!("{line}");
+            } else {
+                progress.println(line);
+            }
             if status.ends_with("_FAILED") && !reason.contains("cancelled") {
                 failures.push(format!(
                     "{} ({}): {reason}",
