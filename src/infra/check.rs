@@ -626,26 +626,21 @@ fn check_spend_cap(model: &Model<'_>, findings: &mut Vec<Finding>) {
             .filter(|s| s["SubscriptionType"] == "SNS")
             .filter_map(|s| s["Address"]["Ref"].as_str())
             .collect();
-        let mut problems = Vec::new();
-        for topic in &topics {
-            match spend_stop_problem(model, budget.stack, topic) {
-                Ok(()) => problems.clear(),
-                Err(problem) => problems.push(problem),
-            }
-            if problems.is_empty() {
-                break;
-            }
-        }
-        if !topics.is_empty() && problems.is_empty() {
+        let results: Vec<_> = topics
+            .iter()
+            .map(|topic| spend_stop_problem(model, budget.stack, topic))
+            .collect();
+        // One topic that can stop is enough.
+        if results.iter().any(Result::is_ok) {
             continue;
         }
         // A topic with a Lambda subscriber is the one meant to stop: what
         // keeps it from stopping says more than a plain alert topic's lack.
-        let why = problems
-            .iter()
-            .find_map(|p| match p {
-                SpendStopProblem::Subscriber(why) => Some(why.clone()),
-                SpendStopProblem::NoSubscriber => None,
+        let why = results
+            .into_iter()
+            .find_map(|r| match r {
+                Err(SpendStopProblem::Subscriber(why)) => Some(why),
+                _ => None,
             })
             .unwrap_or_else(|| {
                 if topics.is_empty() {

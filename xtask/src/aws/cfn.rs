@@ -45,32 +45,37 @@ pub fn client(ctx: &Ctx) -> Client {
     Client::new(&ctx.sdk)
 }
 
-/// The stack's status, or `None` if it does not exist (or was deleted).
-pub async fn stack_status(client: &Client, name: &str) -> anyhow::Result<Option<StackStatus>> {
+/// The stack as DescribeStacks tells it, or `None` if it does not exist
+/// (or was deleted).
+async fn describe(
+    client: &Client,
+    name: &str,
+) -> anyhow::Result<Option<aws_sdk_cloudformation::types::Stack>> {
     match client.describe_stacks().stack_name(name).send().await {
         Ok(out) => Ok(out
             .stacks()
             .first()
-            .and_then(|s| s.stack_status().cloned())
-            .filter(|s| *s != StackStatus::DeleteComplete)),
+            .filter(|s| s.stack_status() != Some(&StackStatus::DeleteComplete))
+            .cloned()),
         Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
         Err(e) => Err(anyhow::Error::new(e.into_service_error()))
             .with_context(|| format!("cannot describe stack {name}")),
     }
 }
 
+/// The stack's status, or `None` if it does not exist (or was deleted).
+pub async fn stack_status(client: &Client, name: &str) -> anyhow::Result<Option<StackStatus>> {
+    Ok(describe(client, name)
+        .await?
+        .and_then(|s| s.stack_status().cloned()))
+}
+
 /// A stack's id (its ARN), which still names it once it is deleted: a
 /// deleted stack's events and status can be read only by id.
 pub async fn stack_id(client: &Client, name: &str) -> anyhow::Result<Option<String>> {
-    match client.describe_stacks().stack_name(name).send().await {
-        Ok(out) => Ok(out
-            .stacks()
-            .first()
-            .and_then(|s| s.stack_id().map(str::to_owned))),
-        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
-        Err(e) => Err(anyhow::Error::new(e.into_service_error()))
-            .with_context(|| format!("cannot describe stack {name}")),
-    }
+    Ok(describe(client, name)
+        .await?
+        .and_then(|s| s.stack_id().map(str::to_owned)))
 }
 
 /// A stack's outputs by key.
