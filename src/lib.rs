@@ -26,6 +26,7 @@ pub mod plot;
 pub mod promotion;
 pub mod quality;
 pub mod registry;
+pub mod rng;
 pub mod series;
 #[cfg(feature = "spend-cap")]
 pub mod spend_cap;
@@ -33,6 +34,3 @@ pub mod steps;
 pub mod store;
 pub mod train;
 pub mod vendors;
-
-#[cfg(test)]
-mod testutil;

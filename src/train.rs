@@ -210,6 +210,7 @@ async fn write_candidate(
         .fit(&window_at(
             &target,
             series,
+            &series.dates(),
             last,
             protocol.window.min(series.len()),
         ))

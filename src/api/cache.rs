@@ -20,21 +20,27 @@ use crate::registry::{Registry, VersionMetrics};
 use crate::series::PriceSeries;
 use crate::store::Version;
 
-/// A production model ready to forecast from the latest data.
+/// A model ready to forecast from the latest data: a production version,
+/// or the latest version of a model the gate has not promoted, which is
+/// served only when a request names it.
 #[derive(Debug)]
 pub struct ServedModel {
     pub kind: ModelKind,
     pub version: String,
+    /// Whether `version` is the production version.
+    pub promoted: bool,
     pub trained_at: String,
     pub anchored: FittedModel,
     pub metrics: Option<VersionMetrics>,
 }
 
-/// What changes when data is ingested or a model is promoted.
+/// What changes when data is ingested, a model is trained or promoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {
     data: Option<Version>,
-    aliases: Vec<(ModelKind, String)>,
+    /// Each model's production version, or its latest version (`false`)
+    /// where it has none.
+    aliases: Vec<(ModelKind, String, bool)>,
 }
 
 #[derive(Debug)]
@@ -57,6 +63,7 @@ impl SymbolState {
         };
         self.models
             .iter()
+            .filter(|m| m.promoted)
             .min_by(|a, b| score(a).total_cmp(&score(b)))
     }
 }
@@ -124,8 +131,24 @@ impl ModelCache {
         let store = self.registry.store();
         let data = store.head(&curated_key(symbol)).await?;
         let prefix = format!("models/{symbol}/");
+        let keys = store.list(&prefix).await?;
+        // The newest complete version of each model (version ids sort by
+        // time), from the same listing.
+        let mut latest: HashMap<ModelKind, &str> = HashMap::new();
+        for rest in keys.iter().filter_map(|k| k.strip_prefix(&prefix)) {
+            let Some((model, version)) = rest
+                .strip_suffix("/lineage.json")
+                .and_then(|r| r.split_once("/versions/"))
+            else {
+                continue;
+            };
+            if let Ok(model) = model.parse::<ModelKind>() {
+                let newest = latest.entry(model).or_insert(version);
+                *newest = (*newest).max(version);
+            }
+        }
         let mut aliases = Vec::new();
-        for key in store.list(&prefix).await? {
+        for key in &keys {
             let Some(model) = key
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix("/aliases/production.json"))
@@ -134,9 +157,11 @@ impl ModelCache {
                 continue;
             };
             if let Some(alias) = self.registry.production(symbol, model).await? {
-                aliases.push((model, alias.version));
+                latest.remove(&model);
+                aliases.push((model, alias.version, true));
             }
         }
+        aliases.extend(latest.into_iter().map(|(m, v)| (m, v.to_owned(), false)));
         aliases.sort();
         Ok(Fingerprint { data, aliases })
     }
@@ -153,14 +178,14 @@ impl ModelCache {
             None => None,
         };
         let mut models = Vec::new();
-        for (kind, version) in &fingerprint.aliases {
+        for (kind, version, promoted) in &fingerprint.aliases {
             let fitted = self.registry.fitted_model(symbol, *kind, version).await?;
             let anchored = match &series {
                 Some(series) => {
                     let target = series.target();
                     let start = target.len().saturating_sub(self.anchor_window);
                     fitted
-                        .anchored(&Window::of_target(&target[start..]))
+                        .anchored(&Window::new(&target[start..], &series.bars[start..]))
                         .map_err(|e| ApiError::unavailable(format!("{symbol} {kind}: {e}")))?
                 }
                 None => fitted,
@@ -175,6 +200,7 @@ impl ModelCache {
             models.push(ServedModel {
                 kind: *kind,
                 version: version.clone(),
+                promoted: *promoted,
                 trained_at,
                 anchored,
                 metrics,

@@ -290,7 +290,7 @@ async fn predict(
                     ApiError::not_found(
                         "no_production_model",
                         format!(
-                            "{} has no production {kind} model; available: {}",
+                            "{} has no {kind} model; available: {}",
                             request.symbol,
                             symbol_state
                                 .models
@@ -301,7 +301,18 @@ async fn predict(
                         ),
                     )
                 })?;
-            (served, "requested".to_owned())
+            // A model the gate did not promote is still served when asked
+            // for by name (Prophet users ask for Prophet), and says so.
+            let why = if served.promoted {
+                "requested".to_owned()
+            } else {
+                format!(
+                    "requested; not in production: the gate has not promoted {kind} for {}, \
+                     so its latest version is served as asked (GET /models lists production)",
+                    request.symbol
+                )
+            };
+            (served, why)
         }
         None => {
             let best = symbol_state.default_model(gate).ok_or_else(|| {

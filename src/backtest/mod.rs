@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::models::{Forecast, ModelError, ModelKind, Window};
+use crate::models::{Forecast, MAX_HORIZON, ModelError, ModelKind, Window};
 use crate::series::PriceSeries;
 
 pub use metrics::{AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, series_metrics};
@@ -136,18 +136,22 @@ impl Protocol {
     }
 }
 
-/// The model's view at `origin`: the `window` rows ending at and including it.
-/// Nothing after `origin` is reachable from the returned slices.
+/// The model's view at `origin`: the `window` rows ending at and including
+/// it, and the dates (`dates`: the series' own) of the rows after it as
+/// calendar labels. No value after `origin` is reachable from the window.
 pub fn window_at<'a>(
     target: &'a [f64],
     series: &'a PriceSeries,
+    dates: &'a [NaiveDate],
     origin: usize,
     window: usize,
 ) -> Window<'a> {
     let start = origin + 1 - window;
+    let future_end = (origin + 1 + MAX_HORIZON).min(dates.len());
     Window {
         target: &target[start..=origin],
         bars: &series.bars[start..=origin],
+        future: dates.get(origin + 1..future_end).unwrap_or_default(),
     }
 }
 
@@ -155,11 +159,12 @@ pub fn window_at<'a>(
 pub fn forecast_at(
     target: &[f64],
     series: &PriceSeries,
+    dates: &[NaiveDate],
     model: ModelKind,
     origin: usize,
     protocol: &Protocol,
 ) -> Result<Forecast, ModelError> {
-    let window = window_at(target, series, origin, protocol.window);
+    let window = window_at(target, series, dates, origin, protocol.window);
     model.fit(&window)?.forecast(protocol.max_horizon())
 }
 
@@ -252,6 +257,7 @@ pub fn run_stoppable(
     }
     let started = Instant::now();
     let targets: Vec<Vec<f64>> = series.iter().map(PriceSeries::target).collect();
+    let dates: Vec<Vec<NaiveDate>> = series.iter().map(PriceSeries::dates).collect();
     let mut tasks = Vec::new();
     for (s, item) in series.iter().enumerate() {
         let origins = protocol.origins(&item.name, item.len())?;
@@ -266,7 +272,7 @@ pub fn run_stoppable(
                 return None;
             }
             let t0 = Instant::now();
-            let result = forecast_at(&targets[s], &series[s], model, origin, protocol);
+            let result = forecast_at(&targets[s], &series[s], &dates[s], model, origin, protocol);
             let elapsed = t0.elapsed();
             progress();
             Some((result, elapsed))

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn recovers_a_known_autoregression_of_returns() {
         // r_t = 0.001 + 0.3 r_{t-1} - 0.2 r_{t-3} + noise
-        let mut rng = crate::testutil::Rng::new(11);
+        let mut rng = crate::rng::Rng::new(11);
         let mut r = vec![0.0; 5];
         for _ in 0..5000 {
             let n = r.len();

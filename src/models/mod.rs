@@ -13,10 +13,12 @@
 mod arima;
 mod baseline;
 mod linreg;
+mod prophet;
 
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::series::Bar;
@@ -24,6 +26,7 @@ use crate::series::Bar;
 pub use arima::{ArimaParams, FittedArima, Order};
 pub use baseline::{Drift, FittedDrift, FittedNaive, Naive};
 pub use linreg::{FittedLinregLag5, LinregLag5};
+pub use prophet::{FittedProphet, ProphetParams, Seasonality};
 
 /// The largest horizon any model forecasts, in trading days.
 pub const MAX_HORIZON: usize = 21;
@@ -32,17 +35,35 @@ pub const MAX_HORIZON: usize = 21;
 pub const Z80: f64 = 1.2815515655446004;
 
 /// What a model is fitted on: the trailing window of the target, ending at
-/// the forecast origin, and the bars of the same rows.
+/// the forecast origin, the bars of the same rows, and where known the
+/// calendar dates of the steps after the origin.
 #[derive(Debug, Clone, Copy)]
 pub struct Window<'a> {
     pub target: &'a [f64],
     pub bars: &'a [Bar],
+    /// Dates of steps 1, 2, … after the origin: labels only, never prices
+    /// (PROTOCOL §3). Empty where unknown: a model that forecasts by date
+    /// then takes the next US trading days after the last bar.
+    pub future: &'a [NaiveDate],
 }
 
 impl<'a> Window<'a> {
     /// A window over the target alone (bars empty), for models that need nothing else.
     pub fn of_target(target: &'a [f64]) -> Self {
-        Window { target, bars: &[] }
+        Window {
+            target,
+            bars: &[],
+            future: &[],
+        }
+    }
+
+    /// A window over the target and the bars of the same rows.
+    pub fn new(target: &'a [f64], bars: &'a [Bar]) -> Self {
+        Window {
+            target,
+            bars,
+            future: &[],
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -100,7 +121,7 @@ pub enum ModelError {
     Estimation { model: ModelKind, reason: String },
     #[error("steps should be in range [1, {MAX_HORIZON}], but is {0}")]
     InvalidSteps(usize),
-    #[error("unknown model {0:?}; known models: naive, drift, linreg_lag5, arima")]
+    #[error("unknown model {0:?}; known models: naive, drift, linreg_lag5, arima, prophet")]
     UnknownModel(String),
     #[error("model artifact is not valid JSON for a fitted model: {0}")]
     Artifact(String),
@@ -126,14 +147,16 @@ pub enum ModelKind {
     Drift,
     LinregLag5,
     Arima,
+    Prophet,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         ModelKind::Naive,
         ModelKind::Drift,
         ModelKind::LinregLag5,
         ModelKind::Arima,
+        ModelKind::Prophet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +165,7 @@ impl ModelKind {
             ModelKind::Drift => "drift",
             ModelKind::LinregLag5 => "linreg_lag5",
             ModelKind::Arima => "arima",
+            ModelKind::Prophet => "prophet",
         }
     }
 
@@ -157,6 +181,7 @@ impl ModelKind {
             ModelKind::Drift => 3,
             ModelKind::LinregLag5 => linreg::MIN_WINDOW,
             ModelKind::Arima => arima::MIN_WINDOW,
+            ModelKind::Prophet => prophet::MIN_WINDOW,
         }
     }
 
@@ -177,6 +202,7 @@ impl ModelKind {
             ModelKind::Drift => FittedModel::Drift(Drift.fit(window)?),
             ModelKind::LinregLag5 => FittedModel::LinregLag5(LinregLag5.fit(window)?),
             ModelKind::Arima => FittedModel::Arima(ArimaParams::default().fit(window)?),
+            ModelKind::Prophet => FittedModel::Prophet(ProphetParams::default().fit(window)?),
         })
     }
 }
@@ -206,6 +232,7 @@ pub enum FittedModel {
     Drift(FittedDrift),
     LinregLag5(FittedLinregLag5),
     Arima(FittedArima),
+    Prophet(FittedProphet),
 }
 
 impl FittedModel {
@@ -215,6 +242,7 @@ impl FittedModel {
             FittedModel::Drift(_) => ModelKind::Drift,
             FittedModel::LinregLag5(_) => ModelKind::LinregLag5,
             FittedModel::Arima(_) => ModelKind::Arima,
+            FittedModel::Prophet(_) => ModelKind::Prophet,
         }
     }
 
@@ -228,13 +256,15 @@ impl FittedModel {
             FittedModel::Drift(m) => m.forecast(steps),
             FittedModel::LinregLag5(m) => m.forecast(steps),
             FittedModel::Arima(m) => m.forecast(steps),
+            FittedModel::Prophet(m) => m.forecast(steps),
         };
         forecast.checked(self.kind())
     }
 
     /// The same fitted parameters, re-anchored on the latest data `window`
-    /// (the last value, recent returns or ARMA state): how a stored model
-    /// forecasts from data that arrived after it was trained.
+    /// (the last value, recent returns or ARMA state; for Prophet, the
+    /// dates after it): how a stored model forecasts from data that
+    /// arrived after it was trained.
     pub fn anchored(&self, window: &Window<'_>) -> Result<FittedModel, ModelError> {
         let kind = self.kind();
         if window.len() < kind.min_window() {
@@ -253,6 +283,7 @@ impl FittedModel {
             FittedModel::Drift(m) => FittedModel::Drift(FittedDrift { last, ..m.clone() }),
             FittedModel::LinregLag5(m) => FittedModel::LinregLag5(m.anchored(window.target)),
             FittedModel::Arima(m) => FittedModel::Arima(m.anchored(window.target)?),
+            FittedModel::Prophet(m) => FittedModel::Prophet(m.anchored(window)?),
         })
     }
 
@@ -290,12 +321,31 @@ mod tests {
     use super::*;
 
     pub(crate) fn random_walk(n: usize, seed: u64) -> Vec<f64> {
-        let mut rng = crate::testutil::Rng::new(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let mut level = 100.0_f64;
         (0..n)
             .map(|_| {
                 level *= (0.0003 + 0.015 * rng.normal()).exp();
                 level
+            })
+            .collect()
+    }
+
+    /// Bars on consecutive US trading days from 2010, closing at `y`:
+    /// what the backtest gives a model, for the models that need dates.
+    pub(crate) fn dated_bars(y: &[f64]) -> Vec<Bar> {
+        let start = NaiveDate::from_ymd_opt(2009, 12, 31).expect("valid date");
+        crate::calendar::next_trading_days(start, y.len())
+            .into_iter()
+            .zip(y)
+            .map(|(date, &close)| Bar {
+                date,
+                open: None,
+                high: None,
+                low: None,
+                close,
+                adj_close: None,
+                volume: None,
             })
             .collect()
     }
@@ -308,7 +358,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.name()));
         }
         assert!(matches!(
-            "prophet".parse::<ModelKind>(),
+            "no_such_model".parse::<ModelKind>(),
             Err(ModelError::UnknownModel(_))
         ));
     }
@@ -316,7 +366,8 @@ mod tests {
     #[test]
     fn every_model_round_trips_its_artifact_to_identical_forecasts() {
         let y = random_walk(400, 7);
-        let window = Window::of_target(&y);
+        let bars = dated_bars(&y);
+        let window = Window::new(&y, &bars);
         for kind in ModelKind::ALL {
             let fitted = kind.fit(&window).expect("fits");
             let again = FittedModel::from_json(&fitted.to_json()).expect("loads");
@@ -326,9 +377,16 @@ mod tests {
                 again.forecast(MAX_HORIZON).expect("forecasts"),
                 "{kind}"
             );
+            // Prophet keeps ~50 coefficients and the dates of its steps.
+            let budget = if kind == ModelKind::Prophet {
+                4096
+            } else {
+                2048
+            };
+            let size = fitted.to_json().len();
             assert!(
-                fitted.to_json().len() < 2048,
-                "{kind} artifact should be small"
+                size < budget,
+                "{kind} artifact should be small, but is {size} bytes"
             );
         }
     }
@@ -336,10 +394,13 @@ mod tests {
     #[test]
     fn anchoring_on_the_training_window_changes_nothing_and_new_data_moves_the_forecast() {
         let y = random_walk(600, 9);
+        let bars = dated_bars(&y);
         for kind in ModelKind::ALL {
-            let fitted = kind.fit(&Window::of_target(&y[..500])).expect("fits");
+            let fitted = kind
+                .fit(&Window::new(&y[..500], &bars[..500]))
+                .expect("fits");
             let same = fitted
-                .anchored(&Window::of_target(&y[..500]))
+                .anchored(&Window::new(&y[..500], &bars[..500]))
                 .expect("anchors");
             let (a, b) = (
                 fitted.forecast(5).expect("forecasts"),
@@ -349,10 +410,23 @@ mod tests {
                 assert!((x - z).abs() <= 1e-9 * x.abs(), "{kind}: {x} vs {z}");
             }
             let later = fitted
-                .anchored(&Window::of_target(&y[..600]))
+                .anchored(&Window::new(&y[..600], &bars[..600]))
                 .expect("anchors");
             let f = later.forecast(1).expect("forecasts");
-            // Every model starts from the latest level, not the training one.
+            if kind == ModelKind::Prophet {
+                // Prophet extrapolates its trend to the new dates instead of
+                // re-levelling on the latest price, as Prophet users know it.
+                let FittedModel::Prophet(p) = &later else {
+                    panic!("a prophet")
+                };
+                assert_eq!(
+                    p.steps[0],
+                    crate::calendar::next_trading_days(bars[599].date, 1)[0]
+                );
+                assert_ne!(f, fitted.forecast(1).expect("forecasts"));
+                continue;
+            }
+            // Every other model starts from the latest level, not the training one.
             assert!(
                 (f.mean[0] / y[599] - 1.0).abs() < 0.05,
                 "{kind}: {} vs {}",

@@ -23,20 +23,22 @@ type Fit = Box<dyn Fn(&Window) -> Result<FittedModel, ModelError>>;
 impl flags::Bench {
     pub fn run(self) -> anyhow::Result<()> {
         let all = series::load_folder(&self.data).context("failed to load the price files")?;
-        let targets: Vec<Vec<f64>> = all
+        let usable: Vec<(&series::PriceSeries, Vec<f64>)> = all
             .iter()
-            .map(|s| s.target())
-            .filter(|t| t.len() > WINDOW)
+            .map(|s| (s, s.target()))
+            .filter(|(_, t)| t.len() > WINDOW)
             .collect();
-        if targets.is_empty() || self.windows == 0 {
+        if usable.is_empty() || self.windows == 0 {
             bail!("need at least one series longer than {WINDOW} rows and --windows > 0");
         }
-        let windows: Vec<&[f64]> = (0..self.windows)
+        // Windows carry their bars: Prophet forecasts by date.
+        let windows: Vec<Window> = (0..self.windows)
             .map(|i| {
-                let y = &targets[i % targets.len()];
+                let (series, y) = &usable[i % usable.len()];
                 let span = y.len() - WINDOW;
-                let start = span * (i / targets.len()) / (self.windows / targets.len()).max(1);
-                &y[start.min(span)..start.min(span) + WINDOW]
+                let start = span * (i / usable.len()) / (self.windows / usable.len()).max(1);
+                let rows = start.min(span)..start.min(span) + WINDOW;
+                Window::new(&y[rows.clone()], &series.bars[rows])
             })
             .collect();
         let profile = if cfg!(debug_assertions) {
@@ -81,7 +83,7 @@ impl flags::Bench {
             for w in &windows {
                 let t0 = Instant::now();
                 // A window a model cannot fit still took time: it counts, and is reported.
-                match fit(&Window::of_target(w)).and_then(|f| f.forecast(MAX_HORIZON)) {
+                match fit(w).and_then(|f| f.forecast(MAX_HORIZON)) {
                     Ok(forecast) => {
                         std::hint::black_box(forecast);
                     }

@@ -393,7 +393,7 @@ pub fn roots_outside(coefficients: &[f64], radius: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn stationarity_matches_known_cases() {

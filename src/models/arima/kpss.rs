@@ -52,7 +52,7 @@ pub fn differences_needed(y: &[f64], max_d: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn white_noise_is_stationary_and_a_random_walk_is_not() {

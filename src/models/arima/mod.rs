@@ -427,7 +427,7 @@ pub(super) fn difference(x: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Rng;
+    use crate::rng::Rng;
 
     /// ARIMA(1,1,1) without constant: Δy_t = φ Δy_{t−1} + e_t + θ e_{t−1}.
     fn simulate_arima_111(n: usize, phi: f64, theta: f64, seed: u64) -> Vec<f64> {
