@@ -152,10 +152,21 @@ pub struct PredictRequest {
 #[serde(deny_unknown_fields)]
 struct RawPredictRequest {
     symbol: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     model_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     days_ahead: Option<usize>,
+}
+
+/// An optional field that, when present, holds a value: the contract types
+/// `model_type` as a string and `days_ahead` as an integer, so `null` is a
+/// 400 rather than the default.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

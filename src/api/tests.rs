@@ -244,6 +244,8 @@ async fn bad_input_gets_a_4xx_with_a_code_and_never_a_5xx() {
         ("POST", "/predict", json, br#"{"symbol":"MSFT","days_ahead":1e3}"#.to_vec(), 400, "invalid_request"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT","days_ahead":18446744073709551616}"#.to_vec(), 400, "invalid_request"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT","days_ahead":true}"#.to_vec(), 400, "invalid_request"),
+        ("POST", "/predict", json, br#"{"symbol":"MSFT","days_ahead":null}"#.to_vec(), 400, "invalid_request"),
+        ("POST", "/predict", json, br#"{"symbol":"MSFT","model_type":null}"#.to_vec(), 400, "invalid_request"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT","model_type":"prophet2"}"#.to_vec(), 400, "invalid_model_type"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT","model_type":"ARIMA"}"#.to_vec(), 400, "invalid_model_type"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT","model_type":1}"#.to_vec(), 400, "invalid_request"),
