@@ -320,15 +320,10 @@ mod tests {
     use super::*;
 
     fn bar(day: u32, close: f64) -> Bar {
-        Bar {
-            date: NaiveDate::from_ymd_opt(2024, 1, day).expect("valid date"),
-            open: None,
-            high: None,
-            low: None,
+        Bar::close_only(
+            NaiveDate::from_ymd_opt(2024, 1, day).expect("valid date"),
             close,
-            adj_close: None,
-            volume: None,
-        }
+        )
     }
 
     #[test]

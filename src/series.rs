@@ -74,6 +74,21 @@ pub struct Bar {
     pub volume: Option<f64>,
 }
 
+impl Bar {
+    /// A bar with a close and nothing else, as an index file or a test has.
+    pub fn close_only(date: NaiveDate, close: f64) -> Self {
+        Bar {
+            date,
+            open: None,
+            high: None,
+            low: None,
+            close,
+            adj_close: None,
+            volume: None,
+        }
+    }
+}
+
 /// A validated daily series, ascending by date with unique dates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceSeries {

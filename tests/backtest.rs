@@ -257,15 +257,7 @@ fn failing_models_are_counted_not_fatal() {
     // must fail at every origin, be counted, and void its intervals.
     let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
     let bars: Vec<Bar> = (0..120)
-        .map(|i| Bar {
-            date: start + chrono::Days::new(i),
-            open: None,
-            high: None,
-            low: None,
-            close: 10.0,
-            adj_close: None,
-            volume: None,
-        })
+        .map(|i| Bar::close_only(start + chrono::Days::new(i), 10.0))
         .collect();
     let flat = PriceSeries::new("FLAT", bars).expect("valid");
     let protocol = Protocol {

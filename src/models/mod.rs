@@ -338,15 +338,7 @@ mod tests {
         crate::calendar::next_trading_days(start, y.len())
             .into_iter()
             .zip(y)
-            .map(|(date, &close)| Bar {
-                date,
-                open: None,
-                high: None,
-                low: None,
-                close,
-                adj_close: None,
-                volume: None,
-            })
+            .map(|(date, &close)| Bar::close_only(date, close))
             .collect()
     }
 
