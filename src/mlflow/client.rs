@@ -27,7 +27,10 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::None => f.write_str("None"),
             Credentials::Basic { username, .. } => {
-                write!(f, "Basic {{ username: {username:?}, password: <redacted> }}")
+                write!(
+                    f,
+                    "Basic {{ username: {username:?}, password: <redacted> }}"
+                )
             }
             Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
         }
@@ -247,13 +250,10 @@ impl Client {
         };
         // Transport errors are shown without their URL chain's headers; the
         // URL itself holds no secret (credentials travel in a header).
-        let response = request
-            .send()
-            .await
-            .map_err(|e| MlflowError::Unreachable {
-                uri: self.uri.clone(),
-                reason: error_chain(&e),
-            })?;
+        let response = request.send().await.map_err(|e| MlflowError::Unreachable {
+            uri: self.uri.clone(),
+            reason: error_chain(&e),
+        })?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
@@ -352,12 +352,19 @@ mod tests {
         };
         let shown = format!("{basic:?} {:?}", Credentials::Bearer("tok3n".into()));
         assert!(shown.contains("alice"), "{shown}");
-        assert!(!shown.contains("s3cret") && !shown.contains("tok3n"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok3n"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn only_http_uris_are_accepted() {
-        for uri in ["file:///tmp/mlruns", "sqlite:///mlflow.db", "127.0.0.1:5000"] {
+        for uri in [
+            "file:///tmp/mlruns",
+            "sqlite:///mlflow.db",
+            "127.0.0.1:5000",
+        ] {
             let err = Client::new(uri, Credentials::None).expect_err(uri);
             assert!(matches!(err, MlflowError::Config(_)), "{uri}: {err}");
         }

@@ -401,7 +401,9 @@ impl Mirror<'_> {
                         }),
                     )
                     .await?;
-                let info = created.pointer("/run/info").ok_or_else(|| bad("runs/create"))?;
+                let info = created
+                    .pointer("/run/info")
+                    .ok_or_else(|| bad("runs/create"))?;
                 let field = |name: &str| info.get(name).and_then(Value::as_str).map(str::to_owned);
                 let run = FoundRun {
                     id: field("run_id").ok_or_else(|| bad("runs/create"))?,
@@ -602,16 +604,17 @@ impl Mirror<'_> {
         let mut production = None;
         // ALIASES lists production first: it is the one that must be right.
         for alias in ALIASES {
-            let wanted = match stored.aliases.get(alias) {
-                Some(version) => Some(numbers.get(version).cloned().ok_or_else(|| {
-                    MirrorError::AliasTarget {
-                        name: name.clone(),
-                        alias: alias.to_owned(),
-                        version: version.clone(),
-                    }
-                })?),
-                None => None,
-            };
+            let wanted =
+                match stored.aliases.get(alias) {
+                    Some(version) => Some(numbers.get(version).cloned().ok_or_else(|| {
+                        MirrorError::AliasTarget {
+                            name: name.clone(),
+                            alias: alias.to_owned(),
+                            version: version.clone(),
+                        }
+                    })?),
+                    None => None,
+                };
             match (&wanted, current.get(alias)) {
                 (Some(w), Some(c)) if w == c => {}
                 (Some(w), _) => {

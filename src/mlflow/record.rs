@@ -355,7 +355,11 @@ mod tests {
         let param = |k: &str| record.params.iter().find(|(p, _)| p == k).map(|(_, v)| v);
         assert_eq!(param("fitted.order").map(String::as_str), Some("[1,1,1]"));
         assert_eq!(param("fitted.inner.phi").map(String::as_str), Some("0.25"));
-        assert_eq!(param("fitted.model"), None, "the family is the `model` param");
+        assert_eq!(
+            param("fitted.model"),
+            None,
+            "the family is the `model` param"
+        );
         let long = param("fitted.long").expect("kept");
         assert!(long.chars().count() < 6000 && long.ends_with("characters)"));
     }

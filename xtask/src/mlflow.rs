@@ -44,9 +44,10 @@ pub fn mirror(
 
 impl flags::Mlflow {
     pub fn run(self) -> anyhow::Result<()> {
-        let experiment = self.experiment.clone().unwrap_or_else(|| {
-            experiment_name(self.env.as_deref().unwrap_or("local"))
-        });
+        let experiment = self
+            .experiment
+            .clone()
+            .unwrap_or_else(|| experiment_name(self.env.as_deref().unwrap_or("local")));
         let (store, runtime) = match &self.env {
             #[cfg(feature = "aws")]
             Some(env) => crate::aws::data_store(flags::Aws {
