@@ -13,8 +13,8 @@
 //!   MLflow de-duplicates them), tags and artifacts (overwritten) are logged
 //!   again and then it is finished.
 //! - A registered model `stockcast.<symbol>.<model>` gets one version per
-//!   registry version, found by its run id before one is created (MLflow's
-//!   version creation is not idempotent).
+//!   registry version, found by its `stockcast.version` tag before one is
+//!   created (MLflow's version creation is not idempotent).
 //! - Aliases are compared with the store's and only the differences are
 //!   written: production first, then previous and staging, so a sync that
 //!   stops half-way leaves production right; the next one finishes.
@@ -143,7 +143,7 @@ pub async fn sync(
         experiment_id: experiment_id.clone(),
         counts: Counts::default(),
     };
-    // Store version (symbol, model, version) → MLflow version number.
+    // (symbol, model) → store version → MLflow version number.
     let mut versions: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     let mut known_models: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (run_id, run) in &snapshot.runs {
@@ -158,12 +158,12 @@ pub async fn sync(
                 let existing = mirror.ensure_registered_model(&name).await?;
                 known_models.insert(name.clone(), existing);
             }
-            let by_run = known_models.entry(name.clone()).or_default();
-            let number = match by_run.get(&child) {
+            let by_version = known_models.entry(name.clone()).or_default();
+            let number = match by_version.get(&version.version) {
                 Some(number) => number.clone(),
                 None => {
                     let number = mirror.create_version(&name, version, &child).await?;
-                    by_run.insert(child.clone(), number.clone());
+                    by_version.insert(version.version.clone(), number.clone());
                     number
                 }
             };
@@ -210,7 +210,14 @@ async fn ensure_experiment(
         Err(e) => return Err(e.into()),
     }
     let created = client
-        .post("experiments/create", &json!({ "name": name }))
+        .post(
+            "experiments/create",
+            // Without the kind, MLflow 3's UI shows the experiment as a GenAI one.
+            &json!({
+                "name": name,
+                "tags": [{"key": "mlflow.experimentKind", "value": "custom_model_development"}],
+            }),
+        )
         .await?;
     counts.experiments += 1;
     id_of(&created).ok_or_else(|| bad("experiments/create"))
@@ -438,7 +445,7 @@ impl Mirror<'_> {
                 &json!({
                     "run_id": run.id,
                     "status": "FINISHED",
-                    "end_time": record.timestamp_ms,
+                    "end_time": record.end_ms.max(record.timestamp_ms),
                 }),
             )
             .await?;
@@ -480,7 +487,10 @@ impl Mirror<'_> {
         Ok(())
     }
 
-    /// Creates the registered model if missing; returns its versions by run id.
+    /// Creates the registered model if missing; returns its MLflow versions
+    /// by store version (their `stockcast.version` tag). Registered models
+    /// are global to a server, so matching by the store's version, not by
+    /// run, keeps a store mirrored into two experiments from doubling them.
     async fn ensure_registered_model(
         &mut self,
         name: &str,
@@ -511,7 +521,7 @@ impl Mirror<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        let mut by_run = BTreeMap::new();
+        let mut by_version = BTreeMap::new();
         let filter = format!("name='{}'", name.replace('\'', "\\'"));
         let mut page_token: Option<String> = None;
         loop {
@@ -526,11 +536,18 @@ impl Mirror<'_> {
                 .into_iter()
                 .flatten()
             {
-                if let (Some(run), Some(number)) = (
-                    v.get("run_id").and_then(Value::as_str),
-                    v.get("version").and_then(Value::as_str),
-                ) {
-                    by_run.insert(run.to_owned(), number.to_owned());
+                let stored = v
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t.get("key").and_then(Value::as_str) == Some("stockcast.version"))
+                    .and_then(|t| t.get("value"))
+                    .and_then(Value::as_str);
+                if let (Some(stored), Some(number)) =
+                    (stored, v.get("version").and_then(Value::as_str))
+                {
+                    by_version.insert(stored.to_owned(), number.to_owned());
                 }
             }
             page_token = page
@@ -539,7 +556,7 @@ impl Mirror<'_> {
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
             if page_token.is_none() {
-                return Ok(by_run);
+                return Ok(by_version);
             }
         }
     }

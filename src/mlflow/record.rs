@@ -39,6 +39,8 @@ pub struct RunRecord {
     pub tags: Vec<(String, String)>,
     /// Milliseconds since the epoch: the run's start and every metric's time.
     pub timestamp_ms: i64,
+    /// When the run ended, where the store knows (a pipeline run's manifest).
+    pub end_ms: i64,
 }
 
 impl RunRecord {
@@ -237,7 +239,7 @@ pub fn pipeline_record(run_id: &str, manifest: Option<&Value>) -> RunRecord {
         record.tag("stockcast.quality_ok", ok);
     }
     if let Some(finished) = text(&["finished_at"]) {
-        record.tag("stockcast.finished_at", finished);
+        record.end_ms = millis(finished);
     }
     record
 }
