@@ -375,6 +375,66 @@ mod tests {
         );
     }
 
+    /// Answers every connection with one fixed HTTP response: the statuses
+    /// a real MLflow server cannot be made to send on demand (5xx, 403).
+    fn stub(response: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten().take(4) {
+                let mut stream = stream;
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        format!("http://{address}")
+    }
+
+    async fn error_from(response: &'static str) -> MlflowError {
+        let client =
+            Client::new(&stub(response), Credentials::Bearer("tok3n".into())).expect("client");
+        client
+            .post("runs/create", &serde_json::json!({}))
+            .await
+            .expect_err("the stub refuses")
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_refusals_say_what_to_do() {
+        let err = error_from(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 8\r\nconnection: close\r\n\r\nbusy now",
+        )
+        .await;
+        let text = err.to_string();
+        assert!(
+            matches!(err, MlflowError::Server { status: 503, .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("busy now") && text.contains("try again later"),
+            "{text}"
+        );
+
+        let err =
+            error_from("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        let text = err.to_string();
+        assert!(text.contains("MLFLOW_TRACKING_USERNAME"), "{text}");
+        assert!(
+            text.contains("--allowed-hosts") && !text.contains("tok3n"),
+            "{text}"
+        );
+
+        let err = error_from(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 64\r\nconnection: close\r\n\r\n{\"error_code\": \"INVALID_PARAMETER_VALUE\", \"message\": \"bad run\"} ",
+        )
+        .await;
+        assert_eq!(err.code(), Some("INVALID_PARAMETER_VALUE"), "{err}");
+        assert!(err.to_string().contains("bad run"), "{err}");
+    }
+
     #[tokio::test]
     async fn an_unreachable_server_is_named() {
         // A port nobody listens on: bound, then released.
