@@ -45,7 +45,7 @@ pub enum MirrorError {
     #[error("failed to read the store: {0}")]
     Store(#[from] StoreError),
     #[error(
-        "the run {run_id} stores artifacts at {uri}, which only MLflow's Python client can write; start the server with --artifacts-destination (it then proxies mlflow-artifacts:/)"
+        "the run {run_id} stores artifacts at {uri}, which only MLflow's Python client can write; start the server without --no-serve-artifacts (it then proxies mlflow-artifacts:/)"
     )]
     ArtifactsNotProxied { run_id: String, uri: String },
     #[error("{name}: the store's {alias} is version {version}, which is not in MLflow")]
