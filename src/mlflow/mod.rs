@@ -6,11 +6,13 @@
 //! sync that fails is reported by its caller without blocking anything. The
 //! client speaks MLflow's REST API over reqwest ([`client`]); what is
 //! logged is computed from the store's files without I/O ([`record`]); the
-//! store is read by [`source`] and mirrored, idempotently, by [`mirror`].
+//! store is read by [`source`] and mirrored, idempotently, by [`mirror`]
+//! (runs) and `registered` (models, versions, aliases).
 
 pub mod client;
 pub mod mirror;
 pub mod record;
+mod registered;
 pub mod source;
 
 pub use client::{Client, Credentials, MlflowError};
