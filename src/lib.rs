@@ -19,6 +19,7 @@ pub mod gate;
 pub mod infra;
 pub mod ingest;
 pub mod logging;
+pub mod mlflow;
 pub mod models;
 pub mod monitor;
 pub mod pipeline;

@@ -1,32 +1,92 @@
 //! Backtest plots: actual prices against the forecasts made for them, with
-//! the 80 % band, as a PNG a person can open from the registry.
+//! the 80 % band, as a PNG a person can open from the registry or MLflow.
 //!
-//! Drawn with plotters' bitmap backend and encoded with `image`; no text is
-//! drawn because the bitmap backend has no font without system font
-//! libraries, which the Lambda and Batch images do not carry. The legend is
-//! fixed instead: black is the actual price, blue the forecast, light blue
-//! the 80 % interval.
+//! Drawn with plotters' bitmap backend and encoded with `image`. Text needs
+//! a font, and the Lambda and Batch images carry no system fonts (nor the
+//! fontconfig library plotters' `ttf` feature loads them with), so the
+//! repository ships one, DejaVu Sans (assets/fonts, Bitstream Vera license,
+//! from Debian's fonts-dejavu-core 2.37), drawn through plotters'
+//! `ab_glyph` feature from memory.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
 use plotters::prelude::*;
+use plotters::style::FontStyle;
 
 use crate::backtest::ForecastRow;
 
-const WIDTH: u32 = 900;
-const HEIGHT: u32 = 400;
+pub const WIDTH: u32 = 1000;
+pub const HEIGHT: u32 = 500;
+
+const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const FORECAST_BLUE: RGBColor = RGBColor(33, 113, 181);
+const BAND_BLUE: RGBColor = RGBColor(198, 219, 239);
 
 #[derive(Debug, thiserror::Error)]
 #[error("failed to draw the plot: {0}")]
 pub struct PlotError(String);
 
-/// Plots `actual` (the target over the test region, in row order) and the
-/// forecasts of `rows` (one horizon) at their target rows.
-pub fn backtest_png(actual: &[(usize, f64)], rows: &[&ForecastRow]) -> Result<Vec<u8>, PlotError> {
+/// What the title says: which version this is and how it scored.
+#[derive(Debug, Clone)]
+pub struct PlotTitle {
+    pub symbol: String,
+    pub model: String,
+    pub version: String,
+    /// The horizon whose forecasts are drawn.
+    pub horizon: usize,
+    pub mase: Option<f64>,
+    pub naive_mase: Option<f64>,
+}
+
+impl PlotTitle {
+    fn text(&self) -> String {
+        let score = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        format!(
+            "{} {} (version {}): MASE h{} {} vs naive {}",
+            self.symbol,
+            self.model,
+            self.version,
+            self.horizon,
+            score(self.mase),
+            score(self.naive_mase)
+        )
+    }
+}
+
+/// Registers the shipped font once; every text style of the plot uses it.
+fn font_registered() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(PlotError(
+            "the shipped font DejaVuSans.ttf is not a valid font".into(),
+        ))
+    }
+}
+
+/// Plots `actual` (row, date and value of the target over the test region,
+/// in row order) and the forecasts of `rows` (one horizon) at their target
+/// rows, with dates and prices on the axes, a title and a legend.
+pub fn backtest_png(
+    title: &PlotTitle,
+    actual: &[(usize, NaiveDate, f64)],
+    rows: &[&ForecastRow],
+) -> Result<Vec<u8>, PlotError> {
     let err = |e: &dyn std::fmt::Display| PlotError(e.to_string());
+    font_registered()?;
     let (Some(first), Some(last)) = (actual.first(), actual.last()) else {
         return Err(PlotError("nothing to plot".into()));
     };
+    // Trading days have gaps: the x axis is the row, labelled with its date.
+    let dates: BTreeMap<usize, NaiveDate> = actual.iter().map(|a| (a.0, a.1)).collect();
     let target_row = |r: &ForecastRow| (r.origin_row + r.h) as f64;
-    let values = actual.iter().map(|a| a.1).chain(
+    let values = actual.iter().map(|a| a.2).chain(
         rows.iter()
             .flat_map(|r| [Some(r.forecast), r.lo80, r.hi80])
             .flatten(),
@@ -39,9 +99,30 @@ pub fn backtest_png(actual: &[(usize, f64)], rows: &[&ForecastRow]) -> Result<Ve
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let area = root.margin(12, 12, 12, 12);
-        let mut chart = ChartBuilder::on(&area)
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .caption(title.text(), ("sans-serif", 18))
+            .x_label_area_size(40)
+            .y_label_area_size(70)
             .build_cartesian_2d(first.0 as f64..last.0 as f64, (lo - pad)..(hi + pad))
+            .map_err(|e| err(&e))?;
+        let date_of = |x: &f64| {
+            dates
+                .range(..=(x.round().max(0.0) as usize))
+                .next_back()
+                .map_or(String::new(), |(_, d)| d.to_string())
+        };
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(235, 235, 235))
+            .x_labels(6)
+            .y_labels(8)
+            .x_label_formatter(&date_of)
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .x_desc("date")
+            .y_desc("price")
+            .label_style(("sans-serif", 13))
+            .draw()
             .map_err(|e| err(&e))?;
         let band: Vec<(f64, f64, f64)> = rows
             .iter()
@@ -54,23 +135,36 @@ pub fn backtest_png(actual: &[(usize, f64)], rows: &[&ForecastRow]) -> Result<Ve
                 .chain(band.iter().rev().map(|b| (b.0, b.1)))
                 .collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    RGBColor(198, 219, 239).filled(),
-                )))
-                .map_err(|e| err(&e))?;
+                .draw_series(std::iter::once(Polygon::new(outline, BAND_BLUE.filled())))
+                .map_err(|e| err(&e))?
+                .label("80 % band")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BAND_BLUE.filled()));
         }
         chart
             .draw_series(LineSeries::new(
-                actual.iter().map(|&(x, y)| (x as f64, y)),
+                actual.iter().map(|&(x, _, y)| (x as f64, y)),
                 &BLACK,
             ))
-            .map_err(|e| err(&e))?;
+            .map_err(|e| err(&e))?
+            .label("actual")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
         chart
             .draw_series(LineSeries::new(
                 rows.iter().map(|r| (target_row(r), r.forecast)),
-                RGBColor(33, 113, 181).stroke_width(2),
+                FORECAST_BLUE.stroke_width(2),
             ))
+            .map_err(|e| err(&e))?
+            .label(format!("forecast h{}", title.horizon))
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], FORECAST_BLUE.stroke_width(2))
+            });
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;
     }
@@ -84,4 +178,84 @@ pub fn backtest_png(actual: &[(usize, f64)], rows: &[&ForecastRow]) -> Result<Ve
         )
         .map_err(|e| err(&e))?;
     Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(actual: &[(usize, NaiveDate, f64)]) -> Vec<ForecastRow> {
+        actual
+            .iter()
+            .skip(5)
+            .map(|&(row, date, value)| ForecastRow {
+                series: "AAPL".into(),
+                model: "drift".into(),
+                origin_row: row - 5,
+                origin_date: date,
+                h: 5,
+                target_date: date,
+                y_origin: value,
+                actual: value,
+                forecast: value * 1.01,
+                lo80: Some(value * 0.97),
+                hi80: Some(value * 1.05),
+                mase_scale: 1.0,
+                failed: false,
+            })
+            .collect()
+    }
+
+    /// Pixels that are neither white nor a plot colour, in a band of rows.
+    fn dark_pixels(png: &[u8], rows: std::ops::Range<u32>, columns: std::ops::Range<u32>) -> usize {
+        let image = image::load_from_memory(png).expect("a PNG").to_rgb8();
+        rows.flat_map(|y| columns.clone().map(move |x| (x, y)))
+            .filter(|&(x, y)| image.get_pixel(x, y).0.iter().all(|&c| c < 128))
+            .count()
+    }
+
+    #[test]
+    fn the_plot_has_a_title_axes_labels_and_the_expected_size() {
+        let start = NaiveDate::from_ymd_opt(2012, 1, 2).expect("a date");
+        let actual: Vec<(usize, NaiveDate, f64)> = (0..120)
+            .map(|i| {
+                let date = start + chrono::Days::new(i as u64);
+                (1000 + i, date, 100.0 + (i as f64 / 7.0).sin() * 5.0)
+            })
+            .collect();
+        let rows = rows(&actual);
+        let refs: Vec<&ForecastRow> = rows.iter().collect();
+        let title = PlotTitle {
+            symbol: "AAPL".into(),
+            model: "drift".into(),
+            version: "20261201T000000.000Z-abcdef".into(),
+            horizon: 5,
+            mase: Some(0.98),
+            naive_mase: Some(1.0),
+        };
+        let png = backtest_png(&title, &actual, &refs).expect("draws");
+        let image = image::load_from_memory(&png).expect("a PNG");
+        assert_eq!((image.width(), image.height()), (WIDTH, HEIGHT));
+        // The title sits in the top 40 rows, above the plot area, where
+        // nothing but text is drawn; the y labels left of the axis.
+        let title_ink = dark_pixels(&png, 0..40, 0..WIDTH);
+        assert!(title_ink > 300, "title pixels: {title_ink}");
+        let y_label_ink = dark_pixels(&png, 60..HEIGHT - 60, 0..60);
+        assert!(y_label_ink > 100, "y label pixels: {y_label_ink}");
+        let x_label_ink = dark_pixels(&png, HEIGHT - 40..HEIGHT, 80..WIDTH);
+        assert!(x_label_ink > 100, "x label pixels: {x_label_ink}");
+    }
+
+    #[test]
+    fn nothing_to_plot_is_an_error() {
+        let title = PlotTitle {
+            symbol: "AAPL".into(),
+            model: "drift".into(),
+            version: "v".into(),
+            horizon: 5,
+            mase: None,
+            naive_mase: None,
+        };
+        assert!(backtest_png(&title, &[], &[]).is_err());
+    }
 }

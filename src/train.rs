@@ -237,14 +237,32 @@ async fn write_candidate(
     let mut backtest_csv = Vec::new();
     backtest::write_forecasts_csv(rows, &mut backtest_csv).map_err(|e| e.to_string())?;
     let test_start = series.len() - protocol.test_rows;
-    let actual: Vec<(usize, f64)> = (test_start..series.len()).map(|i| (i, target[i])).collect();
+    let actual: Vec<(usize, chrono::NaiveDate, f64)> = (test_start..series.len())
+        .map(|i| (i, series.bars[i].date, target[i]))
+        .collect();
     let plotted_h = if protocol.horizons.contains(&ctx.config.gate.horizon) {
         ctx.config.gate.horizon
     } else {
         protocol.horizons[0]
     };
     let plotted: Vec<&ForecastRow> = rows.iter().filter(|r| r.h == plotted_h).collect();
-    let plot_png = crate::plot::backtest_png(&actual, &plotted).map_err(|e| e.to_string())?;
+    let title = crate::plot::PlotTitle {
+        symbol: series.name.clone(),
+        model: model.name().to_owned(),
+        version: version.clone(),
+        horizon: plotted_h,
+        mase: metrics
+            .horizons
+            .iter()
+            .find(|m| m.horizon == plotted_h)
+            .map(|m| m.mase),
+        naive_mase: naive
+            .iter()
+            .find(|m| m.horizon == plotted_h)
+            .map(|m| m.mase),
+    };
+    let plot_png =
+        crate::plot::backtest_png(&title, &actual, &plotted).map_err(|e| e.to_string())?;
     let lineage = Lineage {
         symbol: series.name.clone(),
         model,

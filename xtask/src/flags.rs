@@ -22,6 +22,7 @@ pub enum Command {
     Ci(Ci),
     Local(Local),
     Models(Models),
+    Mlflow(Mlflow),
     Rollback(Rollback),
     Tools(Tools),
     Serve(Serve),
@@ -59,6 +60,7 @@ impl Command {
                 | Command::Destroy(_)
                 | Command::Resume(_)
         ) || matches!(self, Command::Rollback(r) if r.env.is_some())
+            || matches!(self, Command::Mlflow(m) if m.env.is_some())
     }
 }
 
@@ -387,6 +389,40 @@ pub struct Local {
     /// Folder of the sample source's price files.
     #[arg(long, default_value = "data/sample")]
     pub sample: PathBuf,
+    /// Mirror the store into this MLflow tracking server at the end (as
+    /// `cargo xtask mlflow` does); a failure is reported, never fatal.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow: Option<String>,
+}
+
+/// Mirrors the store into an MLflow tracking server: one run per pipeline
+/// run with a child run per (symbol, model) version (params, metrics per
+/// horizon, artifacts, the gate's decision), a registered model
+/// `stockcast.<symbol>.<model>` with one version per registry version, and
+/// the aliases (production, previous, staging) as the store has them. A
+/// second sync writes nothing. Credentials: MLFLOW_TRACKING_USERNAME and
+/// MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN.
+#[derive(Debug, Args)]
+pub struct Mlflow {
+    /// The tracking server, e.g. http://127.0.0.1:5000.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: String,
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+    /// A deployed environment instead of --root: its data bucket, with the
+    /// AWS credentials of the other AWS commands.
+    #[arg(long, conflicts_with = "root")]
+    pub env: Option<String>,
+    /// The MLflow experiment (default: stockcast-<env>, or stockcast-local).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// With --env: a named profile of ~/.aws/config.
+    #[arg(long, env = "AWS_PROFILE", requires = "env")]
+    pub profile: Option<String>,
+    /// With --env: send every AWS call to this endpoint (an emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL", requires = "env")]
+    pub endpoint_url: Option<String>,
 }
 
 /// Lists the production version of every (symbol, model) with its backtest

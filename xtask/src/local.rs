@@ -111,6 +111,21 @@ impl flags::Local {
                 version_key(&c.symbol, c.model, &c.version, "plot.png")
             );
         }
+        if let Some(uri) = &self.mlflow {
+            // The store is the source of truth: a run that MLflow missed is
+            // still a good run, and the next sync catches up.
+            let mirrored = crate::mlflow::mirror(
+                &runtime()?,
+                store,
+                uri,
+                &stockcast::mlflow::experiment_name("local"),
+            );
+            if let Err(e) = mirrored {
+                eprintln!(
+                    "warning: {e:#}\n  the run is complete in the store; mirror it later with `cargo xtask mlflow --tracking-uri {uri}`"
+                );
+            }
+        }
         Ok(())
     }
 }

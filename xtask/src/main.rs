@@ -14,6 +14,7 @@ mod cost;
 mod flags;
 mod infra;
 mod local;
+mod mlflow;
 mod package;
 mod serve;
 mod simulate;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         flags::Command::Ci(cmd) => cmd.run(),
         flags::Command::Local(cmd) => cmd.run(),
         flags::Command::Models(cmd) => cmd.run(),
+        flags::Command::Mlflow(cmd) => cmd.run(),
         flags::Command::Rollback(cmd) => cmd.run(),
         flags::Command::Tools(cmd) => cmd.run(),
         flags::Command::Serve(cmd) => cmd.run(),

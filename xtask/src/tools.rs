@@ -56,6 +56,20 @@ pub const ACTIONLINT: PythonTool = PythonTool {
 
 pub const ALL_PYTHON: [PythonTool; 5] = [MOTO, CFN_LINT, CHECKOV, CARGO_ZIGBUILD, ACTIONLINT];
 
+/// The MLflow tracking server the mirror test runs against, slim: the
+/// `mlflow` package itself goes in afterwards without its dependencies
+/// (pyarrow, scipy, scikit-learn, matplotlib…), which a server does not
+/// need: 384 MB instead of 851 (FACTS.md). `graphql-core` is pinned because
+/// the run page breaks without it; Flask-WTF is what `--app-name
+/// basic-auth` needs.
+pub const MLFLOW_SERVER_DEPS: PythonTool = PythonTool {
+    requirement: "mlflow-skinny==3.17.2 Flask<4 Flask-CORS<7 sqlalchemy>=1.4,<3 alembic!=1.10.0,<2 aiohttp>=3.7,<4 numpy<3 pandas<4 graphene<4 graphql-core>=3.2,<3.3 Flask-WTF==1.3.0",
+    bin: "mlflow",
+};
+
+/// The package installed over [`MLFLOW_SERVER_DEPS`] with `--no-deps`.
+pub const MLFLOW_SERVER: &str = "mlflow==3.17.2";
+
 /// Tools from the npm registry, installed together into one prefix.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeTool {
@@ -176,6 +190,31 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
                     "--disable-pip-version-check",
                 ])
                 .args(tool.requirement.split_whitespace()),
+        )?;
+        write_marker(&marker)?;
+    }
+    Ok(bin)
+}
+
+/// Installs (once) the slim MLflow server and returns its `mlflow` executable.
+pub fn ensure_mlflow() -> anyhow::Result<PathBuf> {
+    let bin = ensure_python(MLFLOW_SERVER_DEPS)?;
+    let marker = tools_dir()
+        .join("installed")
+        .join(format!("{MLFLOW_SERVER}_no-deps").replace('=', "_"));
+    if !marker.exists() {
+        eprintln!("tools: installing {MLFLOW_SERVER} without its dependencies (PyPI)");
+        run(
+            &format!("installing {MLFLOW_SERVER}"),
+            Command::new(bin.with_file_name("python")).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                MLFLOW_SERVER,
+            ]),
         )?;
         write_marker(&marker)?;
     }
@@ -320,6 +359,7 @@ pub fn test_environment() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
         ("STOCKCAST_DOCKER_REGISTRY", ensure_debian(DOCKER_REGISTRY)?),
         ("STOCKCAST_SKOPEO", ensure_debian(SKOPEO)?),
         ("STOCKCAST_ACTIONLINT", ensure_python(ACTIONLINT)?),
+        ("STOCKCAST_MLFLOW_SERVER", ensure_mlflow()?),
     ])
 }
 
@@ -329,6 +369,7 @@ impl flags::Tools {
         for tool in ALL_PYTHON {
             show(tool.requirement.to_owned(), &ensure_python(tool)?);
         }
+        show(MLFLOW_SERVER.to_owned(), &ensure_mlflow()?);
         for tool in [ASL_VALIDATOR, STEP_FUNCTIONS_LOCAL] {
             show(tool.packages.join(" "), &ensure_node(tool)?);
         }
