@@ -293,7 +293,12 @@ impl FittedModel {
     }
 
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
-        serde_json::from_str(text).map_err(|e| ModelError::Artifact(e.to_string()))
+        let model: FittedModel =
+            serde_json::from_str(text).map_err(|e| ModelError::Artifact(e.to_string()))?;
+        if let FittedModel::Prophet(p) = &model {
+            p.check().map_err(ModelError::Artifact)?;
+        }
+        Ok(model)
     }
 }
 

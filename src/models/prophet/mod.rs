@@ -190,6 +190,34 @@ impl Forecaster for ProphetParams {
 }
 
 impl FittedProphet {
+    /// Checks that the parts of an artifact fit together, so a damaged one
+    /// is refused on load rather than forecasting from misaligned terms.
+    pub fn check(&self) -> Result<(), String> {
+        let problems = [
+            (
+                self.delta.len() != self.changepoints.len(),
+                "one trend change per changepoint",
+            ),
+            (
+                self.beta.len() != fourier_columns(&self.seasonalities),
+                "one coefficient per Fourier term",
+            ),
+            (self.steps.len() != MAX_HORIZON, "the dates of 21 steps"),
+            (
+                self.timeline.span_days <= 0,
+                "a history spanning at least a day",
+            ),
+            (
+                !(self.y_scale > 0.0 && self.sigma_obs > 0.0),
+                "positive scales",
+            ),
+        ];
+        match problems.iter().find(|(bad, _)| *bad) {
+            Some((_, what)) => Err(format!("a prophet artifact needs {what}")),
+            None => Ok(()),
+        }
+    }
+
     fn changepoints_t(&self) -> Vec<f64> {
         self.changepoints
             .iter()

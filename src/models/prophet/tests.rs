@@ -166,3 +166,19 @@ fn bad_windows_are_clear_errors() {
         .fit(&Window::new(&y, &bars))
         .expect("fits across gaps");
 }
+
+#[test]
+fn a_damaged_artifact_is_refused_on_load() {
+    let y = random_walk(300, 5);
+    let bars = dated_bars(&y);
+    let fitted = ProphetParams::default()
+        .fit(&Window::new(&y, &bars))
+        .expect("fits");
+    let mut damaged = fitted.clone();
+    damaged.beta.pop();
+    let json = crate::models::FittedModel::Prophet(damaged).to_json();
+    let err = crate::models::FittedModel::from_json(&json).expect_err("refused");
+    assert!(err.to_string().contains("Fourier"), "{err}");
+    let json = crate::models::FittedModel::Prophet(fitted).to_json();
+    crate::models::FittedModel::from_json(&json).expect("loads");
+}
