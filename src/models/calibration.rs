@@ -3,15 +3,18 @@
 //!
 //! At every inner origin the uncalibrated model forecasts 1..=21 steps with
 //! its own interval. Each error is scored against that interval's half-width
-//! at its step (`|actual − forecast| / half-width`), the scores of all steps
-//! and origins are pooled, and their conformal 80 % quantile becomes one
-//! factor that scales the final fit's half-widths. A model whose intervals
-//! are right gets a factor near 1; intervals that are too narrow (ARIMA's
-//! ψ-weight bands, which ignore parameter and order uncertainty) widen.
+//! at its step (`|actual − forecast| / half-width`); the scores of the steps
+//! of one horizon group (`STEP_GROUPS`) at every origin are pooled, and
+//! their conformal 80 % quantile becomes the factor that scales the final
+//! fit's half-widths at those steps. A model whose intervals are right gets
+//! factors near 1; intervals that are too narrow (ARIMA's ψ-weight bands,
+//! which ignore parameter and order uncertainty) widen.
 //!
-//! Pooling over steps assumes the model's own bands grow with the horizon
-//! at the right rate and fixes their level only; one factor per step would
-//! rest on eight scores each, too few for an 80 % quantile.
+//! Why groups: a √h-shaped band is too wide at one day and too narrow at a
+//! month on daily prices (volatility clusters), so one factor for all steps
+//! over-covers the short horizons and under-covers the long ones. One factor
+//! per step would rest on eight scores, too few for an 80 % quantile; three
+//! groups rest on 24 to 88.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,13 +24,17 @@ use super::{MAX_HORIZON, ModelKind, Window};
 /// Nominal coverage of the intervals.
 pub const LEVEL: f64 = 0.8;
 
+/// The last step of each horizon group: a day to a few days, up to two
+/// weeks, up to a month. Fixed by horizon, not fitted to any data.
+pub const STEP_GROUPS: [usize; 3] = [3, 10, MAX_HORIZON];
+
 /// What the conformal step found: stored in the artifact, so a served
 /// interval can be traced to the evidence that widened it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
-    /// Factor applied to the model's own half-widths.
-    pub scale: f64,
+    /// Factor applied to the model's own half-width at each step `1..=21`.
+    pub scales: Vec<f64>,
     /// How many validation errors the factor rests on.
     pub scores: usize,
     /// Share of those errors the model's own intervals covered.
@@ -49,24 +56,53 @@ pub fn conformal_quantile(scores: &[f64]) -> Option<f64> {
     q.is_finite().then_some(q)
 }
 
-/// Scores of inner forecasts against their own intervals. An error of zero
-/// against a zero-width band (a constant series) scores 0; a non-zero error
-/// against one scores infinity, which no finite factor can fix.
-pub fn scores(inner: &[InnerForecast]) -> Option<Vec<f64>> {
-    let mut out = Vec::with_capacity(inner.len() * MAX_HORIZON);
+impl Calibration {
+    /// The factor at step `h` (1-based); the last one beyond the stored steps.
+    pub fn scale_at(&self, h: usize) -> f64 {
+        self.scales
+            .get(h - 1)
+            .or(self.scales.last())
+            .copied()
+            .unwrap_or(1.0)
+    }
+}
+
+/// `|error| / half_width`, where an error of zero against a zero-width band
+/// (a constant series) scores 0 and a non-zero one scores infinity, which
+/// no finite factor can fix.
+pub fn score(error: f64, half_width: f64) -> f64 {
+    if error == 0.0 {
+        0.0
+    } else {
+        error.abs() / half_width
+    }
+}
+
+/// Scores of inner forecasts against their own intervals: `[step][origin]`.
+pub fn scores(inner: &[InnerForecast]) -> Option<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::with_capacity(inner.len()); MAX_HORIZON];
     for f in inner {
         let (lower, upper) = (f.forecast.lower.as_ref()?, f.forecast.upper.as_ref()?);
         for (i, actual) in f.actual.iter().enumerate() {
-            let error = (actual - f.forecast.mean[i]).abs();
-            let half_width = (upper[i] - lower[i]) / 2.0;
-            out.push(if error == 0.0 {
-                0.0
-            } else {
-                error / half_width
-            });
+            let error = actual - f.forecast.mean[i];
+            out[i].push(score(error, (upper[i] - lower[i]) / 2.0));
         }
     }
     Some(out)
+}
+
+/// One factor per step `1..=MAX_HORIZON`: the conformal quantile of the
+/// pooled scores of the step's group. `by_step[i]` are step `i + 1`'s scores.
+pub fn step_scales(by_step: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let mut scales = Vec::with_capacity(MAX_HORIZON);
+    let mut first = 0;
+    for last in STEP_GROUPS {
+        let pooled: Vec<f64> = by_step.get(first..last)?.concat();
+        let q = conformal_quantile(&pooled)?;
+        scales.extend(std::iter::repeat_n(q, last - first));
+        first = last;
+    }
+    Some(scales)
 }
 
 /// Calibrates `kind`'s intervals on `window`; `None` (keep the model's own
@@ -75,13 +111,14 @@ pub fn scores(inner: &[InnerForecast]) -> Option<Vec<f64>> {
 pub fn calibrate(kind: ModelKind, window: &Window<'_>) -> Option<Calibration> {
     let plan = validation::plan(window.len(), kind.min_window())?;
     let inner = validation::inner_forecasts(kind, window, &plan)?;
-    let scores = scores(&inner)?;
-    let scale = conformal_quantile(&scores)?;
-    let covered = scores.iter().filter(|s| **s <= 1.0).count();
+    let by_step = scores(&inner)?;
+    let scales = step_scales(&by_step)?;
+    let all: Vec<f64> = by_step.concat();
+    let covered = all.iter().filter(|s| **s <= 1.0).count();
     Some(Calibration {
-        scale,
-        scores: scores.len(),
-        own_coverage: covered as f64 / scores.len() as f64,
+        scales,
+        scores: all.len(),
+        own_coverage: covered as f64 / all.len() as f64,
     })
 }
 
@@ -113,7 +150,8 @@ mod tests {
         let mut rng = Rng::new(17);
         let sigma = 2.0;
         let own_half_width = 0.5 * Z80 * sigma;
-        let (mut covered, mut total) = (0usize, 0usize);
+        let (mut covered, mut hits, mut total) = ([0usize; 3], 0usize, 0usize);
+        let group = |h: usize| STEP_GROUPS.iter().position(|&last| h <= last).unwrap_or(2);
         for _ in 0..400 {
             // One calibration set of the size a protocol window provides.
             let inner: Vec<InnerForecast> = (0..8)
@@ -129,18 +167,25 @@ mod tests {
                     naive_sigma: 1.0,
                 })
                 .collect();
-            let scores = scores(&inner).expect("intervals");
-            let scale = conformal_quantile(&scores).expect("enough scores");
-            for _ in 0..50 {
-                total += 1;
-                if (sigma * rng.normal()).abs() <= scale * own_half_width {
-                    covered += 1;
+            let scales = step_scales(&scores(&inner).expect("intervals")).expect("enough");
+            for h in 1..=MAX_HORIZON {
+                for _ in 0..5 {
+                    total += 1;
+                    if (sigma * rng.normal()).abs() <= scales[h - 1] * own_half_width {
+                        covered[group(h)] += 1;
+                        hits += 1;
+                    }
                 }
             }
         }
-        let coverage = covered as f64 / total as f64;
-        // 20,000 fresh draws: the binomial standard error is 0.003.
+        // 42,000 fresh draws: the binomial standard error is 0.002.
+        let coverage = hits as f64 / total as f64;
         assert!((0.79..=0.82).contains(&coverage), "coverage {coverage}");
+        // Each group on its own: 400 · 5 · (3, 7, 11) draws.
+        for (g, steps) in [3, 7, 11].into_iter().enumerate() {
+            let c = covered[g] as f64 / (400 * 5 * steps) as f64;
+            assert!((0.78..=0.83).contains(&c), "group {g}: coverage {c}");
+        }
     }
 
     #[test]
@@ -150,6 +195,9 @@ mod tests {
         let y = crate::models::tests::random_walk(1000, 21);
         let c = calibrate(ModelKind::Naive, &Window::of_target(&y)).expect("calibrates");
         assert_eq!(c.scores, 8 * MAX_HORIZON);
-        assert!((0.6..1.6).contains(&c.scale), "scale {}", c.scale);
+        assert_eq!(c.scales.len(), MAX_HORIZON);
+        for s in &c.scales {
+            assert!((0.5..2.0).contains(s), "scales {:?}", c.scales);
+        }
     }
 }

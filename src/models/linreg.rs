@@ -140,9 +140,11 @@ impl Predict for FittedLinregLag5 {
                 upper: None,
             };
         };
-        let scale = self.calibration.as_ref().map_or(1.0, |c| c.scale);
+        let scale = |h: usize| self.calibration.as_ref().map_or(1.0, |c| c.scale_at(h));
         let levels = mean.clone();
-        symmetric_interval(mean, |h| scale * sigma * (h as f64).sqrt() * levels[h - 1])
+        symmetric_interval(mean, |h| {
+            scale(h) * sigma * (h as f64).sqrt() * levels[h - 1]
+        })
     }
 }
 

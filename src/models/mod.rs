@@ -490,11 +490,8 @@ mod tests {
                     f.upper.as_ref().expect("band")[20] - f.lower.as_ref().expect("band")[20]
                 };
                 let ratio = width(&a) / width(&b);
-                assert!(
-                    (ratio - c.scale).abs() < 1e-9,
-                    "{kind}: {ratio} vs {}",
-                    c.scale
-                );
+                let scale = c.scale_at(MAX_HORIZON);
+                assert!((ratio - scale).abs() < 1e-9, "{kind}: {ratio} vs {scale}");
             } else {
                 assert_eq!(fitted, raw, "{kind}");
                 assert!(fitted.calibration().is_none());

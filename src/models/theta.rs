@@ -162,9 +162,9 @@ impl Predict for FittedTheta {
         let mean = (1..=steps)
             .map(|h| self.level + self.half_slope * ((h - 1) as f64 + start))
             .collect();
-        let scale = self.calibration.as_ref().map_or(1.0, |c| c.scale);
+        let scale = |h: usize| self.calibration.as_ref().map_or(1.0, |c| c.scale_at(h));
         symmetric_interval(mean, |h| {
-            scale * self.sigma * (1.0 + (h - 1) as f64 * alpha * alpha).sqrt()
+            scale(h) * self.sigma * (1.0 + (h - 1) as f64 * alpha * alpha).sqrt()
         })
     }
 }

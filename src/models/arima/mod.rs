@@ -394,8 +394,10 @@ impl Predict for FittedArima {
             sum += w * w;
             cumulative.push(sum);
         }
-        let scale = self.calibration.as_ref().map_or(1.0, |c| c.scale);
-        symmetric_interval(mean, |h| scale * (self.sigma2 * cumulative[h - 1]).sqrt())
+        let scale = |h: usize| self.calibration.as_ref().map_or(1.0, |c| c.scale_at(h));
+        symmetric_interval(mean, |h| {
+            scale(h) * (self.sigma2 * cumulative[h - 1]).sqrt()
+        })
     }
 }
 

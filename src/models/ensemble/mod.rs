@@ -7,7 +7,8 @@
 //! simple average of all unless a subset beats it), and fits the chosen
 //! members once more on the whole window. The 80 % interval is conformal:
 //! the combination's own inner errors, scored against naive's interval
-//! shape `z·σ·√h`, give the factor that scales `z·σ·√h` of the whole window.
+//! shape `z·σ·√h`, give the factors (one per horizon group, as in
+//! `calibration`) that scale `z·σ·√h` of the whole window.
 //!
 //! The artifact holds its members' artifacts, so it is served, anchored and
 //! compared exactly like a single model, with no refit.
@@ -16,7 +17,7 @@ mod select;
 
 use serde::{Deserialize, Serialize};
 
-use super::calibration::conformal_quantile;
+use super::calibration::step_scales;
 use super::validation::{self, InnerForecast};
 use super::{
     FittedModel, Forecast, Forecaster, MAX_HORIZON, ModelError, ModelKind, Predict, Window,
@@ -49,8 +50,9 @@ pub struct FittedEnsemble {
     pub members: Vec<FittedModel>,
     /// RMS one-step change of the window: naive's σ, the interval's shape.
     pub sigma: f64,
-    /// Conformal factor on `z·σ·√h` from the combination's inner errors.
-    pub interval_scale: f64,
+    /// Conformal factor on `z·σ·√h` at each step `1..=21`, from the
+    /// combination's inner errors.
+    pub interval_scales: Vec<f64>,
     pub validation: Validation,
 }
 
@@ -96,13 +98,13 @@ impl Forecaster for Ensemble {
         let choice =
             select::choose(&inner).ok_or_else(|| estimation("no member could be fitted"))?;
         let scores = select::scores(&inner, &choice.members);
-        let interval_scale = conformal_quantile(&scores)
+        let interval_scales = step_scales(&scores)
             .ok_or_else(|| estimation("the inner errors give no finite interval"))?;
         let members = choice.members.iter().map(|&m| fitted[m].clone()).collect();
         Ok(FittedEnsemble {
             members,
             sigma: validation::yardsticks(window.target).1,
-            interval_scale,
+            interval_scales,
             validation: Validation {
                 inner_origins: plan.origins.len(),
                 available,
@@ -132,8 +134,8 @@ impl Predict for FittedEnsemble {
         if self.members.is_empty() {
             mean.iter_mut().for_each(|m| *m = f64::NAN);
         }
-        let scale = self.interval_scale * self.sigma;
-        symmetric_interval(mean, |h| scale * (h as f64).sqrt())
+        let scale = |h: usize| self.interval_scales.get(h - 1).copied().unwrap_or(f64::NAN);
+        symmetric_interval(mean, |h| scale(h) * self.sigma * (h as f64).sqrt())
     }
 }
 
@@ -173,7 +175,13 @@ mod tests {
         assert!(!fitted.members.is_empty());
         let weights: f64 = fitted.weights().iter().map(|(_, w)| w).sum();
         assert!((weights - 1.0).abs() < 1e-12);
-        assert!(fitted.interval_scale > 0.0 && fitted.interval_scale.is_finite());
+        assert_eq!(fitted.interval_scales.len(), MAX_HORIZON);
+        assert!(
+            fitted
+                .interval_scales
+                .iter()
+                .all(|s| *s > 0.0 && s.is_finite())
+        );
         let f = fitted.forecast(MAX_HORIZON);
         // The mean is the members' average.
         let by_hand: f64 = fitted
