@@ -46,7 +46,7 @@ pub struct Calibration {
 /// `None` when there are too few scores for that rank or it is not finite.
 pub fn conformal_quantile(scores: &[f64]) -> Option<f64> {
     let n = scores.len();
-    let rank = ((n + 1) as f64 * LEVEL).ceil() as usize;
+    let rank = rank(n);
     if rank == 0 || rank > n {
         return None;
     }
@@ -54,6 +54,11 @@ pub fn conformal_quantile(scores: &[f64]) -> Option<f64> {
     sorted.sort_by(f64::total_cmp);
     let q = sorted[rank - 1];
     q.is_finite().then_some(q)
+}
+
+/// The conformal rank `⌈(n + 1)·LEVEL⌉` of `n` scores.
+fn rank(n: usize) -> usize {
+    ((n + 1) as f64 * LEVEL).ceil() as usize
 }
 
 impl Calibration {
@@ -93,12 +98,20 @@ pub fn scores(inner: &[InnerForecast]) -> Option<Vec<Vec<f64>>> {
 
 /// One factor per step `1..=MAX_HORIZON`: the conformal quantile of the
 /// pooled scores of the step's group. `by_step[i]` are step `i + 1`'s scores.
+/// A group with too few scores for an 80 % rank (a window with one or two
+/// inner origins) takes the quantile of all steps pooled; `None` if even
+/// that is missing or not finite.
 pub fn step_scales(by_step: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let all = conformal_quantile(&by_step.concat());
     let mut scales = Vec::with_capacity(MAX_HORIZON);
     let mut first = 0;
     for last in STEP_GROUPS {
         let pooled: Vec<f64> = by_step.get(first..last)?.concat();
-        let q = conformal_quantile(&pooled)?;
+        let q = if rank(pooled.len()) > pooled.len() {
+            all
+        } else {
+            conformal_quantile(&pooled)
+        }?;
         scales.extend(std::iter::repeat_n(q, last - first));
         first = last;
     }
@@ -127,6 +140,20 @@ mod tests {
     use super::*;
     use crate::models::{Forecast, Z80};
     use crate::testutil::Rng;
+
+    #[test]
+    fn few_scores_fall_back_to_one_pooled_factor() {
+        // One inner origin: steps 1–3 have three scores, too few for their
+        // own rank, so they take the quantile of all 21.
+        let by_step: Vec<Vec<f64>> = (1..=MAX_HORIZON).map(|h| vec![h as f64]).collect();
+        let scales = step_scales(&by_step).expect("pooled");
+        // All 21: rank ⌈22 · 0.8⌉ = 18 → 18. Steps 4–10: rank ⌈8 · 0.8⌉ = 7 → 10.
+        assert_eq!(scales[0], 18.0);
+        assert_eq!(scales[3], 10.0);
+        // Steps 11–21: rank ⌈12 · 0.8⌉ = 10 → 20.
+        assert_eq!(scales[20], 20.0);
+        assert_eq!(step_scales(&by_step[..2]), None);
+    }
 
     #[test]
     fn quantile_rank_is_the_finite_sample_one() {
