@@ -85,7 +85,9 @@ pub fn score(error: f64, half_width: f64) -> f64 {
 
 /// Scores of inner forecasts against their own intervals: `[step][origin]`.
 pub fn scores(inner: &[InnerForecast]) -> Option<Vec<Vec<f64>>> {
-    let mut out = vec![Vec::with_capacity(inner.len()); MAX_HORIZON];
+    let mut out: Vec<Vec<f64>> = (0..MAX_HORIZON)
+        .map(|_| Vec::with_capacity(inner.len()))
+        .collect();
     for f in inner {
         let (lower, upper) = (f.forecast.lower.as_ref()?, f.forecast.upper.as_ref()?);
         for (i, actual) in f.actual.iter().enumerate() {
