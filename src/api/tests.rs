@@ -423,6 +423,19 @@ fn conforms(
     Ok(())
 }
 
+#[test]
+fn the_openapi_model_enum_lists_every_model() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/openapi.json")).expect("openapi.json parses");
+    let documented = &doc["components"]["schemas"]["ModelType"]["enum"];
+    let known: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(
+        documented,
+        &serde_json::json!(known),
+        "docs/openapi.json ModelType should list every ModelKind, in ModelKind::ALL order"
+    );
+}
+
 #[tokio::test]
 async fn responses_conform_to_the_openapi_document() {
     let doc: serde_json::Value =

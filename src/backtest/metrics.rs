@@ -41,9 +41,31 @@ pub struct AggregateMetrics {
     pub mape: f64,
     pub dir_acc: Option<f64>,
     pub coverage80: Option<f64>,
+    /// 95 % Wilson band of coverage80 over the pooled origins of every
+    /// series: a nominal 0.8 outside it is a miscalibration, not chance.
+    /// (Forecasts of overlapping h-step periods are correlated, so at long
+    /// horizons the true band is wider than this binomial one.)
+    #[serde(default)]
+    pub coverage80_band: Option<[f64; 2]>,
     pub width80_rel: Option<f64>,
     pub n_dir: usize,
     pub failures: usize,
+}
+
+/// Two-sided 95 % standard normal quantile.
+const Z95: f64 = 1.959963984540054;
+
+/// The 95 % Wilson score interval of a proportion `p` observed over `n` trials.
+pub fn wilson_band(p: f64, n: usize) -> Option<[f64; 2]> {
+    if n == 0 || !(0.0..=1.0).contains(&p) {
+        return None;
+    }
+    let n = n as f64;
+    let z2 = Z95 * Z95;
+    let denominator = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denominator;
+    let half = Z95 / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some([(centre - half).max(0.0), (centre + half).min(1.0)])
 }
 
 /// Computes the metrics of one (series, model, horizon) from its rows.
@@ -164,6 +186,14 @@ pub fn aggregate(
                 let values: Option<Vec<f64>> = group.iter().map(|m| f(&m.metrics)).collect();
                 values.map(|v| v.iter().sum::<f64>() / n)
             };
+            let coverage80 = mean_opt(&|m| m.coverage80);
+            // Pooled over series: the mean of per-series shares weighted by
+            // their origins, which the protocol makes equal.
+            let trials: usize = group.iter().map(|m| m.metrics.n).sum();
+            let covered: Option<f64> = group
+                .iter()
+                .map(|m| m.metrics.coverage80.map(|c| c * m.metrics.n as f64))
+                .sum();
             out.push(AggregateMetrics {
                 model: model.clone(),
                 horizon: h,
@@ -171,7 +201,8 @@ pub fn aggregate(
                 mase: mean(&|m| m.mase),
                 mape: mean(&|m| m.mape),
                 dir_acc: mean_opt(&|m| m.dir_acc),
-                coverage80: mean_opt(&|m| m.coverage80),
+                coverage80,
+                coverage80_band: covered.and_then(|c| wilson_band(c / trials as f64, trials)),
                 width80_rel: mean_opt(&|m| m.width80_rel),
                 n_dir: group.iter().map(|m| m.metrics.n_dir).sum(),
                 failures: group.iter().map(|m| m.failures).sum(),
@@ -272,6 +303,18 @@ mod tests {
         let agg = aggregate(&per_series, &["drift".to_owned()], &[1, 5]);
         assert_eq!(agg[0].failures, 1);
         assert_eq!(agg[0].coverage80, None);
+    }
+
+    #[test]
+    fn wilson_band_by_hand() {
+        // p = 0.8, n = 480: centre (0.8 + 3.8415/960)/(1 + 3.8415/480) = 0.797618;
+        // half-width 1.95996/1.008003·√(0.16/480 + 3.8415/921600) = 0.035721.
+        let [lo, hi] = wilson_band(0.8, 480).expect("band");
+        assert_relative_eq!(lo, 0.761897, epsilon = 1e-5);
+        assert_relative_eq!(hi, 0.833339, epsilon = 1e-5);
+        assert_eq!(wilson_band(0.5, 0), None);
+        let [lo, hi] = wilson_band(1.0, 10).expect("band");
+        assert!(lo < 1.0 && (hi - 1.0).abs() < 1e-12, "{lo} {hi}");
     }
 
     #[test]

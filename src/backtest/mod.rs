@@ -19,10 +19,12 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::models::{Forecast, MAX_HORIZON, ModelError, ModelKind, Window};
+use crate::models::{FittedModel, Forecast, MAX_HORIZON, ModelError, ModelKind, Window};
 use crate::series::PriceSeries;
 
-pub use metrics::{AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, series_metrics};
+pub use metrics::{
+    AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, series_metrics, wilson_band,
+};
 pub use output::{read_forecasts_csv, write_forecasts_csv};
 
 /// The constants of PROTOCOL §2. `Protocol::default()` is the benchmark;
@@ -164,8 +166,23 @@ pub fn forecast_at(
     origin: usize,
     protocol: &Protocol,
 ) -> Result<Forecast, ModelError> {
+    fit_and_forecast_at(target, series, dates, model, origin, protocol).map(|(_, f)| f)
+}
+
+/// [`forecast_at`], also returning the fitted model (whose ensemble weights
+/// the report shows).
+fn fit_and_forecast_at(
+    target: &[f64],
+    series: &PriceSeries,
+    dates: &[NaiveDate],
+    model: ModelKind,
+    origin: usize,
+    protocol: &Protocol,
+) -> Result<(FittedModel, Forecast), ModelError> {
     let window = window_at(target, series, dates, origin, protocol.window);
-    model.fit(&window)?.forecast(protocol.max_horizon())
+    let fitted = model.fit(&window)?;
+    let forecast = fitted.forecast(protocol.max_horizon())?;
+    Ok((fitted, forecast))
 }
 
 /// One forecast of one origin at one horizon: a row of the forecasts CSV.
@@ -197,6 +214,44 @@ pub struct ModelTiming {
     pub ms_per_fit: f64,
 }
 
+/// The ensemble's combination at one origin: which members it averaged,
+/// chosen by the validation inside that origin's window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleWeights {
+    pub series: String,
+    pub origin_row: usize,
+    pub origin_date: NaiveDate,
+    /// Weight of every member that could be fitted (0 when left out).
+    pub weights: BTreeMap<String, f64>,
+    /// Scaled validation loss of the chosen combination and of the simple
+    /// average it had to beat.
+    pub validation_loss: f64,
+    pub simple_average_loss: f64,
+}
+
+impl EnsembleWeights {
+    fn of(fitted: &FittedModel, series: &PriceSeries, origin: usize) -> Option<EnsembleWeights> {
+        let ensemble = fitted.as_ensemble()?;
+        let mut weights: BTreeMap<String, f64> = ensemble
+            .validation
+            .available
+            .iter()
+            .map(|k| (k.name().to_owned(), 0.0))
+            .collect();
+        for (kind, weight) in ensemble.weights() {
+            weights.insert(kind.name().to_owned(), weight);
+        }
+        Some(EnsembleWeights {
+            series: series.name.clone(),
+            origin_row: origin,
+            origin_date: series.bars[origin].date,
+            weights,
+            validation_loss: ensemble.validation.loss,
+            simple_average_loss: ensemble.validation.simple_average_loss,
+        })
+    }
+}
+
 /// A model failure at one origin, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
@@ -214,6 +269,8 @@ pub struct BacktestRun {
     pub models: Vec<ModelKind>,
     pub rows: Vec<ForecastRow>,
     pub failures: Vec<Failure>,
+    /// The ensemble's weights at every origin where it was fitted.
+    pub ensemble_weights: Vec<EnsembleWeights>,
     pub timing: Vec<ModelTiming>,
     pub threads: usize,
     pub wall_seconds: f64,
@@ -265,17 +322,27 @@ pub fn run_stoppable(
             tasks.extend(origins.iter().map(|&o| (s, model, o)));
         }
     }
-    let outcomes: Option<Vec<(Result<Forecast, ModelError>, Duration)>> = tasks
+    type Outcome = (
+        Result<Forecast, ModelError>,
+        Duration,
+        Option<EnsembleWeights>,
+    );
+    let outcomes: Option<Vec<Outcome>> = tasks
         .par_iter()
         .map(|&(s, model, origin)| {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
             let t0 = Instant::now();
-            let result = forecast_at(&targets[s], &series[s], &dates[s], model, origin, protocol);
+            let result =
+                fit_and_forecast_at(&targets[s], &series[s], &dates[s], model, origin, protocol);
             let elapsed = t0.elapsed();
             progress();
-            Some((result, elapsed))
+            let weights = result
+                .as_ref()
+                .ok()
+                .and_then(|(fitted, _)| EnsembleWeights::of(fitted, &series[s], origin));
+            Some((result.map(|(_, f)| f), elapsed, weights))
         })
         .collect();
     let Some(outcomes) = outcomes else {
@@ -284,8 +351,10 @@ pub fn run_stoppable(
 
     let mut rows = Vec::with_capacity(tasks.len() * protocol.horizons.len());
     let mut failures = Vec::new();
+    let mut ensemble_weights = Vec::new();
     let mut time_per_model: BTreeMap<ModelKind, (usize, Duration)> = BTreeMap::new();
-    for (&(s, model, origin), (result, elapsed)) in tasks.iter().zip(outcomes) {
+    for (&(s, model, origin), (result, elapsed, weights)) in tasks.iter().zip(outcomes) {
+        ensemble_weights.extend(weights);
         let entry = time_per_model.entry(model).or_default();
         entry.0 += 1;
         entry.1 += elapsed;
@@ -344,6 +413,7 @@ pub fn run_stoppable(
         models: models.to_vec(),
         rows,
         failures,
+        ensemble_weights,
         timing,
         threads: rayon::current_num_threads(),
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -364,6 +434,9 @@ pub struct Report {
     pub per_series: Vec<SeriesMetrics>,
     pub aggregate: Vec<AggregateMetrics>,
     pub failures: Vec<Failure>,
+    /// The ensemble's members and weights at every origin, in origin order
+    /// per series: how the combination moved over time.
+    pub ensemble_weights: Vec<EnsembleWeights>,
     pub timing: ReportTiming,
 }
 
@@ -387,6 +460,7 @@ impl BacktestRun {
             per_series,
             aggregate,
             failures: self.failures.clone(),
+            ensemble_weights: self.ensemble_weights.clone(),
             timing: ReportTiming {
                 models: self.timing.clone(),
                 threads: self.threads,

@@ -1,13 +1,21 @@
 //! `linreg_lag5` of PROTOCOL §6: ordinary least squares of the next log
 //! return on the five previous ones, with an intercept, fitted with
 //! linfa-linear and forecast recursively.
+//!
+//! The protocol gives it no interval. Ours is `f·(1 ± z·σ·√h)`, σ being the
+//! regression's residual standard deviation in log returns (the lags'
+//! coefficients are small on prices, so returns are nearly independent and
+//! their variance adds up over the steps), widened or narrowed by the
+//! conformal calibration of `calibration`. The point forecasts stay the
+//! protocol's exactly.
 
 use linfa::prelude::*;
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{Forecast, Forecaster, ModelError, ModelKind, Predict, Window};
+use super::calibration::Calibration;
+use super::{Forecast, Forecaster, ModelError, ModelKind, Predict, Window, symmetric_interval};
 
 /// Number of lagged returns used as features.
 pub const LAGS: usize = 5;
@@ -27,6 +35,14 @@ pub struct FittedLinregLag5 {
     /// The window's last five log returns, oldest first.
     pub recent_returns: [f64; LAGS],
     pub last: f64,
+    /// Residual standard deviation of the regression, in log returns.
+    /// (Absent in artifacts written before intervals existed, which then
+    /// forecast without one.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    /// The split-conformal widening of the interval (see `calibration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 impl Forecaster for LinregLag5 {
@@ -43,8 +59,9 @@ impl Forecaster for LinregLag5 {
             }
         }
         let targets = Array1::from(returns[LAGS..].to_vec());
+        let dataset = Dataset::new(features, targets);
         let fitted = LinearRegression::new()
-            .fit(&Dataset::new(features, targets))
+            .fit(&dataset)
             .map_err(|e| ModelError::Estimation {
                 model: ModelKind::LinregLag5,
                 reason: e.to_string(),
@@ -55,11 +72,31 @@ impl Forecaster for LinregLag5 {
         }
         let mut recent_returns = [0.0; LAGS];
         recent_returns.copy_from_slice(&returns[returns.len() - LAGS..]);
+        let intercept = fitted.intercept();
+        let sum_sq: f64 = dataset
+            .records()
+            .outer_iter()
+            .zip(dataset.targets())
+            .map(|(lags, target)| {
+                let fit = intercept
+                    + lags
+                        .iter()
+                        .zip(&coefficients)
+                        .map(|(x, c)| x * c)
+                        .sum::<f64>();
+                (target - fit).powi(2)
+            })
+            .sum();
+        // Six estimated coefficients.
+        let dof = rows.saturating_sub(LAGS + 1).max(1) as f64;
+        let sigma = (sum_sq / dof).sqrt();
         Ok(FittedLinregLag5 {
-            intercept: fitted.intercept(),
+            intercept,
             coefficients,
             recent_returns,
             last: w[w.len() - 1],
+            sigma: Some(sigma),
+            calibration: None,
         })
     }
 }
@@ -96,11 +133,18 @@ impl Predict for FittedLinregLag5 {
             cumulative += predicted;
             mean.push(self.last * cumulative.exp());
         }
-        Forecast {
-            mean,
-            lower: None,
-            upper: None,
-        }
+        let Some(sigma) = self.sigma else {
+            return Forecast {
+                mean,
+                lower: None,
+                upper: None,
+            };
+        };
+        let scale = |h: usize| self.calibration.as_ref().map_or(1.0, |c| c.scale_at(h));
+        let levels = mean.clone();
+        symmetric_interval(mean, |h| {
+            scale(h) * sigma * (h as f64).sqrt() * levels[h - 1]
+        })
     }
 }
 

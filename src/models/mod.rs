@@ -12,8 +12,12 @@
 
 mod arima;
 mod baseline;
+pub mod calibration;
+mod ensemble;
 mod linreg;
 mod prophet;
+mod theta;
+pub mod validation;
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,8 +29,11 @@ use crate::series::Bar;
 
 pub use arima::{ArimaParams, FittedArima, Order};
 pub use baseline::{Drift, FittedDrift, FittedNaive, Naive};
+pub use calibration::Calibration;
+pub use ensemble::{Ensemble, FittedEnsemble, Validation};
 pub use linreg::{FittedLinregLag5, LinregLag5};
 pub use prophet::{FittedProphet, ProphetParams, Seasonality};
+pub use theta::{FittedTheta, Theta};
 
 /// The largest horizon any model forecasts, in trading days.
 pub const MAX_HORIZON: usize = 21;
@@ -121,7 +128,7 @@ pub enum ModelError {
     Estimation { model: ModelKind, reason: String },
     #[error("steps should be in range [1, {MAX_HORIZON}], but is {0}")]
     InvalidSteps(usize),
-    #[error("unknown model {0:?}; known models: naive, drift, linreg_lag5, arima, prophet")]
+    #[error("unknown model {0:?}; known models: {known}", known = ModelKind::known_names())]
     UnknownModel(String),
     #[error("model artifact is not valid JSON for a fitted model: {0}")]
     Artifact(String),
@@ -148,15 +155,19 @@ pub enum ModelKind {
     LinregLag5,
     Arima,
     Prophet,
+    Theta,
+    Ensemble,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 7] = [
         ModelKind::Naive,
         ModelKind::Drift,
         ModelKind::LinregLag5,
         ModelKind::Arima,
         ModelKind::Prophet,
+        ModelKind::Theta,
+        ModelKind::Ensemble,
     ];
 
     pub fn name(self) -> &'static str {
@@ -166,7 +177,25 @@ impl ModelKind {
             ModelKind::LinregLag5 => "linreg_lag5",
             ModelKind::Arima => "arima",
             ModelKind::Prophet => "prophet",
+            ModelKind::Theta => "theta",
+            ModelKind::Ensemble => "ensemble",
         }
+    }
+
+    /// Every name, comma separated: what an error about an unknown name lists.
+    pub fn known_names() -> String {
+        let names: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    }
+
+    /// Learned models whose 80 % intervals are calibrated on the window's
+    /// own validation errors. The baselines keep PROTOCOL §6's intervals
+    /// exactly; the ensemble's interval is conformal by construction.
+    pub fn is_calibrated(self) -> bool {
+        matches!(
+            self,
+            ModelKind::LinregLag5 | ModelKind::Arima | ModelKind::Theta
+        )
     }
 
     /// Baselines always run and are always servable: the gate compares against them.
@@ -182,11 +211,26 @@ impl ModelKind {
             ModelKind::LinregLag5 => linreg::MIN_WINDOW,
             ModelKind::Arima => arima::MIN_WINDOW,
             ModelKind::Prophet => prophet::MIN_WINDOW,
+            ModelKind::Theta => theta::MIN_WINDOW,
+            ModelKind::Ensemble => ensemble::MIN_WINDOW,
         }
     }
 
-    /// Fits this model with its default parameters.
+    /// Fits this model with its default parameters and, for learned models,
+    /// calibrates its intervals on the window's own validation errors (which
+    /// refits it at the window's inner origins: several times the cost).
     pub fn fit(self, window: &Window<'_>) -> Result<FittedModel, ModelError> {
+        let fitted = self.fit_uncalibrated(window)?;
+        if !self.is_calibrated() {
+            return Ok(fitted);
+        }
+        // Without inner origins (a short window) the model's own interval stays.
+        Ok(fitted.with_calibration(calibration::calibrate(self, window)))
+    }
+
+    /// Fits this model with its default parameters and its own intervals:
+    /// what the inner validation and the ensemble's members use.
+    pub fn fit_uncalibrated(self, window: &Window<'_>) -> Result<FittedModel, ModelError> {
         if window.len() < self.min_window() {
             return Err(ModelError::WindowTooShort {
                 model: self,
@@ -203,6 +247,8 @@ impl ModelKind {
             ModelKind::LinregLag5 => FittedModel::LinregLag5(LinregLag5.fit(window)?),
             ModelKind::Arima => FittedModel::Arima(ArimaParams::default().fit(window)?),
             ModelKind::Prophet => FittedModel::Prophet(ProphetParams::default().fit(window)?),
+            ModelKind::Theta => FittedModel::Theta(Theta.fit(window)?),
+            ModelKind::Ensemble => FittedModel::Ensemble(Ensemble.fit(window)?),
         })
     }
 }
@@ -233,6 +279,8 @@ pub enum FittedModel {
     LinregLag5(FittedLinregLag5),
     Arima(FittedArima),
     Prophet(FittedProphet),
+    Theta(FittedTheta),
+    Ensemble(FittedEnsemble),
 }
 
 impl FittedModel {
@@ -243,6 +291,39 @@ impl FittedModel {
             FittedModel::LinregLag5(_) => ModelKind::LinregLag5,
             FittedModel::Arima(_) => ModelKind::Arima,
             FittedModel::Prophet(_) => ModelKind::Prophet,
+            FittedModel::Theta(_) => ModelKind::Theta,
+            FittedModel::Ensemble(_) => ModelKind::Ensemble,
+        }
+    }
+
+    /// The ensemble's combination, for reports of its weights over time.
+    pub fn as_ensemble(&self) -> Option<&FittedEnsemble> {
+        match self {
+            FittedModel::Ensemble(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The conformal calibration of a learned model's interval, if it has one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        match self {
+            FittedModel::LinregLag5(m) => m.calibration.as_ref(),
+            FittedModel::Arima(m) => m.calibration.as_ref(),
+            FittedModel::Theta(m) => m.calibration.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The same model with `calibration` applied to its interval (models
+    /// that are not calibrated are returned unchanged).
+    fn with_calibration(self, calibration: Option<Calibration>) -> FittedModel {
+        match self {
+            FittedModel::LinregLag5(m) => {
+                FittedModel::LinregLag5(FittedLinregLag5 { calibration, ..m })
+            }
+            FittedModel::Arima(m) => FittedModel::Arima(FittedArima { calibration, ..m }),
+            FittedModel::Theta(m) => FittedModel::Theta(FittedTheta { calibration, ..m }),
+            other => other,
         }
     }
 
@@ -257,6 +338,8 @@ impl FittedModel {
             FittedModel::LinregLag5(m) => m.forecast(steps),
             FittedModel::Arima(m) => m.forecast(steps),
             FittedModel::Prophet(m) => m.forecast(steps),
+            FittedModel::Theta(m) => m.forecast(steps),
+            FittedModel::Ensemble(m) => m.forecast(steps),
         };
         forecast.checked(self.kind())
     }
@@ -284,6 +367,8 @@ impl FittedModel {
             FittedModel::LinregLag5(m) => FittedModel::LinregLag5(m.anchored(window.target)),
             FittedModel::Arima(m) => FittedModel::Arima(m.anchored(window.target)?),
             FittedModel::Prophet(m) => FittedModel::Prophet(m.anchored(window)?),
+            FittedModel::Theta(m) => FittedModel::Theta(m.anchored(window.target)),
+            FittedModel::Ensemble(m) => FittedModel::Ensemble(m.anchored(window)?),
         })
     }
 
@@ -374,11 +459,12 @@ mod tests {
                 again.forecast(MAX_HORIZON).expect("forecasts"),
                 "{kind}"
             );
-            // Prophet keeps ~50 coefficients and the dates of its steps.
-            let budget = if kind == ModelKind::Prophet {
-                4096
-            } else {
-                2048
+            // Prophet keeps ~50 coefficients and the dates of its steps;
+            // the ensemble holds its members' artifacts.
+            let budget = match kind {
+                ModelKind::Prophet => 4096,
+                ModelKind::Ensemble => 8192,
+                _ => 2048,
             };
             let size = fitted.to_json().len();
             assert!(
@@ -446,6 +532,49 @@ mod tests {
             y[10] = f64::NAN;
             let err = kind.fit(&Window::of_target(&y)).expect_err("nan");
             assert_eq!(err, ModelError::InvalidWindow { model: kind });
+        }
+    }
+
+    #[test]
+    fn learned_models_calibrate_and_baselines_keep_the_protocol_interval() {
+        let y = random_walk(1000, 12);
+        let bars = dated_bars(&y);
+        let window = Window::new(&y, &bars);
+        for kind in ModelKind::ALL {
+            let fitted = kind.fit(&window).expect("fits");
+            let raw = kind.fit_uncalibrated(&window).expect("fits");
+            if kind.is_calibrated() {
+                let c = fitted.calibration().expect("a long window calibrates");
+                assert_eq!(c.scores, validation::INNER_ORIGINS * MAX_HORIZON);
+                // The factor scales the model's own half-width, and only that.
+                let (a, b) = (
+                    fitted.forecast(MAX_HORIZON).expect("forecasts"),
+                    raw.forecast(MAX_HORIZON).expect("forecasts"),
+                );
+                assert_eq!(a.mean, b.mean, "{kind}");
+                let width = |f: &Forecast| {
+                    f.upper.as_ref().expect("band")[20] - f.lower.as_ref().expect("band")[20]
+                };
+                let ratio = width(&a) / width(&b);
+                let scale = c.scale_at(MAX_HORIZON);
+                assert!((ratio - scale).abs() < 1e-9, "{kind}: {ratio} vs {scale}");
+            } else {
+                assert_eq!(fitted, raw, "{kind}");
+                assert!(fitted.calibration().is_none());
+            }
+        }
+        // Too short for inner origins: the model's own interval stays.
+        let short = ModelKind::Theta
+            .fit(&Window::of_target(&y[..20]))
+            .expect("fits");
+        assert!(short.calibration().is_none());
+    }
+
+    #[test]
+    fn unknown_names_list_every_model() {
+        let err = "no_such_model".parse::<ModelKind>().expect_err("unknown");
+        for kind in ModelKind::ALL {
+            assert!(err.to_string().contains(kind.name()), "{err}");
         }
     }
 

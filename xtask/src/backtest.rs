@@ -96,7 +96,16 @@ fn render_tables(report: &Report, reference: &[AggregateMetrics]) -> String {
             .find(|a| a.horizon == h && a.model == "naive")
             .map(|a| a.mase);
         let mut table = Table::new(&[
-            "model", "MASE", "÷naive", "MAPE %", "dir_acc", "n_dir", "cov80", "width80", "failures",
+            "model",
+            "MASE",
+            "÷naive",
+            "MAPE %",
+            "dir_acc",
+            "n_dir",
+            "cov80",
+            "cov80 95% band",
+            "width80",
+            "failures",
         ]);
         let ours = report.aggregate.iter().map(|a| (a, ""));
         let theirs = reference.iter().map(|a| (a, " (ref)"));
@@ -109,6 +118,8 @@ fn render_tables(report: &Report, reference: &[AggregateMetrics]) -> String {
                 num(a.dir_acc, 3),
                 a.n_dir.to_string(),
                 num(a.coverage80, 3),
+                a.coverage80_band
+                    .map_or_else(|| "-".to_owned(), |[lo, hi]| format!("{lo:.3}–{hi:.3}")),
                 num(a.width80_rel, 4),
                 a.failures.to_string(),
             ]);

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use self::css::Spec;
+use super::calibration::Calibration;
 use super::{Forecast, Forecaster, ModelError, ModelKind, Predict, Window, symmetric_interval};
 
 pub const MIN_WINDOW: usize = 30;
@@ -133,6 +134,11 @@ pub struct FittedArima {
     pub conditioning: usize,
     /// Number of models the search estimated.
     pub models_tried: usize,
+    /// The split-conformal widening of the ψ-weight interval, which alone
+    /// ignores the uncertainty of the estimates and of the chosen order
+    /// (see `calibration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 impl Forecaster for ArimaParams {
@@ -208,6 +214,7 @@ impl Forecaster for ArimaParams {
             level_tails,
             conditioning: offset,
             models_tried,
+            calibration: None,
         })
     }
 }
@@ -387,7 +394,10 @@ impl Predict for FittedArima {
             sum += w * w;
             cumulative.push(sum);
         }
-        symmetric_interval(mean, |h| (self.sigma2 * cumulative[h - 1]).sqrt())
+        let scale = |h: usize| self.calibration.as_ref().map_or(1.0, |c| c.scale_at(h));
+        symmetric_interval(mean, |h| {
+            scale(h) * (self.sigma2 * cumulative[h - 1]).sqrt()
+        })
     }
 }
 
