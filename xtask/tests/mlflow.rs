@@ -19,6 +19,9 @@ use stockcast::mlflow::{Client, Credentials, registered_model_name};
 use stockcast::registry::Registry;
 use stockcast::store::Store;
 
+/// The models the test trains.
+const MODELS: &str = "naive,drift,arima,prophet";
+
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const ADMIN: &str = "admin";
 const PASSWORD: &str = "stockcast-test-password";
@@ -305,7 +308,9 @@ fn local_runs_mirror_into_a_real_mlflow_server() {
     )
     .expect("client");
 
-    ok(&["local", "--root", root]);
+    // Four models keep the test quick (the ensemble and the calibrated
+    // models refit at inner origins); the mirror treats every model alike.
+    ok(&["local", "--root", root, "--models", MODELS]);
     let first = Instant::now();
     let synced = ok(&["mlflow", "--tracking-uri", uri, "--root", root]);
     let first = first.elapsed();
@@ -353,7 +358,7 @@ fn local_runs_mirror_into_a_real_mlflow_server() {
     runtime.block_on(check_mirror(&client, &wanted));
 
     // A second local run mirrors at its end, and gives production a previous.
-    let local = ok(&["local", "--root", root, "--mlflow", uri]);
+    let local = ok(&["local", "--root", root, "--models", MODELS, "--mlflow", uri]);
     assert!(local.contains("mlflow sync took"), "{local}");
     let wanted = expected(&runtime, store.path());
     runtime.block_on(check_mirror(&client, &wanted));
