@@ -259,12 +259,7 @@ async fn find_runs(
             };
             let key = run
                 .pointer("/data/tags")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|t| t.get("key").and_then(Value::as_str) == Some("stockcast.key"))
-                .and_then(|t| t.get("value"))
-                .and_then(Value::as_str);
+                .and_then(|t| tag(t, "stockcast.key"));
             if let Some(key) = key {
                 found.insert(
                     key.to_owned(),
@@ -484,4 +479,13 @@ impl Mirror<'_> {
         }
         Ok(())
     }
+}
+
+/// The value of the tag `key` in MLflow's list of `{"key", "value"}` tags.
+pub(super) fn tag<'a>(tags: &'a Value, key: &str) -> Option<&'a str> {
+    tags.as_array()?
+        .iter()
+        .find(|t| t.get("key").and_then(Value::as_str) == Some(key))?
+        .get("value")?
+        .as_str()
 }

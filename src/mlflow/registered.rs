@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::mirror::{Mirror, MirrorError, bad};
+use super::mirror::{Mirror, MirrorError, bad, tag};
 use super::source::{ALIASES, StoredAliases, StoredVersion, registered_model_name};
 
 impl Mirror<'_> {
@@ -59,14 +59,7 @@ impl Mirror<'_> {
                 .into_iter()
                 .flatten()
             {
-                let stored = v
-                    .get("tags")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|t| t.get("key").and_then(Value::as_str) == Some("stockcast.version"))
-                    .and_then(|t| t.get("value"))
-                    .and_then(Value::as_str);
+                let stored = v.get("tags").and_then(|t| tag(t, "stockcast.version"));
                 if let (Some(stored), Some(number)) =
                     (stored, v.get("version").and_then(Value::as_str))
                 {

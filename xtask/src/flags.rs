@@ -59,8 +59,8 @@ impl Command {
                 | Command::Reject(_)
                 | Command::Destroy(_)
                 | Command::Resume(_)
-        ) || matches!(self, Command::Rollback(r) if r.env.is_some())
-            || matches!(self, Command::Mlflow(m) if m.env.is_some())
+        ) || matches!(self, Command::Rollback(r) if r.store.env.is_some())
+            || matches!(self, Command::Mlflow(m) if m.store.env.is_some())
     }
 }
 
@@ -407,22 +407,11 @@ pub struct Mlflow {
     /// The tracking server, e.g. http://127.0.0.1:5000.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub tracking_uri: String,
-    /// The store: a folder or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
-    /// A deployed environment instead of --root: its data bucket, with the
-    /// AWS credentials of the other AWS commands.
-    #[arg(long, conflicts_with = "root")]
-    pub env: Option<String>,
     /// The MLflow experiment (default: stockcast-<env>, or stockcast-local).
     #[arg(long)]
     pub experiment: Option<String>,
-    /// With --env: a named profile of ~/.aws/config.
-    #[arg(long, env = "AWS_PROFILE", requires = "env")]
-    pub profile: Option<String>,
-    /// With --env: send every AWS call to this endpoint (an emulator).
-    #[arg(long, env = "AWS_ENDPOINT_URL", requires = "env")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }
 
 /// Lists the production version of every (symbol, model) with its backtest
@@ -448,6 +437,14 @@ pub struct Rollback {
     /// Why, recorded with the alias move.
     #[arg(long, default_value = "manual rollback")]
     pub reason: String,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+/// Where a command finds the store: a folder or bucket (`--root`), or a
+/// deployed environment's data bucket (`--env`).
+#[derive(Debug, Args)]
+pub struct StoreFlags {
     /// The store: a folder or s3://bucket.
     #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
     pub root: String,

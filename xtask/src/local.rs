@@ -24,6 +24,24 @@ fn open_store(root: &str) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("failed to open the store {root}"))
 }
 
+impl flags::StoreFlags {
+    /// The store and a runtime to use it on: the deployed environment's data
+    /// bucket with `--env` (the AWS commands' credentials), else `--root`.
+    pub fn open(&self) -> anyhow::Result<(Store, tokio::runtime::Runtime)> {
+        match &self.env {
+            #[cfg(feature = "aws")]
+            Some(env) => crate::aws::data_store(flags::Aws {
+                env: env.clone(),
+                profile: self.profile.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+            }),
+            #[cfg(not(feature = "aws"))]
+            Some(_) => unreachable!("--env re-runs with the aws feature"),
+            None => Ok((open_store(&self.root)?, runtime()?)),
+        }
+    }
+}
+
 /// The commit this checkout is at, for lineage; `None` outside git.
 fn git_commit() -> Option<String> {
     let out = Command::new("git")
@@ -254,17 +272,7 @@ impl flags::Models {
 
 impl flags::Rollback {
     pub fn run(self) -> anyhow::Result<()> {
-        let (store, runtime) = match &self.env {
-            #[cfg(feature = "aws")]
-            Some(env) => crate::aws::data_store(flags::Aws {
-                env: env.clone(),
-                profile: self.profile.clone(),
-                endpoint_url: self.endpoint_url.clone(),
-            })?,
-            #[cfg(not(feature = "aws"))]
-            Some(_) => unreachable!("rollback --env re-runs with the aws feature"),
-            None => (open_store(&self.root)?, runtime()?),
-        };
+        let (store, runtime) = self.store.open()?;
         let registry = Registry::new(store);
         let moved = runtime.block_on(registry.rollback(
             &self.symbol,

@@ -47,22 +47,8 @@ impl flags::Mlflow {
         let experiment = self
             .experiment
             .clone()
-            .unwrap_or_else(|| experiment_name(self.env.as_deref().unwrap_or("local")));
-        let (store, runtime) = match &self.env {
-            #[cfg(feature = "aws")]
-            Some(env) => crate::aws::data_store(flags::Aws {
-                env: env.clone(),
-                profile: self.profile.clone(),
-                endpoint_url: self.endpoint_url.clone(),
-            })?,
-            #[cfg(not(feature = "aws"))]
-            Some(_) => unreachable!("mlflow --env re-runs with the aws feature"),
-            None => (
-                Store::open(&self.root)
-                    .with_context(|| format!("failed to open the store {}", self.root))?,
-                tokio::runtime::Runtime::new().context("failed to start the async runtime")?,
-            ),
-        };
+            .unwrap_or_else(|| experiment_name(self.store.env.as_deref().unwrap_or("local")));
+        let (store, runtime) = self.store.open()?;
         mirror(&runtime, store, &self.tracking_uri, &experiment).map(|_| ())
     }
 }
