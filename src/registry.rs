@@ -176,7 +176,9 @@ impl Registry {
         &self.store
     }
 
-    async fn read_json<T: serde::de::DeserializeOwned>(
+    /// Reads a JSON file of the registry; `None` if it does not exist, an
+    /// error naming the key if it does not parse.
+    pub async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
     ) -> Result<Option<T>, RegistryError> {

@@ -64,18 +64,6 @@ pub fn registered_model_name(symbol: &str, model: ModelKind) -> String {
     format!("stockcast.{symbol}.{model}")
 }
 
-async fn read_value(registry: &Registry, key: &str) -> Result<Option<Value>, RegistryError> {
-    let Some(object) = registry.store().get(key).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&object.bytes)
-        .map(Some)
-        .map_err(|e| RegistryError::Corrupt {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })
-}
-
 /// Reads the whole registry's state.
 pub async fn snapshot(registry: &Registry) -> Result<Snapshot, RegistryError> {
     let keys = registry.store().list("models/").await?;
@@ -110,8 +98,8 @@ pub async fn snapshot(registry: &Registry) -> Result<Snapshot, RegistryError> {
             });
     }
     for (run_id, run) in &mut snapshot.runs {
-        run.manifest = read_value(registry, &manifest_key(run_id)).await?;
-        let decisions = read_value(registry, &decisions_key(run_id)).await?;
+        run.manifest = registry.read_json(&manifest_key(run_id)).await?;
+        let decisions = registry.read_json::<Value>(&decisions_key(run_id)).await?;
         run.has_decisions = decisions.is_some();
         for version in &mut run.versions {
             version.decision = decisions.as_ref().and_then(|d| decision_of(d, version));
@@ -158,7 +146,7 @@ async fn stored_aliases(
         aliases.insert("production".to_owned(), production.version);
     }
     let staging_key = alias_key(symbol, model, "staging");
-    if let Some(staging) = read_value(registry, &staging_key).await? {
+    if let Some(staging) = registry.read_json::<Value>(&staging_key).await? {
         let record: AliasRecord =
             serde_json::from_value(staging).map_err(|e| RegistryError::Corrupt {
                 key: staging_key,
