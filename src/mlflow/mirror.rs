@@ -271,11 +271,7 @@ async fn find_runs(
                 );
             }
         }
-        page_token = page
-            .get("next_page_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        page_token = next_page_token(&page);
         if page_token.is_none() {
             return Ok(found);
         }
@@ -479,6 +475,15 @@ impl Mirror<'_> {
         }
         Ok(())
     }
+}
+
+/// The token of the next page of a search answer; `None` on the last page
+/// (MLflow answers an empty token there).
+pub(super) fn next_page_token(page: &Value) -> Option<String> {
+    page.get("next_page_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// The value of the tag `key` in MLflow's list of `{"key", "value"}` tags.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::mirror::{Mirror, MirrorError, bad, tag};
+use super::mirror::{Mirror, MirrorError, bad, next_page_token, tag};
 use super::source::{ALIASES, StoredAliases, StoredVersion, registered_model_name};
 
 impl Mirror<'_> {
@@ -66,11 +66,7 @@ impl Mirror<'_> {
                     by_version.insert(stored.to_owned(), number.to_owned());
                 }
             }
-            page_token = page
-                .get("next_page_token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
+            page_token = next_page_token(&page);
             if page_token.is_none() {
                 return Ok(by_version);
             }
