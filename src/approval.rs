@@ -6,11 +6,17 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::pretty_json;
+use crate::promotion;
+use crate::registry::{Registry, pretty_json};
 use crate::steps::{
-    ApprovalAnswer, ApprovalRequest, ApprovalResult, Decision, ErrorName, StepError,
+    ApprovalAnswer, ApprovalRequest, ApprovalResult, Decision, ErrorName, PromoteInput, Promotion,
+    StepError, WithdrawInput,
 };
 use crate::store::Store;
+
+/// The token a run of the local pipeline keeps: no workflow waits on it, so
+/// the answer itself promotes or withdraws (`answer_local`).
+pub const LOCAL_TOKEN: &str = "local";
 
 pub fn approval_key(run_id: &str) -> String {
     format!("approvals/{run_id}.json")
@@ -155,6 +161,72 @@ where
         return Err(e);
     }
     Ok(result)
+}
+
+/// What a local answer did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalOutcome {
+    pub result: ApprovalResult,
+    pub promoted: Vec<Promotion>,
+    /// Versions whose staging was cleared by a rejection.
+    pub withdrawn: Vec<String>,
+}
+
+/// Answers a run of the local pipeline: claims the answer like `answer`,
+/// then does what the training workflow does after its approval state
+/// (promote on approval, withdraw the staged candidates on rejection).
+pub async fn answer_local(
+    store: &Store,
+    answer_given: &ApprovalAnswer,
+) -> Result<LocalOutcome, StepError> {
+    let registry = Registry::new(store.clone());
+    let record = pending(store, &answer_given.run_id).await?;
+    if let Some(record) = &record
+        && record.task_token != LOCAL_TOKEN
+    {
+        return Err(StepError::new(
+            ErrorName::InvalidInput,
+            format!(
+                "run {} waits in Step Functions; answer it with `cargo xtask approve --env ENV {}`",
+                answer_given.run_id, answer_given.run_id
+            ),
+        ));
+    }
+    let decisions = record.map(|r| r.decisions).unwrap_or_default();
+    let mut outcome = LocalOutcome {
+        result: ApprovalResult {
+            approved: answer_given.approve,
+            by: answer_given.by.clone(),
+            reason: answer_given.reason.clone(),
+        },
+        promoted: Vec::new(),
+        withdrawn: Vec::new(),
+    };
+    let run_id = answer_given.run_id.clone();
+    answer(
+        store,
+        answer_given,
+        async |_: &str, result: &ApprovalResult| {
+            if result.approved {
+                let input = PromoteInput {
+                    run_id: run_id.clone(),
+                    decisions: decisions.clone(),
+                    approved: true,
+                };
+                outcome.promoted = promotion::promote(&registry, &input).await?.promoted;
+            } else {
+                let input = WithdrawInput {
+                    run_id: run_id.clone(),
+                    decisions: decisions.clone(),
+                    reason: "rejected".to_owned(),
+                };
+                outcome.withdrawn = promotion::withdraw(&registry, &input).await?.withdrawn;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

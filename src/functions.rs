@@ -213,7 +213,7 @@ pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, Step
     }
 }
 
-/// The gate function: evaluate, promote, keep an approval's token, answer it.
+/// The gate function: evaluate, promote, withdraw, keep an approval's token, answer it.
 pub async fn gate_event(
     env: &StepEnv,
     event: Value,
@@ -240,6 +240,7 @@ pub async fn gate_event(
             reply(&promotion::evaluate(&registry, &env.config.gate, &input).await?)
         }
         GateRequest::Promote(input) => reply(&promotion::promote(&registry, &input).await?),
+        GateRequest::Withdraw(input) => reply(&promotion::withdraw(&registry, &input).await?),
         GateRequest::RequestApproval(request) => {
             approval::request(&env.store, &request).await?;
             Ok(Value::Object(Default::default()))

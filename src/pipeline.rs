@@ -1,5 +1,5 @@
 //! The whole pipeline in one process: ingest → quality → train → gate →
-//! promote, calling each step through the same typed contracts the Step
+//! promote (or stage, where approval is manual), calling each step through the same typed contracts the Step
 //! Functions workflows use, against the same store layout.
 //!
 //! This is what `cargo xtask local` runs on the embedded default (a local
@@ -11,14 +11,15 @@ use std::path::PathBuf;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::approval;
 use crate::config::PipelineConfig;
 use crate::ingest::{IngestContext, ingest};
 use crate::promotion;
 use crate::quality;
 use crate::registry::{Registry, pretty_json};
 use crate::steps::{
-    ErrorName, GateInput, GateOutput, IngestInput, IngestOutput, PromoteInput, PromoteOutput,
-    QualityInput, QualityOutput, RunInput, StepError, TrainInput, TrainOutput,
+    ApprovalRequest, ErrorName, GateInput, GateOutput, IngestInput, IngestOutput, PromoteInput,
+    PromoteOutput, QualityInput, QualityOutput, RunInput, StepError, TrainInput, TrainOutput,
 };
 use crate::store::Store;
 use crate::train::{Progress, TrainContext, train};
@@ -187,6 +188,18 @@ impl LocalPipeline {
         )
         .await
         .map_err(step("promote"))?;
+        if decided.needs_approval {
+            // Nothing waits locally: the staged candidates stay until
+            // `cargo xtask approve --root …` or `reject` answers.
+            let request = ApprovalRequest {
+                run_id: input.run_id.clone(),
+                task_token: approval::LOCAL_TOKEN.to_owned(),
+                decisions: decided.decisions.clone(),
+            };
+            approval::request(&self.store, &request)
+                .await
+                .map_err(step("approval"))?;
+        }
         report.artifacts = trained
             .candidates
             .iter()

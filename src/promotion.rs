@@ -1,5 +1,7 @@
-//! The gate's two steps against the registry: `evaluate` (decide, with
-//! reasons, and record the decisions) and `promote` (move the aliases).
+//! The gate's steps against the registry: `evaluate` (decide, with
+//! reasons, record the decisions, and stage what waits for approval),
+//! `promote` (move the aliases) and `withdraw` (clear staging after a
+//! rejection or a timeout).
 
 use serde::Serialize;
 
@@ -8,7 +10,7 @@ use crate::gate::{self, ProductionScore};
 use crate::registry::{Registry, RegistryError, VersionMetrics, pretty_json};
 use crate::steps::{
     Candidate, Decision, ErrorName, GateInput, GateOutput, PromoteInput, PromoteOutput, StepError,
-    Verdict,
+    Verdict, WithdrawInput, WithdrawOutput,
 };
 
 impl From<RegistryError> for StepError {
@@ -126,6 +128,17 @@ pub async fn evaluate(
             .any(|d| d.decision == Verdict::NeedsApproval),
         decisions,
     };
+    for d in decisions_awaiting(&output.decisions) {
+        registry
+            .stage(
+                &d.symbol,
+                d.model,
+                &d.version,
+                &input.run_id,
+                &d.reasons.join("; "),
+            )
+            .await?;
+    }
     let record = DecisionRecord {
         run_id: &input.run_id,
         policy,
@@ -141,8 +154,14 @@ pub async fn evaluate(
     Ok(output)
 }
 
+fn decisions_awaiting(decisions: &[Decision]) -> impl Iterator<Item = &Decision> {
+    decisions
+        .iter()
+        .filter(|d| d.decision == Verdict::NeedsApproval)
+}
+
 /// Moves production to every promoted version (and, once approved, to the
-/// ones that needed approval).
+/// ones that needed approval, clearing their staging).
 pub async fn promote(
     registry: &Registry,
     input: &PromoteInput,
@@ -161,7 +180,31 @@ pub async fn promote(
                     .promote(&d.symbol, d.model, &d.version, &input.run_id, &reason)
                     .await?,
             );
+            if d.decision == Verdict::NeedsApproval {
+                registry
+                    .unstage(&d.symbol, d.model, &d.version, &input.run_id, "approved")
+                    .await?;
+            }
         }
     }
     Ok(PromoteOutput { promoted })
+}
+
+/// Clears the staging of every candidate of a run that waited for an
+/// approval that did not come (rejected or timed out); production is
+/// untouched. Returns the versions that were still staged.
+pub async fn withdraw(
+    registry: &Registry,
+    input: &WithdrawInput,
+) -> Result<WithdrawOutput, StepError> {
+    let mut withdrawn = Vec::new();
+    for d in decisions_awaiting(&input.decisions) {
+        if registry
+            .unstage(&d.symbol, d.model, &d.version, &input.run_id, &input.reason)
+            .await?
+        {
+            withdrawn.push(d.version.clone());
+        }
+    }
+    Ok(WithdrawOutput { withdrawn })
 }

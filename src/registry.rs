@@ -4,7 +4,7 @@
 //! Layout (the same keys locally and on S3):
 //! `models/<symbol>/<model>/versions/<version>/{model.json, metrics.json,
 //! backtest.csv, plot.png, lineage.json}` and
-//! `models/<symbol>/<model>/aliases/{production,previous}.json`.
+//! `models/<symbol>/<model>/aliases/{production,previous,staging}.json`.
 //!
 //! Every version file is create-only and `lineage.json` is written last: a
 //! version without it is an interrupted write and is never listed, so a
@@ -12,6 +12,10 @@
 //! `production.json` carries the previous version inside it, so a promotion
 //! or rollback is one compare-and-swap: production and previous move
 //! together or not at all. Each move is also recorded under `history/`.
+//! `staging.json` names the candidate waiting for a person's approval; it is
+//! cleared (to `"version": null`) with a compare-and-swap rather than
+//! deleted, because a delete cannot be conditional and an answer to an older
+//! run must never clear a newer run's candidate.
 
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -106,6 +110,16 @@ pub struct Lineage {
 pub struct AliasRecord {
     pub version: String,
     pub previous: Option<String>,
+    pub run_id: String,
+    pub reason: String,
+    pub updated_at: String,
+}
+
+/// `staging.json`: the version waiting for approval, or `None` once it was
+/// approved, rejected or timed out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagingRecord {
+    pub version: Option<String>,
     pub run_id: String,
     pub reason: String,
     pub updated_at: String,
@@ -325,6 +339,113 @@ impl Registry {
             .await
     }
 
+    /// The version waiting for approval, if any (a cleared record is none).
+    pub async fn staging(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+    ) -> Result<Option<StagingRecord>, RegistryError> {
+        Ok(self
+            .read_json::<StagingRecord>(&alias_key(symbol, model, "staging"))
+            .await?
+            .filter(|s| s.version.is_some()))
+    }
+
+    /// Names `version` as the candidate waiting for approval. A newer
+    /// candidate replaces an older one that nobody answered.
+    pub async fn stage(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+        run_id: &str,
+        reason: &str,
+    ) -> Result<(), RegistryError> {
+        self.ensure_version(symbol, model, version).await?;
+        let record = StagingRecord {
+            version: Some(version.to_owned()),
+            run_id: run_id.to_owned(),
+            reason: reason.to_owned(),
+            updated_at: timestamp(),
+        };
+        self.store
+            .update_with(
+                &alias_key(symbol, model, "staging"),
+                |_| -> Result<Option<Vec<u8>>, StoreError> { Ok(Some(pretty_json(&record))) },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Clears staging if it still names `version` (compare-and-swap), so an
+    /// answer to an older run leaves a newer run's candidate alone. Returns
+    /// whether it was cleared.
+    pub async fn unstage(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        version: &str,
+        run_id: &str,
+        reason: &str,
+    ) -> Result<bool, RegistryError> {
+        let key = alias_key(symbol, model, "staging");
+        let cleared = self
+            .store
+            .update_with(&key, |current| -> Result<Option<Vec<u8>>, RegistryError> {
+                let Some(bytes) = current else {
+                    return Ok(None);
+                };
+                let record: StagingRecord =
+                    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if record.version.as_deref() != Some(version) {
+                    return Ok(None);
+                }
+                Ok(Some(pretty_json(&StagingRecord {
+                    version: None,
+                    run_id: run_id.to_owned(),
+                    reason: reason.to_owned(),
+                    updated_at: timestamp(),
+                })))
+            })
+            .await?;
+        Ok(cleared)
+    }
+
+    /// Every (symbol, model) with a candidate waiting for approval.
+    pub async fn staged_models(
+        &self,
+    ) -> Result<Vec<(String, ModelKind, StagingRecord)>, RegistryError> {
+        let mut out = Vec::new();
+        for (symbol, model, _) in self.alias_files("staging").await? {
+            if let Some(record) = self.staging(&symbol, model).await? {
+                out.push((symbol, model, record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// (symbol, model, key) of every alias file with this name.
+    async fn alias_files(
+        &self,
+        alias: &str,
+    ) -> Result<Vec<(String, ModelKind, String)>, RegistryError> {
+        let suffix = format!("/aliases/{alias}.json");
+        let keys = self.store.list("models/").await?;
+        Ok(keys
+            .into_iter()
+            .filter(|k| k.ends_with(&suffix))
+            .filter_map(|key| {
+                let parts: Vec<&str> = key.split('/').collect();
+                let symbol = (*parts.get(1)?).to_owned();
+                let model = parts.get(2)?.parse::<ModelKind>().ok()?;
+                Some((symbol, model, key))
+            })
+            .collect())
+    }
+
     /// Moves production to `version` (keeping the old one as previous) in one
     /// compare-and-swap, retried if another writer moved it meanwhile.
     pub async fn promote(
@@ -448,25 +569,14 @@ impl Registry {
 
     /// Every production alias in the store, with its version's metrics.
     pub async fn production_models(&self) -> Result<Vec<ProductionEntry>, RegistryError> {
-        let keys = self.store.list("models/").await?;
         let mut out = Vec::new();
-        for key in keys
-            .iter()
-            .filter(|k| k.ends_with("/aliases/production.json"))
-        {
-            let parts: Vec<&str> = key.split('/').collect();
-            let (Some(symbol), Some(model)) = (
-                parts.get(1),
-                parts.get(2).and_then(|m| m.parse::<ModelKind>().ok()),
-            ) else {
+        for (symbol, model, key) in self.alias_files("production").await? {
+            let Some(alias) = self.read_json::<AliasRecord>(&key).await? else {
                 continue;
             };
-            let Some(alias) = self.read_json::<AliasRecord>(key).await? else {
-                continue;
-            };
-            let metrics = self.metrics(symbol, model, &alias.version).await.ok();
+            let metrics = self.metrics(&symbol, model, &alias.version).await.ok();
             out.push(ProductionEntry {
-                symbol: (*symbol).to_owned(),
+                symbol,
                 model,
                 alias,
                 metrics,

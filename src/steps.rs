@@ -208,6 +208,21 @@ pub struct PromoteOutput {
     pub promoted: Vec<Promotion>,
 }
 
+/// Clear the staging of a run's candidates that waited for approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawInput {
+    pub run_id: String,
+    pub decisions: Vec<Decision>,
+    /// Why, recorded in the cleared staging record (`rejected`, `timed out`).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawOutput {
+    /// The versions whose staging was cleared (those still staged).
+    pub withdrawn: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifyInput {
     pub run_id: String,
@@ -230,6 +245,8 @@ pub enum GateRequest {
         run_id: String,
     },
     Promote(PromoteInput),
+    /// Clear staging after a rejection or an approval timeout.
+    Withdraw(WithdrawInput),
     /// Keep the workflow's task token until a person answers.
     RequestApproval(ApprovalRequest),
     /// A person's answer, sent to Step Functions with the kept token.
@@ -560,6 +577,18 @@ mod tests {
             (
                 "gate request: evaluate (the candidates are read from runs/<run_id>/train.json)",
                 to(&GateRequest::Evaluate { run_id: "2026-11-27T09-00-00Z-training".into() }),
+            ),
+            (
+                "gate request: withdraw (after a rejection or an approval timeout: clears staging)",
+                to(&GateRequest::Withdraw(WithdrawInput {
+                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    decisions: vec![],
+                    reason: "rejected".into(),
+                })),
+            ),
+            (
+                "withdraw output",
+                to(&WithdrawOutput { withdrawn: vec![candidate.version.clone()] }),
             ),
             (
                 "gate request: request_approval (.waitForTaskToken)",

@@ -268,3 +268,126 @@ fn a_missing_symbol_fails_ingest_with_a_clear_error() {
     assert_eq!(err.name(), ErrorName::VendorUnknownSymbol);
     assert!(err.to_string().contains("no sample file for NOPE"), "{err}");
 }
+
+/// Manual approval on the local pipeline: a passing candidate is staged, not
+/// served; `reject` clears staging, `approve` promotes it, and an answer to
+/// an older run never clears a newer run's candidate.
+#[test]
+fn manual_approval_stages_until_an_answer() {
+    use stockcast::approval::{LOCAL_TOKEN, answer_local, pending};
+    use stockcast::config::Approval;
+    use stockcast::steps::ApprovalAnswer;
+
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let registry = Registry::new(store.clone());
+    let mut manual = pipeline(&store);
+    manual.config.gate.approval = Approval::Manual;
+    // Any learned candidate passes, so the test is about staging, not scores.
+    manual.config.gate.min_improvement_over_naive_pct = -1000.0;
+    let models = vec![ModelKind::Naive, ModelKind::LinregLag5];
+    let run_manual = |run_id: &'static str| {
+        let mut run_input = input(run_id, &["MSFT"]);
+        run_input.models = models.clone();
+        manual.run(run_input, Arc::new(|| {}))
+    };
+    let answer = |run_id: &str, approve: bool| ApprovalAnswer {
+        run_id: run_id.into(),
+        approve,
+        reason: None,
+        by: Some("alice".into()),
+    };
+    let linreg = ModelKind::LinregLag5;
+    runtime().block_on(async {
+        let first = run_manual("run-1").await.expect("first run");
+        let gate = first.gate.as_ref().expect("gated");
+        assert!(gate.needs_approval);
+        let staged_v1 = gate
+            .decisions
+            .iter()
+            .find(|d| d.model == linreg)
+            .map(|d| d.version.clone())
+            .expect("a linreg decision");
+        // The baseline went live; the learned model only waits.
+        assert!(
+            registry
+                .production("MSFT", ModelKind::Naive)
+                .await
+                .expect("reads")
+                .is_some()
+        );
+        assert_eq!(
+            registry.production("MSFT", linreg).await.expect("reads"),
+            None
+        );
+        let staging = registry.staging("MSFT", linreg).await.expect("reads");
+        assert_eq!(staging.and_then(|s| s.version), Some(staged_v1.clone()));
+        let waiting = pending(&store, "run-1")
+            .await
+            .expect("reads")
+            .expect("pending");
+        assert_eq!(waiting.task_token, LOCAL_TOKEN);
+
+        let rejected = answer_local(&store, &answer("run-1", false))
+            .await
+            .expect("rejects");
+        assert_eq!(rejected.withdrawn, vec![staged_v1.clone()]);
+        assert!(rejected.promoted.is_empty());
+        assert_eq!(registry.staging("MSFT", linreg).await.expect("reads"), None);
+        assert_eq!(
+            registry.production("MSFT", linreg).await.expect("reads"),
+            None
+        );
+
+        let second = run_manual("run-2").await.expect("second run");
+        let staged_v2 = second
+            .gate
+            .as_ref()
+            .and_then(|g| g.decisions.iter().find(|d| d.model == linreg))
+            .map(|d| d.version.clone())
+            .expect("a linreg decision");
+        // An older run's candidate cannot clear the newer one's staging.
+        assert!(
+            !registry
+                .unstage("MSFT", linreg, &staged_v1, "run-1", "stale")
+                .await
+                .expect("compares")
+        );
+        assert_eq!(
+            registry
+                .staging("MSFT", linreg)
+                .await
+                .expect("reads")
+                .and_then(|s| s.version),
+            Some(staged_v2.clone())
+        );
+
+        let approved = answer_local(&store, &answer("run-2", true))
+            .await
+            .expect("approves");
+        assert!(
+            approved
+                .promoted
+                .iter()
+                .any(|p| p.model == linreg && p.version == staged_v2)
+        );
+        assert_eq!(
+            registry
+                .production("MSFT", linreg)
+                .await
+                .expect("reads")
+                .map(|a| a.version),
+            Some(staged_v2)
+        );
+        assert_eq!(registry.staging("MSFT", linreg).await.expect("reads"), None);
+
+        let again = answer_local(&store, &answer("run-1", true))
+            .await
+            .expect_err("answered twice");
+        assert!(
+            again.message.contains("already rejected"),
+            "{}",
+            again.message
+        );
+    });
+}

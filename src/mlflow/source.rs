@@ -12,9 +12,7 @@ use serde_json::Value;
 use crate::models::ModelKind;
 use crate::pipeline::manifest_key;
 use crate::promotion::decisions_key;
-use crate::registry::{
-    AliasRecord, Lineage, Registry, RegistryError, VersionMetrics, alias_key, model_prefix,
-};
+use crate::registry::{Lineage, Registry, RegistryError, VersionMetrics, model_prefix};
 use crate::store::StoreError;
 
 /// The aliases the store knows, by name. `previous` is the one production
@@ -145,14 +143,10 @@ async fn stored_aliases(
         }
         aliases.insert("production".to_owned(), production.version);
     }
-    let staging_key = alias_key(symbol, model, "staging");
-    if let Some(staging) = registry.read_json::<Value>(&staging_key).await? {
-        let record: AliasRecord =
-            serde_json::from_value(staging).map_err(|e| RegistryError::Corrupt {
-                key: staging_key,
-                reason: e.to_string(),
-            })?;
-        aliases.insert("staging".to_owned(), record.version);
+    if let Some(staging) = registry.staging(symbol, model).await? {
+        if let Some(version) = staging.version {
+            aliases.insert("staging".to_owned(), version);
+        }
     }
     Ok(StoredAliases {
         symbol: symbol.to_owned(),

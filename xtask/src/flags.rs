@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use stockcast::config::Approval;
 use stockcast::models::ModelKind;
 
 #[derive(Debug, Parser)]
@@ -55,11 +56,10 @@ impl Command {
                 | Command::Deploy(_)
                 | Command::Run(_)
                 | Command::Status(_)
-                | Command::Approve(_)
-                | Command::Reject(_)
                 | Command::Destroy(_)
                 | Command::Resume(_)
-        ) || matches!(self, Command::Rollback(r) if r.store.env.is_some())
+        ) || matches!(self, Command::Approve(a) | Command::Reject(a) if a.root.is_none())
+            || matches!(self, Command::Rollback(r) if r.store.env.is_some())
             || matches!(self, Command::Mlflow(m) if m.store.env.is_some())
     }
 }
@@ -162,15 +162,22 @@ pub struct Status {
     pub aws: Aws,
 }
 
-/// A person's answer to a training run waiting for approval.
+/// A person's answer to a training run waiting for approval: a deployed
+/// environment's execution (--env), or a run of `cargo xtask local` whose
+/// candidates are staged in a store (--root).
 #[derive(Debug, Args)]
 pub struct Answer {
     #[command(flatten)]
     pub aws: Aws,
-    /// The execution: its name (the run id) or ARN.
+    /// The execution: its name (the run id) or ARN; with --root, the run id.
     pub execution: String,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Answer a local run in this store (a folder or s3://bucket) instead of
+    /// a deployed environment: approving promotes the staged candidates,
+    /// rejecting clears their staging.
+    #[arg(long, conflicts_with_all = ["profile", "endpoint_url"])]
+    pub root: Option<String>,
 }
 
 /// Lifts the spend cap's stop: enables the environment's schedules again
@@ -389,6 +396,10 @@ pub struct Local {
     /// Folder of the sample source's price files.
     #[arg(long, default_value = "data/sample")]
     pub sample: PathBuf,
+    /// `manual` stages the candidates that pass the gate (except the
+    /// baselines) until `cargo xtask approve --root …` or `reject` answers.
+    #[arg(long, default_value = "automatic", value_parser = parse_approval)]
+    pub approval: Approval,
     /// Mirror the store into this MLflow tracking server at the end (as
     /// `cargo xtask mlflow` does); a failure is reported, never fatal.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
@@ -415,7 +426,7 @@ pub struct Mlflow {
 }
 
 /// Lists the production version of every (symbol, model) with its backtest
-/// metrics beside naive's.
+/// metrics beside naive's, and the staged version waiting for approval.
 #[derive(Debug, Args)]
 pub struct Models {
     /// The store: a folder or s3://bucket.
@@ -501,6 +512,11 @@ pub struct Bench {
 /// workflow simulation.
 #[derive(Debug, Args)]
 pub struct Ci {}
+
+pub fn parse_approval(s: &str) -> Result<Approval, String> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_owned()))
+        .map_err(|_| format!("{s:?} is not automatic or manual"))
+}
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {
     s.trim()

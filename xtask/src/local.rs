@@ -1,5 +1,6 @@
-//! `cargo xtask local`, `models` and `rollback`: the pipeline and the
-//! registry on this machine, no AWS account needed.
+//! `cargo xtask local`, `models`, `rollback` and the local `approve` /
+//! `reject`: the pipeline and the registry on this machine, no AWS account
+//! needed.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -64,7 +65,8 @@ impl flags::Local {
         } else {
             self.symbols.clone()
         };
-        let config = PipelineConfig::default();
+        let mut config = PipelineConfig::default();
+        config.gate.approval = self.approval;
         let store = open_store(&self.root)?;
         let pipeline = LocalPipeline {
             store: store.clone(),
@@ -127,6 +129,13 @@ impl flags::Local {
                 "plots: {}/{} (and beside every version's metrics)",
                 store.describe(),
                 version_key(&c.symbol, c.model, &c.version, "plot.png")
+            );
+        }
+        if report.gate.as_ref().is_some_and(|g| g.needs_approval) {
+            println!(
+                "staged for approval: `cargo xtask approve --root {root} {run}` promotes them, `cargo xtask reject --root {root} {run}` clears them",
+                root = self.root,
+                run = report.run_id
             );
         }
         if let Some(uri) = &self.mlflow {
@@ -229,8 +238,12 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
 impl flags::Models {
     pub fn run(self) -> anyhow::Result<()> {
         let registry = Registry::new(open_store(&self.root)?);
-        let entries = runtime()?.block_on(registry.production_models())?;
-        if entries.is_empty() {
+        let (entries, staged) = runtime()?.block_on(async {
+            let entries = registry.production_models().await?;
+            let staged = registry.staged_models().await?;
+            Ok::<_, stockcast::registry::RegistryError>((entries, staged))
+        })?;
+        if entries.is_empty() && staged.is_empty() {
             println!(
                 "no production models in {}: run `cargo xtask local` first",
                 registry.store().describe()
@@ -249,7 +262,14 @@ impl flags::Models {
             "naive h21",
             "data through",
             "since",
+            "staging",
         ]);
+        let staged_version = |symbol: &str, model| {
+            staged
+                .iter()
+                .find(|(s, m, _)| s == symbol && *m == model)
+                .and_then(|(_, _, r)| r.version.clone())
+        };
         for e in &entries {
             let m = e.metrics.as_ref();
             let mut row = vec![
@@ -262,10 +282,72 @@ impl flags::Models {
                 m.and_then(|m| m.data_through)
                     .map_or("-".to_owned(), |d| d.to_string()),
                 e.alias.updated_at.clone(),
+                staged_version(&e.symbol, e.model).unwrap_or_else(|| "-".to_owned()),
+            ]);
+            table.row(row);
+        }
+        // A staged model that was never in production still gets a row.
+        for (symbol, model, record) in &staged {
+            if entries
+                .iter()
+                .any(|e| &e.symbol == symbol && e.model == *model)
+            {
+                continue;
+            }
+            let mut row = vec![symbol.clone(), model.name().to_owned(), "-".to_owned()];
+            row.extend(mase_cells(None));
+            row.extend([
+                "-".to_owned(),
+                "-".to_owned(),
+                record.version.clone().unwrap_or_default(),
             ]);
             table.row(row);
         }
         print!("{}", table.render());
+        for run in staged
+            .iter()
+            .map(|(_, _, r)| &r.run_id)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            println!(
+                "run {run} waits for approval: `cargo xtask approve --root {root} {run}` or `reject`",
+                root = self.root
+            );
+        }
+        Ok(())
+    }
+}
+
+impl flags::Answer {
+    /// Answers a run of `cargo xtask local` staged in `--root`.
+    pub fn run_local(self, approve: bool) -> anyhow::Result<()> {
+        let root = self.root.as_deref().unwrap_or(".stockcast");
+        let store = open_store(root)?;
+        let answer = stockcast::steps::ApprovalAnswer {
+            run_id: self.execution.clone(),
+            approve,
+            reason: self.reason.clone(),
+            by: std::env::var("USER").ok(),
+        };
+        let outcome = runtime()?.block_on(stockcast::approval::answer_local(&store, &answer))?;
+        for p in &outcome.promoted {
+            println!(
+                "{} {}: production is now {} (was {})",
+                p.symbol,
+                p.model,
+                p.version,
+                p.previous.as_deref().unwrap_or("-")
+            );
+        }
+        if approve {
+            println!("run {}: approved", self.execution);
+        } else {
+            println!(
+                "run {}: rejected; staging cleared for {} version(s), production is unchanged",
+                self.execution,
+                outcome.withdrawn.len()
+            );
+        }
         Ok(())
     }
 }

@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         flags::Command::Simulate(cmd) => cmd.run(),
         flags::Command::Step(cmd) => cmd.run(),
         flags::Command::Package(cmd) => cmd.run(),
+        flags::Command::Approve(cmd) if cmd.root.is_some() => cmd.run_local(true),
+        flags::Command::Reject(cmd) if cmd.root.is_some() => cmd.run_local(false),
         #[cfg(feature = "aws")]
         flags::Command::Bootstrap(cmd) => cmd.run(),
         #[cfg(feature = "aws")]

@@ -160,13 +160,22 @@ fn expected(runtime: &tokio::runtime::Runtime, root: &Path) -> Expected {
                 .or_insert_with(Vec::new)
                 .push(parts[4].to_owned());
         }
-        // What `cargo xtask models` lists: production, with its previous.
+        // What `cargo xtask models` lists: production with its previous,
+        // and staging.
         for entry in registry.production_models().await.expect("reads") {
             let mut map = BTreeMap::from([("production".to_owned(), entry.alias.version)]);
             if let Some(previous) = entry.alias.previous {
                 map.insert("previous".to_owned(), previous);
             }
             aliases.insert(registered_model_name(&entry.symbol, entry.model), map);
+        }
+        for (symbol, model, staging) in registry.staged_models().await.expect("reads") {
+            if let Some(version) = staging.version {
+                aliases
+                    .entry(registered_model_name(&symbol, model))
+                    .or_insert_with(BTreeMap::new)
+                    .insert("staging".to_owned(), version);
+            }
         }
         Expected { versions, aliases }
     })
@@ -379,6 +388,51 @@ fn local_runs_mirror_into_a_real_mlflow_server() {
     assert_eq!(after.get("production"), aliases.get("previous"), "{name}");
     assert_eq!(after.get("previous"), aliases.get("production"), "{name}");
     runtime.block_on(check_mirror(&client, &expected(&runtime, store.path())));
+
+    // Manual approval: the candidates that pass wait as `staging`, in the
+    // store and in MLflow, until a rejection clears them.
+    ok(&[
+        "local",
+        "--root",
+        root,
+        "--models",
+        "naive,arima",
+        "--approval",
+        "manual",
+    ]);
+    let staged = runtime.block_on(async {
+        Registry::new(Store::local(store.path()).expect("store"))
+            .staged_models()
+            .await
+            .expect("reads")
+    });
+    let (_, _, record) = staged
+        .first()
+        .expect("an arima candidate beats naive on the sample");
+    let models = ok(&["models", "--root", root]);
+    assert!(
+        models.contains(record.version.as_deref().unwrap_or("?"))
+            && models.contains("waits for approval"),
+        "{models}"
+    );
+    ok(&["mlflow", "--tracking-uri", uri, "--root", root]);
+    let wanted = expected(&runtime, store.path());
+    assert!(wanted.aliases.values().any(|a| a.contains_key("staging")));
+    runtime.block_on(check_mirror(&client, &wanted));
+    let run_id = record.run_id.clone();
+    let rejected = ok(&["reject", "--root", root, &run_id, "--reason", "not yet"]);
+    assert!(
+        rejected.contains(&format!("staging cleared for {} version(s)", staged.len())),
+        "{rejected}"
+    );
+    let unstaged = ok(&["mlflow", "--tracking-uri", uri, "--root", root]);
+    assert!(
+        unstaged.contains(&format!("removed {}", staged.len())),
+        "{unstaged}"
+    );
+    let wanted = expected(&runtime, store.path());
+    assert!(!wanted.aliases.values().any(|a| a.contains_key("staging")));
+    runtime.block_on(check_mirror(&client, &wanted));
 
     // A wrong password is a clear error that names the variables to set.
     let refused = xtask(&["mlflow", "--tracking-uri", uri, "--root", root], "wrong");

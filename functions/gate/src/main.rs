@@ -1,8 +1,10 @@
 //! The gate Lambda, invoked by the training workflow and by the operator
 //! tool. Actions (`{"action": …}`, see docs/STEPS.md):
 //! - `evaluate`: decide on the candidates of `runs/<run_id>/train.json`
-//!   against naive and production, with reasons; records `decisions/`.
+//!   against naive and production, with reasons; records `decisions/` and
+//!   stages the candidates that wait for approval.
 //! - `promote`: move the production aliases (compare-and-swap).
+//! - `withdraw`: clear the staging of a rejected or timed-out run.
 //! - `request_approval`: keep the `.waitForTaskToken` state's token.
 //! - `answer`: a person's approve/reject, sent to Step Functions as
 //!   `SendTaskSuccess` / `SendTaskFailure(Gate.ApprovalRejected)`.

@@ -66,6 +66,8 @@ pub struct Snapshot {
     pub production: BTreeMap<(String, ModelKind), Option<String>>,
     /// The complete versions (with lineage.json) of every (symbol, model).
     pub versions: BTreeMap<(String, ModelKind), BTreeSet<String>>,
+    /// The staging record of every (symbol, model) that has one.
+    pub staging: BTreeMap<(String, ModelKind), Json>,
 }
 
 fn read_json(path: &Path) -> Option<Json> {
@@ -82,6 +84,9 @@ impl Snapshot {
                 snapshot
                     .production
                     .insert((symbol.to_owned(), model), version);
+                if let Some(staging) = read_json(&store.join(alias_key(symbol, model, "staging"))) {
+                    snapshot.staging.insert((symbol.to_owned(), model), staging);
+                }
                 let versions_dir = store
                     .join(stockcast::registry::model_prefix(symbol, model))
                     .join("versions");
@@ -368,6 +373,27 @@ fn answered(o: &Outcome, p: &mut Vec<String>, approve: bool) {
     });
 }
 
+/// Every candidate that waited was staged, and its staging was cleared
+/// with this reason when the wait ended.
+fn staging_cleared(o: &Outcome, p: &mut Vec<String>, reason: &str) {
+    for d in o
+        .decisions()
+        .iter()
+        .filter(|d| d["decision"] == "needs_approval")
+    {
+        let symbol = d["symbol"].as_str().unwrap_or("");
+        let Ok(model) = serde_json::from_value::<ModelKind>(d["model"].clone()) else {
+            continue;
+        };
+        let staging = o.after.staging.get(&(symbol.to_owned(), model));
+        expect(
+            p,
+            staging.is_some_and(|s| s["version"].is_null() && s["reason"] == reason),
+            || format!("{symbol} {model}: staging should be cleared as {reason:?}, is {staging:?}"),
+        );
+    }
+}
+
 pub fn approved(o: &Outcome) -> Vec<String> {
     let mut p = Vec::new();
     trained_and_decided(o, &mut p, |d| d != "reject");
@@ -377,6 +403,7 @@ pub fn approved(o: &Outcome) -> Vec<String> {
         .any(|d| d["decision"] == "needs_approval");
     expect(&mut p, waited, || "no decision needed approval".into());
     answered(o, &mut p, true);
+    staging_cleared(o, &mut p, "approved");
     expect_subjects(o, &mut p, &["approval needed", "models promoted"]);
     p
 }
@@ -386,6 +413,7 @@ pub fn approval_rejected(o: &Outcome) -> Vec<String> {
     trained_and_decided(o, &mut p, |_| false);
     production_unchanged(o, &mut p);
     answered(o, &mut p, false);
+    staging_cleared(o, &mut p, "rejected");
     expect_subjects(
         o,
         &mut p,
@@ -404,6 +432,7 @@ pub fn approval_timed_out(o: &Outcome) -> Vec<String> {
         record["task_token"] == o.task_token.as_str() && record["answer"].is_null(),
         || format!("the approval should be pending with the execution's token: {record}"),
     );
+    staging_cleared(o, &mut p, "timed out");
     expect_subjects(o, &mut p, &["approval needed", "approval timed out"]);
     p
 }

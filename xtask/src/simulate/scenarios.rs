@@ -206,7 +206,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             gate: manual,
             answer: Some(Answer::Reject),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → NotifyApprovalRejected → RejectedByApprover",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → WithdrawAfterRejection → NotifyApprovalRejected → RejectedByApprover",
             check: check::approval_rejected,
             ..training("approval-rejected", "manual approval: a person rejects")
         },
@@ -214,7 +214,7 @@ pub fn all() -> Vec<Scenario> {
             gate: manual,
             answer: Some(Answer::Timeout),
             error: Some("Gate.ApprovalTimeout"),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(States.Timeout→caught) → NotifyApprovalTimeout → ApprovalTimedOut(Gate.ApprovalTimeout)",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(States.Timeout→caught) → WithdrawAfterTimeout → NotifyApprovalTimeout → ApprovalTimedOut(Gate.ApprovalTimeout)",
             check: check::approval_timed_out,
             ..training(
                 "approval-timeout",
