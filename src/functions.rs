@@ -16,9 +16,11 @@ use serde_json::Value;
 use crate::approval;
 use crate::config::PipelineConfig;
 use crate::ingest::{IngestContext, ingest};
+use crate::mlflow::{MirrorTarget, mirror_step};
 use crate::monitor::{self, MonitorPolicy};
 use crate::promotion;
 use crate::registry::Registry;
+use crate::secrets::SecretSource;
 use crate::steps::{
     ApprovalResult, ErrorName, GateInput, GateRequest, IngestInput, MonitorInput, QualityInput,
     StepError,
@@ -37,12 +39,15 @@ pub struct StepEnv {
     pub sample_dir: PathBuf,
     /// `None`: only the sample source is available.
     pub vendors: Option<VendorClient>,
+    /// The MLflow server the mirror step writes to, if the environment names one.
+    pub mlflow: Option<MirrorTarget>,
 }
 
 impl StepEnv {
     /// The deployed environment, from the variables the templates set:
-    /// `STOCKCAST_BUCKET`, the gate's `STOCKCAST_GATE_*` and the monitor's
-    /// `STOCKCAST_DRIFT_MASE_RATIO`. Vendors are left to the ingest function.
+    /// `STOCKCAST_BUCKET`, the gate's `STOCKCAST_GATE_*` and
+    /// `STOCKCAST_MLFLOW_*`, and the monitor's `STOCKCAST_DRIFT_MASE_RATIO`.
+    /// Vendors are left to the ingest function.
     pub fn from_env() -> Result<StepEnv, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let bucket = var("STOCKCAST_BUCKET").ok_or("STOCKCAST_BUCKET is not set")?;
@@ -61,6 +66,7 @@ impl StepEnv {
             monitor,
             sample_dir: PathBuf::from("data/sample"),
             vendors: None,
+            mlflow: MirrorTarget::from_vars(var),
         })
     }
 }
@@ -146,15 +152,26 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// For places with no Step Functions to answer (local runs).
+/// For places with no AWS services (local runs, `cargo xtask step`).
 #[derive(Debug, Clone, Copy)]
-pub struct NoStepFunctions;
+pub struct NoAws;
 
-impl ApprovalSender for NoStepFunctions {
+impl ApprovalSender for NoAws {
     async fn send(&self, _: &str, _: &ApprovalResult) -> Result<(), StepError> {
         Err(StepError::new(
             ErrorName::InvalidInput,
             "answering an approval needs the deployed workflow: use `cargo xtask approve`",
+        ))
+    }
+}
+
+impl SecretSource for NoAws {
+    async fn secret(&self, id: &str) -> Result<String, StepError> {
+        Err(StepError::new(
+            ErrorName::MlflowRefused,
+            format!(
+                "the secret {id} is read from AWS Secrets Manager; here, leave STOCKCAST_MLFLOW_SECRET unset and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+            ),
         ))
     }
 }
@@ -213,11 +230,12 @@ pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, Step
     }
 }
 
-/// The gate function: evaluate, promote, withdraw, keep an approval's token, answer it.
+/// The gate function: evaluate, promote, withdraw, keep an approval's token,
+/// answer it, mirror into MLflow. `aws` sends answers and reads secrets.
 pub async fn gate_event(
     env: &StepEnv,
     event: Value,
-    sender: &impl ApprovalSender,
+    aws: &(impl ApprovalSender + SecretSource),
 ) -> Result<Value, StepError> {
     let registry = Registry::new(env.store.clone());
     match parse::<GateRequest>(event, "gate request")? {
@@ -241,6 +259,9 @@ pub async fn gate_event(
         }
         GateRequest::Promote(input) => reply(&promotion::promote(&registry, &input).await?),
         GateRequest::Withdraw(input) => reply(&promotion::withdraw(&registry, &input).await?),
+        GateRequest::Mirror { run_id } => {
+            reply(&mirror_step(&registry, env.mlflow.as_ref(), aws, &run_id).await?)
+        }
         GateRequest::RequestApproval(request) => {
             approval::request(&env.store, &request).await?;
             Ok(Value::Object(Default::default()))
@@ -249,7 +270,7 @@ pub async fn gate_event(
             &approval::answer(
                 &env.store,
                 &answer,
-                async |token: &str, result: &ApprovalResult| sender.send(token, result).await,
+                async |token: &str, result: &ApprovalResult| aws.send(token, result).await,
             )
             .await?,
         ),

@@ -28,6 +28,7 @@ pub mod promotion;
 pub mod quality;
 pub mod registry;
 pub mod rng;
+pub mod secrets;
 pub mod series;
 #[cfg(feature = "spend-cap")]
 pub mod spend_cap;

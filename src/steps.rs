@@ -223,6 +223,17 @@ pub struct WithdrawOutput {
     pub withdrawn: Vec<String>,
 }
 
+/// What the mirror step did: `mirrored: false` where the environment names
+/// no MLflow server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MirrorOutput {
+    pub mirrored: bool,
+    /// The sync's counts, or why nothing was mirrored.
+    pub summary: String,
+    /// The MLflow UI page of the run, where there is one.
+    pub run_url: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifyInput {
     pub run_id: String,
@@ -247,6 +258,10 @@ pub enum GateRequest {
     Promote(PromoteInput),
     /// Clear staging after a rejection or an approval timeout.
     Withdraw(WithdrawInput),
+    /// Mirror the store into the environment's MLflow server, if it names one.
+    Mirror {
+        run_id: String,
+    },
     /// Keep the workflow's task token until a person answers.
     RequestApproval(ApprovalRequest),
     /// A person's answer, sent to Step Functions with the kept token.
@@ -347,10 +362,14 @@ pub enum ErrorName {
     /// The step's input is not what its contract says (a wiring error).
     #[serde(rename = "Step.InvalidInput")]
     InvalidInput,
+    /// The MLflow server refused the mirror (credentials, a name over its
+    /// limits, an answer that is not MLflow's); retrying cannot help.
+    #[serde(rename = "Mlflow.Refused")]
+    MlflowRefused,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 13] = [
+    pub const ALL: [ErrorName; 14] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -364,6 +383,7 @@ impl ErrorName {
         ErrorName::GateApprovalTimeout,
         ErrorName::ServiceUnavailable,
         ErrorName::InvalidInput,
+        ErrorName::MlflowRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -381,6 +401,7 @@ impl ErrorName {
             ErrorName::GateApprovalTimeout => "Gate.ApprovalTimeout",
             ErrorName::ServiceUnavailable => "Service.Unavailable",
             ErrorName::InvalidInput => "Step.InvalidInput",
+            ErrorName::MlflowRefused => "Mlflow.Refused",
         }
     }
 
@@ -589,6 +610,18 @@ mod tests {
             (
                 "withdraw output",
                 to(&WithdrawOutput { withdrawn: vec![candidate.version.clone()] }),
+            ),
+            (
+                "gate request: mirror (into the environment's MLflow server, when it names one)",
+                to(&GateRequest::Mirror { run_id: "2026-11-27T09-00-00Z-training".into() }),
+            ),
+            (
+                "mirror output",
+                to(&MirrorOutput {
+                    mirrored: true,
+                    summary: "created 0 experiment(s), 3 run(s) (0 resumed), 0 registered model(s), 2 version(s); logged 40 params, 96 metrics, 10 artifacts; set 1 alias(es), removed 0".into(),
+                    run_url: Some("https://mlflow.example.com/#/experiments/1/runs/5f2c…".into()),
+                }),
             ),
             (
                 "gate request: request_approval (.waitForTaskToken)",

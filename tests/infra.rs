@@ -311,3 +311,87 @@ fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
         }
     }
 }
+
+/// An environment that names an MLflow server gets the mirror's settings on
+/// the gate function, and with `credentials: secret` a secret that only the
+/// gate role may read, through the extension layer; without one, none of it.
+#[test]
+fn the_mlflow_mirror_is_configured_only_where_the_environment_names_a_server() {
+    let dev = std::fs::read_to_string(project_root().join("stacks/environments/dev.yaml"))
+        .expect("dev.yaml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (uri, credentials, key) in [
+        ("null", "none", false),
+        ("https://mlflow.example.com", "none", false),
+        ("https://mlflow.example.com", "secret", false),
+        ("https://mlflow.example.com", "secret", true),
+    ] {
+        let case = format!("{uri} {credentials} key {key}");
+        let path = dir.path().join("mlflow.yaml");
+        let text = dev
+            .replace("tracking_uri: null", &format!("tracking_uri: {uri}"))
+            .replace("credentials: none", &format!("credentials: {credentials}"))
+            .replace(
+                "customer_managed_key: false",
+                &format!("customer_managed_key: {key}"),
+            );
+        std::fs::write(&path, text).expect("writes the environment");
+        let r = render(
+            &Sources::in_project(&project_root()),
+            &path.display().to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{case}: renders: {e}"));
+        let findings = infra::check(&r);
+        assert!(findings.is_empty(), "{case}: {findings:#?}");
+        let app = &r
+            .stacks
+            .iter()
+            .find(|s| s.name == "app")
+            .expect("the app stack")
+            .template["Resources"];
+        let gate = &app["GateFunction"]["Properties"];
+        let variables = &gate["Environment"]["Variables"];
+        let mirrors = uri != "null";
+        let secret = credentials == "secret";
+        assert_eq!(
+            variables["STOCKCAST_MLFLOW_TRACKING_URI"].as_str(),
+            mirrors.then_some(uri),
+            "{case}"
+        );
+        assert_eq!(gate["Timeout"], if mirrors { 900 } else { 300 }, "{case}");
+        assert_eq!(!app["MlflowSecret"].is_null(), secret, "{case}");
+        assert_eq!(
+            variables["STOCKCAST_MLFLOW_SECRET"],
+            if secret {
+                serde_json::json!({"Ref": "MlflowSecret"})
+            } else {
+                serde_json::Value::Null
+            },
+            "{case}"
+        );
+        assert_eq!(
+            gate["Layers"].is_array(),
+            secret,
+            "{case}: the extension layer"
+        );
+        let statements =
+            app["GateRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("statements")
+                .clone();
+        let reads_secret = statements.iter().any(|s| {
+            s["Action"] == "secretsmanager:GetSecretValue"
+                && s["Resource"] == serde_json::json!({"Ref": "MlflowSecret"})
+        });
+        assert_eq!(reads_secret, secret, "{case}");
+        // Only the gate reads the MLflow secret.
+        for (name, resource) in app.as_object().expect("resources") {
+            if name != "GateRole" && resource["Type"] == "AWS::IAM::Role" {
+                assert!(
+                    !resource.to_string().contains("MlflowSecret"),
+                    "{case}: {name} may read the MLflow secret"
+                );
+            }
+        }
+    }
+}

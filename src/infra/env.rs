@@ -43,6 +43,29 @@ pub struct Environment {
     /// and the vendor secret. Without it: SSE-S3 for the bucket, the
     /// services' own encryption for logs and secrets, an unencrypted topic.
     pub customer_managed_key: bool,
+    pub mlflow: MlflowSettings,
+}
+
+/// The MLflow server every training run is mirrored into at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlflowSettings {
+    /// `https://…`; `None`: no mirror step does anything.
+    pub tracking_uri: Option<String>,
+    pub credentials: MlflowCredentials,
+}
+
+/// Where the mirror's MLflow credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlflowCredentials {
+    /// The server needs none (an authenticating proxy in front of it is
+    /// not supported: it could not tell the function from the Internet).
+    None,
+    /// The stack creates the secret `stockcast/<env>/mlflow`, which only the
+    /// gate function may read; the operator sets `{"username","password"}`
+    /// or `{"token"}` with `put-secret-value`.
+    Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +268,22 @@ impl Environment {
         if self.api.throttle_rate <= 0.0 || self.api.quota_per_month == 0 {
             return Err("api: throttle_rate and quota_per_month should be positive".into());
         }
+        match &self.mlflow.tracking_uri {
+            // The gate function reaches the server over the Internet:
+            // credentials and models never travel in clear text.
+            Some(uri) if !uri.starts_with("https://") || uri.len() <= "https://".len() => {
+                return Err(format!(
+                    "mlflow.tracking_uri: should be an https:// URL (or null for no mirror), but is {uri:?}"
+                ));
+            }
+            None if self.mlflow.credentials == MlflowCredentials::Secret => {
+                return Err(
+                    "mlflow.credentials: a secret needs mlflow.tracking_uri (or set credentials: none)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -317,6 +356,14 @@ mod tests {
         check_err(
             |t| t.replace("function_throttles: false", "function_throttles: no way"),
             "alarms.function_throttles: invalid type",
+        );
+        check_err(
+            |t| t.replace("tracking_uri: null", "tracking_uri: http://10.0.0.5:5000"),
+            "mlflow.tracking_uri: should be an https:// URL",
+        );
+        check_err(
+            |t| t.replace("credentials: none", "credentials: secret"),
+            "mlflow.credentials: a secret needs mlflow.tracking_uri",
         );
     }
 }

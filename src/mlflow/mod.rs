@@ -7,17 +7,20 @@
 //! client speaks MLflow's REST API over reqwest ([`client`]); what is
 //! logged is computed from the store's files without I/O ([`record`]); the
 //! store is read by [`source`] and mirrored, idempotently, by [`mirror`]
-//! (runs) and `registered` (models, versions, aliases).
+//! (runs) and `registered` (models, versions, aliases); [`step`] is the
+//! training workflow's mirror step.
 
 pub mod client;
 pub mod mirror;
 pub mod record;
 mod registered;
 pub mod source;
+pub mod step;
 
 pub use client::{Client, Credentials, MlflowError};
 pub use mirror::{Counts, MirrorError, SyncReport, sync};
 pub use source::registered_model_name;
+pub use step::{MirrorTarget, mirror_step};
 
 /// The experiment a store's runs go to: `stockcast-<env>`.
 pub fn experiment_name(env: &str) -> String {

@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use stockcast::config::PipelineConfig;
-use stockcast::functions::{NoStepFunctions, StepEnv, gate_event, ingest_event, monitor_event};
+use stockcast::functions::{NoAws, StepEnv, gate_event, ingest_event, monitor_event};
 use stockcast::store::Store;
 use stockcast::vendors::{VendorClient, VendorConfig};
 
@@ -33,6 +33,9 @@ impl flags::Step {
             monitor: Default::default(),
             sample_dir: self.sample.clone(),
             vendors: Some(VendorClient::new(VendorConfig::from_env())?),
+            mlflow: stockcast::mlflow::MirrorTarget::from_vars(|n| {
+                std::env::var(n).ok().filter(|v| !v.is_empty())
+            }),
         };
         if let Some(ratio) = self.drift_mase_ratio {
             env.monitor.drift_mase_ratio = ratio;
@@ -41,7 +44,7 @@ impl flags::Step {
         let result = runtime.block_on(async {
             match self.function {
                 flags::StepFunction::Ingest => ingest_event(&env, event).await,
-                flags::StepFunction::Gate => gate_event(&env, event, &NoStepFunctions).await,
+                flags::StepFunction::Gate => gate_event(&env, event, &NoAws).await,
                 flags::StepFunction::Monitor => monitor_event(&env, event).await,
             }
         });

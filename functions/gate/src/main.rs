@@ -8,25 +8,53 @@
 //! - `request_approval`: keep the `.waitForTaskToken` state's token.
 //! - `answer`: a person's approve/reject, sent to Step Functions as
 //!   `SendTaskSuccess` / `SendTaskFailure(Gate.ApprovalRejected)`.
+//! - `mirror`: the store into the environment's MLflow server, with the
+//!   credentials of a Secrets Manager secret read through the Parameters
+//!   and Secrets extension layer.
 //!
-//! Configuration: `STOCKCAST_BUCKET` and the policy `STOCKCAST_GATE_*`.
+//! Configuration: `STOCKCAST_BUCKET`, the policy `STOCKCAST_GATE_*` and
+//! `STOCKCAST_MLFLOW_*`.
 
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use stockcast::functions::{StepEnv, StepFunctions, gate_event};
+use stockcast::functions::{ApprovalSender, StepEnv, StepFunctions, gate_event};
+use stockcast::secrets::{SecretSource, SecretsExtension};
+use stockcast::steps::{ApprovalResult, StepError};
+
+/// The AWS services the gate calls besides S3: Step Functions (answers)
+/// and, through the secrets extension layer, Secrets Manager.
+struct GateAws {
+    sfn: StepFunctions,
+    secrets: SecretsExtension,
+}
+
+impl ApprovalSender for GateAws {
+    async fn send(&self, task_token: &str, result: &ApprovalResult) -> Result<(), StepError> {
+        self.sfn.send(task_token, result).await
+    }
+}
+
+impl SecretSource for GateAws {
+    async fn secret(&self, id: &str) -> Result<String, StepError> {
+        self.secrets.secret(id).await
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     stockcast::logging::init_json();
     let env = Arc::new(StepEnv::from_env().map_err(lambda_runtime::Error::from)?);
     let config = aws_config::load_from_env().await;
-    let sfn = Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config)));
+    let aws = Arc::new(GateAws {
+        sfn: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
+        secrets: SecretsExtension::from_env().map_err(lambda_runtime::Error::from)?,
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (env, sfn) = (env.clone(), sfn.clone());
+        let (env, aws) = (env.clone(), aws.clone());
         async move {
-            gate_event(&env, event.payload, sfn.as_ref())
+            gate_event(&env, event.payload, aws.as_ref())
                 .await
                 .map_err(Diagnostic::from)
         }
@@ -54,7 +82,10 @@ mod tests {
 
     type Calls = Arc<Mutex<Vec<(String, Value)>>>;
 
-    /// Step Functions speaks JSON 1.0: POST / with `X-Amz-Target: AWSStepFunctions.<Operation>`.
+    /// Step Functions speaks JSON 1.0: POST / with `X-Amz-Target:
+    /// AWSStepFunctions.<Operation>`. The secrets extension's
+    /// `GET /secretsmanager/get?secretId=…` answers with a username and
+    /// password.
     async fn step_functions_stub() -> (String, Calls) {
         let calls: Calls = Arc::default();
         let app = Router::new()
@@ -73,6 +104,23 @@ mod tests {
                     },
                 ),
             )
+            .route(
+                "/secretsmanager/get",
+                axum::routing::get(
+                    |State(calls): State<Calls>,
+                     axum::extract::Query(query): axum::extract::Query<Value>| async move {
+                        calls
+                            .lock()
+                            .expect("lock")
+                            .push(("secretsmanager/get".to_owned(), query));
+                        serde_json::json!({
+                            "Name": "stockcast/dev/mlflow",
+                            "SecretString": "{\"username\":\"ci\",\"password\":\"pw\"}"
+                        })
+                        .to_string()
+                    },
+                ),
+            )
             .with_state(calls.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -82,14 +130,17 @@ mod tests {
         (url, calls)
     }
 
-    async fn client(endpoint: &str) -> StepFunctions {
+    async fn client(endpoint: &str) -> GateAws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sfn::config::Credentials::for_tests())
             .load()
             .await;
-        StepFunctions::new(aws_sdk_sfn::Client::new(&config))
+        GateAws {
+            sfn: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
+            secrets: SecretsExtension::new(endpoint, "session"),
+        }
     }
 
     fn env(dir: &std::path::Path) -> StepEnv {
@@ -99,6 +150,7 @@ mod tests {
             monitor: Default::default(),
             sample_dir: dir.into(),
             vendors: None,
+            mlflow: None,
         }
     }
 
@@ -176,5 +228,43 @@ mod tests {
                 .expect("reads")
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn the_mirror_reads_its_credentials_from_the_secret_and_reports_an_unreachable_server() {
+        let (url, calls) = step_functions_stub().await;
+        let aws = client(&url).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = env(dir.path());
+        let mirror = serde_json::json!({"action": "mirror", "run_id": "r"});
+        let skipped = gate_event(&env, mirror.clone(), &aws)
+            .await
+            .expect("nothing to do");
+        assert_eq!(skipped["mirrored"], false);
+        assert!(calls.lock().expect("lock").is_empty());
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        env.mlflow = Some(stockcast::mlflow::MirrorTarget {
+            tracking_uri: format!("http://127.0.0.1:{port}"),
+            experiment: "stockcast-dev".into(),
+            credentials_secret: Some("stockcast/dev/mlflow".into()),
+        });
+        let failed = gate_event(&env, mirror, &aws)
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            failed.message.contains("cannot reach the MLflow server"),
+            "{}",
+            failed.message
+        );
+        assert!(!failed.message.contains("pw"), "{}", failed.message);
+        assert_eq!(Diagnostic::from(failed).error_type, "Service.Unavailable");
+        let calls = calls.lock().expect("lock").clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].0, "secretsmanager/get");
+        assert_eq!(calls[0].1["secretId"], "stockcast/dev/mlflow");
     }
 }

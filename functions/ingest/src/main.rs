@@ -15,6 +15,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use stockcast::config::QualityPolicy;
 use stockcast::functions::{StepEnv, ingest_event};
+use stockcast::secrets::{SecretSource, SecretsExtension};
 use stockcast::vendors::{VendorClient, VendorConfig};
 
 #[tokio::main]
@@ -52,34 +53,8 @@ async fn step_env() -> anyhow::Result<StepEnv> {
 /// Reads `{"api_key":"…"}` from Secrets Manager through the Parameters and
 /// Secrets Lambda extension (a layer of the function), without an SDK.
 async fn secret_from_extension(secret_id: &str) -> anyhow::Result<String> {
-    let port =
-        std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".into());
-    let token = std::env::var("AWS_SESSION_TOKEN").context("AWS_SESSION_TOKEN is not set")?;
-    let url = reqwest::Url::parse_with_params(
-        &format!("http://localhost:{port}/secretsmanager/get"),
-        [("secretId", secret_id)],
-    )?;
-    let response = reqwest::Client::new()
-        .get(url)
-        .header("X-Aws-Parameters-Secrets-Token", token)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("the secrets extension did not answer: {}", e.without_url())
-        })?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "the secrets extension answered {}",
-        response.status()
-    );
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("bad secrets answer: {}", e.without_url()))?;
-    let body: Value =
-        serde_json::from_slice(&bytes).context("the secrets extension's answer is not JSON")?;
-    let secret: Value = serde_json::from_str(body["SecretString"].as_str().unwrap_or(""))
-        .context("the secret is not JSON")?;
+    let text = SecretsExtension::from_env()?.secret(secret_id).await?;
+    let secret: Value = serde_json::from_str(&text).context("the secret is not JSON")?;
     secret["api_key"]
         .as_str()
         .filter(|k| !k.is_empty())
@@ -99,6 +74,7 @@ mod tests {
             monitor: Default::default(),
             sample_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample"),
             vendors: None,
+            mlflow: None,
         }
     }
 

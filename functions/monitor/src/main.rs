@@ -145,6 +145,7 @@ mod tests {
             },
             sample_dir: sample.clone(),
             vendors: None,
+            mlflow: None,
         };
         stockcast::functions::ingest_event(
             &env,

@@ -275,6 +275,16 @@ fn trained_and_decided(o: &Outcome, p: &mut Vec<String>, moved: impl Fn(&str) ->
 }
 
 pub fn promoted(o: &Outcome) -> Vec<String> {
+    let mut p = promoted_and_notified(o, &["models promoted"]);
+    // dev names no MLflow server: the mirror step ran and did nothing.
+    let mlflow = &o.result.output["mlflow"];
+    expect(&mut p, mlflow["mirrored"] == false, || {
+        format!("$.mlflow should say nothing was mirrored: {mlflow}")
+    });
+    p
+}
+
+fn promoted_and_notified(o: &Outcome, subjects: &[&str]) -> Vec<String> {
     let mut p = Vec::new();
     trained_and_decided(o, &mut p, |d| d == "promote");
     let promoted = o.result.output["promote"]["promoted"]
@@ -288,7 +298,21 @@ pub fn promoted(o: &Outcome) -> Vec<String> {
     expect(&mut p, promoted == decided && promoted > 0, || {
         format!("{promoted} promoted in $.promote, {decided} promote decisions")
     });
-    expect_subjects(o, &mut p, &["models promoted"]);
+    expect_subjects(o, &mut p, subjects);
+    p
+}
+
+/// MLflow was down: production moved all the same, and the failure was
+/// notified with the error the mirror step returned.
+pub fn mirror_failed(o: &Outcome) -> Vec<String> {
+    let mut p = promoted_and_notified(o, &["models promoted", "MLflow mirror failed"]);
+    let said = o.result.notifications.last().is_some_and(|n| {
+        n.message.contains("Service.Unavailable")
+            && n.message.contains("cannot reach the MLflow server")
+    });
+    expect(&mut p, said, || {
+        "the mirror notification does not say MLflow was unreachable".into()
+    });
     p
 }
 

@@ -140,13 +140,26 @@ impl Simulation {
             );
         }
         eprintln!("simulate: building the step binaries: cargo build -p xtask -p stockcast-train");
-        let status = Command::new("cargo")
-            .args(["build", "--quiet", "-p", "xtask", "-p", "stockcast-train"])
-            .status()
+        // The executables are taken from cargo's own report (`deps/<name>-<hash>`,
+        // unique to this checkout): `target/debug/<name>` is shared by every
+        // checkout building into the same target folder, and may be another's.
+        let output = Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json-render-diagnostics",
+                "-p",
+                "xtask",
+                "-p",
+                "stockcast-train",
+            ])
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .context("failed to start cargo")?;
-        if !status.success() {
-            bail!("building the step binaries failed ({status})");
+        if !output.status.success() {
+            bail!("building the step binaries failed ({})", output.status);
         }
+        let executables = built_executables(&output.stdout);
         let target = absolute(tools::tools_dir())?
             .parent()
             .map(Path::to_path_buf)
@@ -159,10 +172,13 @@ impl Simulation {
             .with_context(|| format!("cannot create {}", bin.display()))?;
         let mut pinned = Vec::new();
         for name in ["xtask", "stockcast-train"] {
-            let (built, link) = (target.join("debug").join(name), bin.join(name));
+            let built = executables
+                .get(name)
+                .with_context(|| format!("cargo reported no executable {name}"))?;
+            let link = bin.join(name);
             let _ = std::fs::remove_file(&link);
-            if std::fs::hard_link(&built, &link).is_err() {
-                std::fs::copy(&built, &link)
+            if std::fs::hard_link(built, &link).is_err() {
+                std::fs::copy(built, &link)
                     .with_context(|| format!("cannot copy {}", built.display()))?;
             }
             pinned.push(link);
@@ -371,6 +387,7 @@ impl Simulation {
             config: &config_path,
             drift_threshold,
             yahoo_url: vendor.as_ref().map(|v| v.url.as_str()),
+            mlflow_uri: scenario.mlflow_down.then(unused_local_url).transpose()?,
         };
         let job = json!({
             "interpreter": self.interpreter,
@@ -459,6 +476,9 @@ impl Simulation {
             let mut env = BTreeMap::new();
             if let Some(url) = paths.yahoo_url {
                 env.insert("STOCKCAST_YAHOO_URL", url.to_owned());
+            }
+            if let (Some(uri), "gate") = (&paths.mlflow_uri, step) {
+                env.insert("STOCKCAST_MLFLOW_TRACKING_URI", uri.clone());
             }
             bindings.insert(arn.clone(), json!({"command": command, "env": env}));
         }
@@ -623,12 +643,36 @@ impl Simulation {
     }
 }
 
+/// Binary target name → executable, from `cargo build --message-format=json`.
+fn built_executables(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
+    stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Json>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| {
+            let name = m["target"]["name"].as_str()?.to_owned();
+            let executable = m["executable"].as_str()?;
+            Some((name, PathBuf::from(executable)))
+        })
+        .collect()
+}
+
 struct StepPaths<'a> {
     store: &'a Path,
     sample: &'a Path,
     config: &'a Path,
     drift_threshold: f64,
     yahoo_url: Option<&'a str>,
+    /// Where the gate function looks for MLflow, when the scenario sets one.
+    mlflow_uri: Option<String>,
+}
+
+/// A URL on 127.0.0.1 that nothing listens on (a port just released).
+fn unused_local_url() -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(format!("http://127.0.0.1:{port}"))
 }
 
 /// The runner's stdin and stdout: JSON lines both ways.

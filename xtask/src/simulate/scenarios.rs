@@ -96,6 +96,8 @@ pub struct Scenario {
     /// Batch attempts (1-based) that get a Spot interruption.
     pub interrupt: &'static [u32],
     pub answer: Option<Answer>,
+    /// The gate function is pointed at an MLflow server that is not there.
+    pub mlflow_down: bool,
     /// `None`: the execution must succeed.
     pub error: Option<&'static str>,
     pub path: &'static str,
@@ -126,17 +128,27 @@ pub fn all() -> Vec<Scenario> {
         served_bias: None,
         interrupt: &[],
         answer: None,
+        mlflow_down: false,
         error: None,
         path: "",
         check: |_| Vec::new(),
     };
     vec![
         Scenario {
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → Done",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
             check: check::promoted,
             ..training(
                 "success",
                 "every symbol ingested, quality ok, trained, gated, promoted",
+            )
+        },
+        Scenario {
+            mlflow_down: true,
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow(Service.Unavailable→retry, Service.Unavailable→retry, Service.Unavailable→caught) → NotifyMirrorFailed → Done",
+            check: check::mirror_failed,
+            ..training(
+                "mlflow-down",
+                "the MLflow server is unreachable: promotion stands, the failure is notified",
             )
         },
         Scenario {
@@ -154,7 +166,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             models: &MODELS_WITH_ARIMA,
             interrupt: &[1],
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train[attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: exit 0] → GateEvaluate → GateDecision → Promote → NotifyPromoted → Done",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train[attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: exit 0] → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
             check: check::interrupted_once,
             ..training(
                 "spot-interrupted-once",
@@ -189,7 +201,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             models: &[ModelKind::LinregLag5],
             gate: |gate| gate.min_improvement_over_naive_pct = 50.0,
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyRejected → Done",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyRejected → MirrorToMlflow → Done",
             check: check::rejected,
             ..training(
                 "candidate-rejected",
@@ -199,14 +211,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             gate: manual,
             answer: Some(Answer::Approve),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval → PromoteApproved → NotifyPromoted → Done",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval → PromoteApproved → NotifyPromoted → MirrorToMlflow → Done",
             check: check::approved,
             ..training("approval-approved", "manual approval: a person approves")
         },
         Scenario {
             gate: manual,
             answer: Some(Answer::Reject),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → WithdrawAfterRejection → NotifyApprovalRejected → RejectedByApprover",
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → WithdrawAfterRejection → NotifyApprovalRejected → MirrorToMlflow → Done",
             check: check::approval_rejected,
             ..training("approval-rejected", "manual approval: a person rejects")
         },
