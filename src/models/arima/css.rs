@@ -28,6 +28,9 @@ pub struct CssFit {
     pub theta: Vec<f64>,
     pub mean: f64,
     pub ssr: f64,
+    /// Number of residuals in the sum of squares.
+    pub n_eff: usize,
+    pub residuals: Vec<f64>,
 }
 
 /// On price data most fits converge in under ten iterations; the rest creep
@@ -110,6 +113,8 @@ pub fn fit(x: &[f64], spec: Spec, offset: usize, innovations: Option<&[f64]>) ->
         theta: params[spec.p..spec.p + spec.q].to_vec(),
         mean: if spec.mean { params[k - 1] } else { 0.0 },
         ssr,
+        n_eff: x.len() - offset,
+        residuals: work.residuals,
     })
 }
 
@@ -438,7 +443,7 @@ mod tests {
             fit.theta[0]
         );
         assert!((fit.mean - mu).abs() < 0.1, "mean {}", fit.mean);
-        assert!((fit.ssr / (x.len() - 1) as f64 - 1.0).abs() < 0.1);
+        assert!((fit.ssr / fit.n_eff as f64 - 1.0).abs() < 0.1);
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! Hyndman–Khandakar's AutoARIMA (as in R's forecast and statsforecast).
 //!
 //! `d` comes from repeated KPSS tests, the ARMA part is estimated by
-//! conditional sum of squares (see `css`) and then by exact maximum
-//! likelihood from there (see `likelihood`), and (p, q, constant) is chosen
-//! by a stepwise search that minimises the exact likelihood's AICc. Forecasts are the ARMA recursion
+//! conditional sum of squares (see `css`), and (p, q, constant) is chosen by
+//! a stepwise search that minimises AICc. Forecasts are the ARMA recursion
 //! integrated `d` times; 80 % intervals come from the ψ-weights of the
 //! integrated model.
 //!
@@ -15,7 +14,6 @@
 
 mod css;
 mod kpss;
-mod likelihood;
 
 use std::collections::HashSet;
 
@@ -199,9 +197,6 @@ impl Forecaster for ArimaParams {
             None => search.stepwise(self.max_p, self.max_q, d <= 1)?,
         };
         let n = x.len();
-        // The forecast's state is the CSS recursion's at the chosen
-        // coefficients, so anchoring (which reruns it) reproduces it.
-        let residuals = css::residuals(&x, spec, offset, &fit.phi, &fit.theta, fit.mean);
         Ok(FittedArima {
             order: Order {
                 p: spec.p,
@@ -210,11 +205,11 @@ impl Forecaster for ArimaParams {
                 constant: spec.mean,
             },
             recent_values: x[n - spec.p..].to_vec(),
-            recent_residuals: residuals[n - spec.q..].to_vec(),
+            recent_residuals: fit.residuals[n - spec.q..].to_vec(),
             phi: fit.phi,
             theta: fit.theta,
             mean: fit.mean,
-            sigma2: fit.sigma2,
+            sigma2: fit.ssr / fit.n_eff as f64,
             aicc,
             level_tails,
             conditioning: offset,
@@ -222,14 +217,6 @@ impl Forecaster for ArimaParams {
             calibration: None,
         })
     }
-}
-
-/// A candidate's estimates.
-struct Estimate {
-    phi: Vec<f64>,
-    theta: Vec<f64>,
-    mean: f64,
-    sigma2: f64,
 }
 
 /// The AICc-minimising stepwise search over (p, q, constant) for a fixed d.
@@ -242,50 +229,28 @@ struct Search<'a> {
 
 impl Search<'_> {
     /// Estimates one candidate and scores it; `None` if it is inadmissible.
-    fn estimate(&self, spec: Spec) -> Option<(Estimate, f64)> {
+    fn estimate(&self, spec: Spec) -> Option<(css::CssFit, f64)> {
         let fit = css::fit(self.x, spec, self.offset, self.innovations)?;
-        if !self.admissible(&fit.phi, &fit.theta) {
+        if !css::roots_outside(&fit.phi, self.root_margin) {
             return None;
         }
-        if fit.ssr == 0.0 {
-            // A perfect fit (a constant series and a mean): nothing can beat
-            // it, and its likelihood is unbounded.
-            let estimate = Estimate {
-                phi: fit.phi,
-                theta: fit.theta,
-                mean: fit.mean,
-                sigma2: 0.0,
-            };
-            return Some((estimate, f64::NEG_INFINITY));
-        }
-        // CSS values start the exact-likelihood maximisation (as R's
-        // `arima` and statsforecast do), whose likelihood scores the candidate.
-        let ml = likelihood::maximise(self.x, spec, &fit.phi, &fit.theta, fit.mean)?;
-        let (phi, theta, mean, filtered) = (ml.phi, ml.theta, ml.mean, ml.filtered);
-        if !self.admissible(&phi, &theta) {
+        let negated_theta: Vec<f64> = fit.theta.iter().map(|t| -t).collect();
+        if !css::roots_outside(&negated_theta, self.root_margin) {
             return None;
         }
-        let sigma2 = filtered.sigma2();
-        let estimate = Estimate {
-            phi,
-            theta,
-            mean,
-            sigma2,
-        };
+        let n = fit.n_eff as f64;
+        let sigma2 = fit.ssr / n;
+        if sigma2 == 0.0 {
+            // A perfect fit (a constant series and a mean): nothing can beat it.
+            return Some((fit, f64::NEG_INFINITY));
+        }
         if !(sigma2 > 0.0 && sigma2.is_finite()) {
             return None;
         }
-        let n = filtered.n as f64;
         let k = (spec.n_params() + 1) as f64;
-        let aicc = -2.0 * filtered.log_likelihood() + 2.0 * k + 2.0 * k * (k + 1.0) / (n - k - 1.0);
-        aicc.is_finite().then_some((estimate, aicc))
-    }
-
-    /// Stationary and invertible with the search's margin from the unit circle.
-    fn admissible(&self, phi: &[f64], theta: &[f64]) -> bool {
-        let negated_theta: Vec<f64> = theta.iter().map(|t| -t).collect();
-        css::roots_outside(phi, self.root_margin)
-            && css::roots_outside(&negated_theta, self.root_margin)
+        let log_likelihood = -0.5 * n * ((2.0 * std::f64::consts::PI * sigma2).ln() + 1.0);
+        let aicc = -2.0 * log_likelihood + 2.0 * k + 2.0 * k * (k + 1.0) / (n - k - 1.0);
+        aicc.is_finite().then_some((fit, aicc))
     }
 
     fn stepwise(
@@ -293,10 +258,10 @@ impl Search<'_> {
         max_p: usize,
         max_q: usize,
         allow_constant: bool,
-    ) -> Result<(Spec, Estimate, f64, usize), ModelError> {
+    ) -> Result<(Spec, css::CssFit, f64, usize), ModelError> {
         let mut tried = HashSet::new();
-        let mut best: Option<(Spec, Estimate, f64)> = None;
-        let mut consider = |spec: Spec, best: &mut Option<(Spec, Estimate, f64)>| -> bool {
+        let mut best: Option<(Spec, css::CssFit, f64)> = None;
+        let mut consider = |spec: Spec, best: &mut Option<(Spec, css::CssFit, f64)>| -> bool {
             if spec.p > max_p || spec.q > max_q || !tried.insert(spec) {
                 return false;
             }
