@@ -143,10 +143,12 @@ async fn stored_aliases(
         }
         aliases.insert("production".to_owned(), production.version);
     }
-    if let Some(staging) = registry.staging(symbol, model).await? {
-        if let Some(version) = staging.version {
-            aliases.insert("staging".to_owned(), version);
-        }
+    if let Some(version) = registry
+        .staging(symbol, model)
+        .await?
+        .and_then(|staging| staging.version)
+    {
+        aliases.insert("staging".to_owned(), version);
     }
     Ok(StoredAliases {
         symbol: symbol.to_owned(),
