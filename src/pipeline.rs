@@ -178,17 +178,9 @@ impl LocalPipeline {
         let decided = promotion::evaluate(&registry, &self.config.gate, &gate_input)
             .await
             .map_err(step("gate"))?;
-        let promoted = promotion::promote(
-            &registry,
-            &PromoteInput {
-                run_id: input.run_id.clone(),
-                decisions: decided.decisions.clone(),
-                approved: false,
-            },
-        )
-        .await
-        .map_err(step("promote"))?;
-        if decided.needs_approval {
+        // As the training workflow: a run with a candidate waiting for
+        // approval promotes nothing until the answer (which promotes all).
+        let promoted = if decided.needs_approval {
             // Nothing waits locally: the staged candidates stay until
             // `cargo xtask approve --root …` or `reject` answers.
             let request = ApprovalRequest {
@@ -199,7 +191,21 @@ impl LocalPipeline {
             approval::request(&self.store, &request)
                 .await
                 .map_err(step("approval"))?;
-        }
+            PromoteOutput {
+                promoted: Vec::new(),
+            }
+        } else {
+            promotion::promote(
+                &registry,
+                &PromoteInput {
+                    run_id: input.run_id.clone(),
+                    decisions: decided.decisions.clone(),
+                    approved: false,
+                },
+            )
+            .await
+            .map_err(step("promote"))?
+        };
         report.artifacts = trained
             .candidates
             .iter()

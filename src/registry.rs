@@ -506,6 +506,7 @@ impl Registry {
         let key = alias_key(symbol, model, "production");
         let mut moved: Option<AliasRecord> = None;
         let mut previous: Option<String> = None;
+        let mut already: Option<AliasRecord> = None;
         self.store
             .update_with(&key, |current| -> Result<Option<Vec<u8>>, RegistryError> {
                 let current: Option<AliasRecord> =
@@ -519,6 +520,12 @@ impl Registry {
                         None => None,
                     };
                 let version = target(current.as_ref())?;
+                // Already there (a retried step whose first attempt wrote):
+                // moving again would make production its own previous.
+                if let Some(current) = current.as_ref().filter(|c| c.version == version) {
+                    already = Some(current.clone());
+                    return Ok(None);
+                }
                 previous = current.map(|c| c.version);
                 let record = AliasRecord {
                     version,
@@ -532,6 +539,14 @@ impl Registry {
                 Ok(Some(bytes))
             })
             .await?;
+        if let Some(current) = already {
+            return Ok(Promotion {
+                symbol: symbol.to_owned(),
+                model,
+                version: current.version,
+                previous: current.previous,
+            });
+        }
         let record = moved.ok_or_else(|| RegistryError::Corrupt {
             key: key.clone(),
             reason: "alias update produced no record".into(),

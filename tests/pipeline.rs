@@ -308,18 +308,13 @@ fn manual_approval_stages_until_an_answer() {
             .find(|d| d.model == linreg)
             .map(|d| d.version.clone())
             .expect("a linreg decision");
-        // The baseline went live; the learned model only waits.
-        assert!(
-            registry
-                .production("MSFT", ModelKind::Naive)
-                .await
-                .expect("reads")
-                .is_some()
-        );
-        assert_eq!(
-            registry.production("MSFT", linreg).await.expect("reads"),
-            None
-        );
+        // As in the training workflow, nothing goes live before the answer.
+        for model in &models {
+            assert_eq!(
+                registry.production("MSFT", *model).await.expect("reads"),
+                None
+            );
+        }
         let staging = registry.staging("MSFT", linreg).await.expect("reads");
         assert_eq!(staging.and_then(|s| s.version), Some(staged_v1.clone()));
         let waiting = pending(&store, "run-1")
@@ -365,19 +360,35 @@ fn manual_approval_stages_until_an_answer() {
         let approved = answer_local(&store, &answer("run-2", true))
             .await
             .expect("approves");
+        assert_eq!(
+            approved.promoted.len(),
+            2,
+            "the baseline and the staged model"
+        );
         assert!(
             approved
                 .promoted
                 .iter()
                 .any(|p| p.model == linreg && p.version == staged_v2)
         );
+        let live = registry.production("MSFT", linreg).await.expect("reads");
         assert_eq!(
-            registry
-                .production("MSFT", linreg)
-                .await
-                .expect("reads")
-                .map(|a| a.version),
-            Some(staged_v2)
+            live.as_ref().map(|a| a.version.clone()),
+            Some(staged_v2.clone())
+        );
+        // Promoting it again (a retried step) changes nothing: production
+        // never becomes its own previous.
+        let again = registry
+            .promote("MSFT", linreg, &staged_v2, "run-2", "retried")
+            .await
+            .expect("promotes");
+        assert_eq!(
+            again.previous,
+            live.as_ref().and_then(|a| a.previous.clone())
+        );
+        assert_eq!(
+            registry.production("MSFT", linreg).await.expect("reads"),
+            live
         );
         assert_eq!(registry.staging("MSFT", linreg).await.expect("reads"), None);
 

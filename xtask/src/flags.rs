@@ -396,8 +396,9 @@ pub struct Local {
     /// Folder of the sample source's price files.
     #[arg(long, default_value = "data/sample")]
     pub sample: PathBuf,
-    /// `manual` stages the candidates that pass the gate (except the
-    /// baselines) until `cargo xtask approve --root …` or `reject` answers.
+    /// `manual`: a run whose learned candidates pass the gate stages them
+    /// and promotes nothing (as the training workflow) until `cargo xtask
+    /// approve --root …` promotes every passing candidate or `reject`.
     #[arg(long, default_value = "automatic", value_parser = parse_approval)]
     pub approval: Approval,
     /// Mirror the store into this MLflow tracking server at the end (as
