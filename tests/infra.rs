@@ -268,6 +268,21 @@ fn a_budget_that_cannot_stop_spending_is_found() {
 /// where `customer_managed_key` is set, the secret where the source is Alpha
 /// Vantage. Every combination passes the own checks, and nothing refers to
 /// the key or the secret where they are not rendered.
+/// Renders an edited environment file (written to `dir`) and asserts the
+/// project's own checks find nothing.
+fn render_checked(dir: &std::path::Path, text: &str, case: &str) -> Rendered {
+    let path = dir.join("edited.yaml");
+    std::fs::write(&path, text).expect("writes the environment");
+    let r = render(
+        &Sources::in_project(&project_root()),
+        &path.display().to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{case}: renders: {e}"));
+    let findings = infra::check(&r);
+    assert!(findings.is_empty(), "{case}: {findings:#?}");
+    r
+}
+
 #[test]
 fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
     let dev = std::fs::read_to_string(project_root().join("stacks/environments/dev.yaml"))
@@ -276,21 +291,13 @@ fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     for source in ["yahoo", "alpha-vantage"] {
         for key in [false, true] {
-            let path = dir.path().join(format!("{source}-{key}.yaml"));
             let text = dev
                 .replace("source: yahoo ", &format!("source: {source} "))
                 .replace(
                     "customer_managed_key: false",
                     &format!("customer_managed_key: {key}"),
                 );
-            std::fs::write(&path, text).expect("writes the environment");
-            let r = render(
-                &Sources::in_project(&project_root()),
-                &path.display().to_string(),
-            )
-            .unwrap_or_else(|e| panic!("{source}, key {key}: renders: {e}"));
-            let findings = infra::check(&r);
-            assert!(findings.is_empty(), "{source}, key {key}: {findings:#?}");
+            let r = render_checked(dir.path(), &text, &format!("{source}, key {key}"));
             let text: String = r.stacks.iter().map(|s| s.to_json_string()).collect();
             let secret = source == "alpha-vantage";
             for (what, expected) in [
@@ -327,7 +334,6 @@ fn the_mlflow_mirror_is_configured_only_where_the_environment_names_a_server() {
         ("https://mlflow.example.com", "secret", true),
     ] {
         let case = format!("{uri} {credentials} key {key}");
-        let path = dir.path().join("mlflow.yaml");
         let text = dev
             .replace("tracking_uri: null", &format!("tracking_uri: {uri}"))
             .replace("credentials: none", &format!("credentials: {credentials}"))
@@ -335,14 +341,7 @@ fn the_mlflow_mirror_is_configured_only_where_the_environment_names_a_server() {
                 "customer_managed_key: false",
                 &format!("customer_managed_key: {key}"),
             );
-        std::fs::write(&path, text).expect("writes the environment");
-        let r = render(
-            &Sources::in_project(&project_root()),
-            &path.display().to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{case}: renders: {e}"));
-        let findings = infra::check(&r);
-        assert!(findings.is_empty(), "{case}: {findings:#?}");
+        let r = render_checked(dir.path(), &text, &case);
         let app = &r
             .stacks
             .iter()
