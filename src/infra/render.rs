@@ -31,6 +31,14 @@ pub enum RenderError {
     },
     #[error("{file}: {message}")]
     Template { file: String, message: String },
+    #[error(
+        "there is no environment {name} ({file} does not exist); the environments are: {known}. Add one by copying stacks/environments/dev.yaml"
+    )]
+    NoSuchEnvironment {
+        name: String,
+        file: String,
+        known: String,
+    },
 }
 
 /// One rendered stack.
@@ -127,7 +135,15 @@ pub fn load_workflow(path: &Path) -> Result<Json, RenderError> {
 
 /// Renders every stack of one environment.
 pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError> {
-    let env = Environment::load(&sources.env_path(env_name))?;
+    let env_path = sources.env_path(env_name);
+    if !env_path.exists() {
+        return Err(RenderError::NoSuchEnvironment {
+            name: env_name.to_owned(),
+            file: env_path.display().to_string(),
+            known: sources.environments().unwrap_or_default().join(", "),
+        });
+    }
+    let env = Environment::load(&env_path)?;
     let mut workflows = Vec::new();
     let mut workflow_json = std::collections::BTreeMap::new();
     for name in WORKFLOWS {

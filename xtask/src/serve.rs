@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use stockcast::api::{ApiConfig, ApiState, app};
 use stockcast::registry::Registry;
 use stockcast::store::Store;
@@ -14,15 +14,24 @@ impl flags::Serve {
         stockcast::logging::init_human();
         let store = Store::open(&self.root)
             .with_context(|| format!("failed to open the store {}", self.root))?;
+        let registry = Registry::new(store);
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        // An empty store would answer every symbol with "unknown symbol":
+        // say what is wrong instead of serving nothing.
+        if runtime.block_on(registry.production_models())?.is_empty() {
+            bail!(
+                "the store {} has no production models to serve: run `cargo xtask local` first (or give --root the store that has them)",
+                registry.store().describe()
+            );
+        }
         let state = ApiState::new(
-            Registry::new(store),
+            registry,
             ApiConfig {
                 revalidate_after: Duration::from_secs(self.revalidate_secs),
                 ..ApiConfig::default()
             },
         );
-        let runtime =
-            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
                 .await

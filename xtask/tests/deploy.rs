@@ -215,6 +215,15 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     // the state machines CloudFormation made.
     approve_through_a_waiting_execution(&aws, &moto_server);
 
+    // Without a terminal to ask and without --yes, nothing is deleted and
+    // the exit says so (a script must not go on as if it had been).
+    let unasked = aws.xtask(&["destroy"]);
+    let stderr = String::from_utf8_lossy(&unasked.stderr);
+    assert!(
+        !unasked.status.success() && stderr.contains("pass --yes"),
+        "{stderr}"
+    );
+
     let destroyed = aws.ok(&["destroy", "--yes"]);
     for stack in ["orchestration", "monitoring", "app", "data"] {
         assert!(
@@ -334,4 +343,40 @@ apigateway.update_usage_plan(usagePlanId=plan["id"], patchOperations=[
     );
     let again = aws.ok(&["resume", "--yes"]);
     assert!(again.contains("nothing to resume"), "{again}");
+}
+
+/// Without any credentials the AWS commands say what to run, before any
+/// call, instead of the SDK's provider-chain dump.
+#[test]
+fn missing_credentials_say_what_to_run() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let nowhere = home.path().join("none");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .args(["status", "--env", "dev"])
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", &nowhere)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::null());
+    for variable in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_ENDPOINT_URL",
+    ] {
+        command.env_remove(variable);
+    }
+    let output = command.output().expect("runs xtask");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no AWS credentials: run `aws configure`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }

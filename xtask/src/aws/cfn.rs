@@ -236,11 +236,13 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         return Ok(Outcome::NoChanges);
     }
     print_preview(&change.stack_name, changes);
-    if !confirm(
+    let answer = confirm(
         &format!("apply these changes to {}?", change.stack_name),
         yes,
-    )? {
+    );
+    if !matches!(answer, Ok(true)) {
         discard(client, &change.stack_name, &name).await;
+        answer?;
         println!("{}: left unchanged", change.stack_name);
         return Ok(Outcome::Declined);
     }

@@ -49,12 +49,52 @@ impl flags::Aws {
             }
             loader.load().await
         });
+        runtime.block_on(check_credentials(&sdk, self.profile.as_deref()))?;
         Ok(Ctx {
             sdk,
             endpoint: self.endpoint_url.clone(),
             rendered,
             runtime,
         })
+    }
+}
+
+/// Fails with the next step when the SDK's provider chain finds no
+/// credentials, instead of the chain's dump at the first AWS call.
+async fn check_credentials(
+    sdk: &aws_config::SdkConfig,
+    profile: Option<&str>,
+) -> anyhow::Result<()> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let next = match profile {
+        Some(p) => {
+            format!("run `aws sso login --profile {p}` (or check [profile {p}] in ~/.aws/config)")
+        }
+        None => {
+            "run `aws configure`, or `aws sso login --profile P` and pass --profile P".to_owned()
+        }
+    };
+    let Some(provider) = sdk.credentials_provider() else {
+        anyhow::bail!("no AWS credentials: {next}");
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            use std::error::Error;
+            // The chain's reason lists every provider it tried, one per
+            // line: "none found" is what the first words already say, any
+            // other first line (an expired SSO token) is worth showing.
+            let reason = e
+                .source()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| e.to_string());
+            match reason.lines().next() {
+                Some(line) if !line.starts_with("no credentials found in chain") => {
+                    anyhow::bail!("no AWS credentials: {next} ({line})")
+                }
+                _ => anyhow::bail!("no AWS credentials: {next}"),
+            }
+        }
     }
 }
 
@@ -125,8 +165,16 @@ impl object_store::CredentialProvider for SdkCredentials {
 
 /// Asks a yes/no question on the terminal; `--yes` answers for the user.
 pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
     if yes {
         return Ok(true);
+    }
+    // A script must not read "no" into a missing answer and go on as if
+    // the change was made.
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{question} needs an answer and there is no terminal to ask: run it in a terminal, or pass --yes to go ahead"
+        );
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
