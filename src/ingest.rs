@@ -84,6 +84,9 @@ pub fn merge(existing: &[Bar], incoming: &[Bar]) -> Merge {
 
 /// Runs the ingest step for one symbol.
 pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOutput, StepError> {
+    // Before anything is read or fetched: the symbol names a file, a key and a URL.
+    crate::symbol::check_symbol(&input.symbol)
+        .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
     let fetched_at = Utc::now();
     let mut warnings = Vec::new();
     let (incoming, raw_key) = match input.source {
@@ -324,6 +327,37 @@ mod tests {
             NaiveDate::from_ymd_opt(2024, 1, day).expect("valid date"),
             close,
         )
+    }
+
+    #[tokio::test]
+    async fn a_symbol_that_is_a_path_is_refused_before_anything_is_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sample = dir.path().join("sample");
+        std::fs::create_dir_all(&sample).expect("sample folder");
+        // A file outside the sample folder that a path-like symbol would reach.
+        std::fs::write(
+            dir.path().join("IBM.csv"),
+            "date,open,high,low,close,adj_close,volume\n",
+        )
+        .expect("writes");
+        let ctx = IngestContext {
+            store: Store::local(&dir.path().join("store")).expect("store"),
+            sample_dir: sample,
+            vendors: None,
+        };
+        let input = IngestInput {
+            run_id: "r".into(),
+            symbol: "../IBM".into(),
+            source: Source::Sample,
+        };
+        let refused = ingest(&ctx, &input).await.expect_err("a path");
+        assert_eq!(refused.name, ErrorName::InvalidInput, "{}", refused.message);
+        assert!(
+            refused.message.contains("\"../IBM\""),
+            "{}",
+            refused.message
+        );
+        assert!(ctx.store.list("raw/").await.expect("lists").is_empty());
     }
 
     #[test]

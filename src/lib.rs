@@ -34,5 +34,6 @@ pub mod series;
 pub mod spend_cap;
 pub mod steps;
 pub mod store;
+pub mod symbol;
 pub mod train;
 pub mod vendors;

@@ -34,7 +34,6 @@ use crate::registry::{HorizonMetrics, Registry};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 4096;
 /// Longest symbol accepted (exchange tickers and index names are far shorter).
-pub const MAX_SYMBOL_LEN: usize = 16;
 pub const DEFAULT_DAYS_AHEAD: usize = 5;
 
 /// The header that carries the request id.
@@ -221,30 +220,8 @@ fn parse_predict(
         )
     })?;
     let symbol = request.symbol.trim();
-    if symbol.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_symbol",
-            "symbol must not be empty",
-        ));
-    }
-    if symbol.len() > MAX_SYMBOL_LEN {
-        return Err(ApiError::bad_request(
-            "invalid_symbol",
-            format!(
-                "symbol should be at most {MAX_SYMBOL_LEN} characters, but has {}",
-                symbol.len()
-            ),
-        ));
-    }
-    if !symbol
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '^' | '.' | '-' | '='))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_symbol",
-            format!("symbol {symbol:?} has characters other than letters, digits and ^ . - ="),
-        ));
-    }
+    crate::symbol::check_symbol(symbol)
+        .map_err(|e| ApiError::bad_request("invalid_symbol", e.to_string()))?;
     if let Some(days) = request.days_ahead
         && !(1..=MAX_HORIZON).contains(&days)
     {

@@ -231,6 +231,7 @@ async fn bad_input_gets_a_4xx_with_a_code_and_never_a_5xx() {
         ("POST", "/predict", json, br#"{"symbol":"ABCDEFGHIJKLMNOPQ"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"MS FT"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT;DROP"}"#.to_vec(), 400, "invalid_symbol"),
+        ("POST", "/predict", json, br#"{"symbol":".."}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"../etc"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT\u0000"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, "{\"symbol\":\"ÄAPL\"}".as_bytes().to_vec(), 400, "invalid_symbol"),

@@ -187,16 +187,7 @@ impl Environment {
             return Err("symbols: should list at least one symbol".into());
         }
         for s in &self.symbols {
-            if s.is_empty()
-                || s.len() > 16
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "^.-=".contains(c))
-            {
-                return Err(format!(
-                    "symbols: {s:?} is not a ticker (letters, digits, ^ . - =)"
-                ));
-            }
+            crate::symbol::check_symbol(s).map_err(|e| format!("symbols: {e}"))?;
         }
         for (key, expr) in [
             ("schedules.ingestion", &self.schedules.ingestion),
