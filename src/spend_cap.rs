@@ -34,6 +34,21 @@ pub enum SpendCapError {
     NoSchedules(String),
 }
 
+/// As the spend-stop function reports it: an AWS call that failed may
+/// succeed when SNS delivers again; a stack that is not deployed will not.
+impl From<SpendCapError> for crate::steps::StepError {
+    fn from(e: SpendCapError) -> Self {
+        use crate::steps::ErrorName;
+        let name = match e {
+            SpendCapError::Service { .. } => ErrorName::ServiceUnavailable,
+            SpendCapError::NoUsagePlan(_) | SpendCapError::NoSchedules(_) => {
+                ErrorName::InvalidInput
+            }
+        };
+        crate::steps::StepError::new(name, e.to_string())
+    }
+}
+
 /// Requests per second and burst of a usage plan.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Throttle {

@@ -40,10 +40,11 @@ async fn stop(cap: &SpendCap, event: &SnsEvent) -> Result<CapState, Diagnostic> 
             "the budget's spend cap was reached: stopping"
         );
     }
-    let state = cap.stop().await.map_err(|e| Diagnostic {
-        error_type: "SpendCap.Failed".into(),
-        error_message: e.to_string(),
-    })?;
+    // An error name of the workflows' set (`ErrorName`), not one of its own.
+    let state = cap
+        .stop()
+        .await
+        .map_err(|e| Diagnostic::from(stockcast::steps::StepError::from(e)))?;
     tracing::warn!(
         state = %state.summary(),
         "stopped: run `cargo xtask resume --env <env>` to lift it"
@@ -160,6 +161,15 @@ mod tests {
             "dev",
         );
         assert!(cap.state().await.is_err(), "nothing deployed yet");
+        // Nothing to stop is not something a redelivery can fix.
+        let undeployed = stop(&cap, &notification())
+            .await
+            .expect_err("nothing deployed");
+        assert_eq!(
+            undeployed.error_type, "Step.InvalidInput",
+            "{}",
+            undeployed.error_message
+        );
         deployed(&config).await;
         assert!(!cap.state().await.expect("state").stopped());
 
