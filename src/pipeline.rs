@@ -1,6 +1,7 @@
 //! The whole pipeline in one process: ingest → quality → train → gate →
-//! promote (or stage, where approval is manual), calling each step through the same typed contracts the Step
-//! Functions workflows use, against the same store layout.
+//! promote (or stage, where approval is manual), calling each step through
+//! the same typed contracts the Step Functions workflows use, against the
+//! same store layout.
 //!
 //! This is what `cargo xtask local` runs on the embedded default (a local
 //! folder). Every run writes an experiment manifest under `runs/<run-id>/`
