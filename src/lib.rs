@@ -14,6 +14,7 @@ pub mod backtest;
 pub mod calendar;
 pub mod config;
 pub mod digest;
+pub mod features;
 pub mod functions;
 pub mod gate;
 pub mod infra;
