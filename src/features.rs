@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::series::Bar;
-pub use crate::vendors::alpha_vantage::DailySentiment;
+pub use crate::series::DailySentiment;
 
 /// The version of the definitions below. A stored model names it; one with
 /// another version is refused rather than served features it never saw.
@@ -177,8 +177,6 @@ pub enum FeatureError {
     Version(u32),
     #[error("every feature is constant over the window")]
     NothingVaries,
-    #[error("sentiment file line {line}: {problem}")]
-    SentimentFile { line: usize, problem: String },
 }
 
 /// A window's inputs: the target (adjusted prices), the bars of the same
@@ -667,63 +665,6 @@ fn atr(high: &[f64], low: &[f64], close: &[f64], n: usize) -> Vec<f64> {
         })
         .collect();
     wilder(&true_range, n)
-}
-
-/// Reads `curated/<symbol>.sentiment.csv` (`date,score,articles`, ascending
-/// unique dates), as ingestion writes it.
-pub fn parse_sentiment_csv(bytes: &[u8]) -> Result<Vec<DailySentiment>, FeatureError> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.lines().enumerate();
-    let bad = |line: usize, problem: String| FeatureError::SentimentFile {
-        line: line + 1,
-        problem,
-    };
-    match lines.next() {
-        Some((_, header)) if header.trim() == "date,score,articles" => {}
-        other => {
-            return Err(bad(
-                0,
-                format!(
-                    "the header should be date,score,articles, but is {:?}",
-                    other.map(|(_, h)| h).unwrap_or("")
-                ),
-            ));
-        }
-    }
-    let mut days: Vec<DailySentiment> = Vec::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').collect();
-        let [date, score, articles] = fields[..] else {
-            return Err(bad(i, format!("expected 3 fields, found {}", fields.len())));
-        };
-        let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
-            .map_err(|e| bad(i, format!("date {date:?}: {e}")))?;
-        let score: f64 = score
-            .trim()
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && s.abs() <= 1.0)
-            .ok_or_else(|| bad(i, format!("score {score:?} is not a number in [-1, 1]")))?;
-        let articles: usize = articles
-            .trim()
-            .parse()
-            .map_err(|_| bad(i, format!("articles {articles:?} is not a count")))?;
-        if days.last().is_some_and(|d| d.date >= date) {
-            return Err(bad(
-                i,
-                format!("{date} is not after the previous line's date"),
-            ));
-        }
-        days.push(DailySentiment {
-            date,
-            score,
-            articles,
-        });
-    }
-    Ok(days)
 }
 
 #[cfg(test)]

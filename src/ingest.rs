@@ -22,7 +22,37 @@ pub fn curated_key(symbol: &str) -> String {
 }
 
 pub fn sentiment_key(symbol: &str) -> String {
-    format!("curated/{symbol}.sentiment.csv")
+    format!("curated/{symbol}{}", crate::series::SENTIMENT_SUFFIX)
+}
+
+/// Why a symbol's curated data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CuratedError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Invalid(#[from] crate::series::SeriesError),
+}
+
+/// A symbol's curated prices with its news sentiment attached (none
+/// without a sentiment file) and the digest of the price file, for
+/// lineage; `None` without a price file. What training and serving read.
+pub async fn read_curated(
+    store: &Store,
+    symbol: &str,
+) -> Result<Option<(PriceSeries, String)>, CuratedError> {
+    let key = curated_key(symbol);
+    let Some(object) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)?;
+    let news_key = sentiment_key(symbol);
+    let sentiment = match store.get(&news_key).await? {
+        Some(news) => crate::series::parse_sentiment_csv(&news_key, &news.bytes)?,
+        None => Vec::new(),
+    };
+    let digest = crate::digest::sha256_hex(&object.bytes);
+    Ok(Some((series.with_sentiment(sentiment), digest)))
 }
 
 /// What the ingest step needs besides its input.
@@ -151,6 +181,7 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
             let csv = PriceSeries {
                 name: input.symbol.clone(),
                 bars: merged.bars.clone(),
+                sentiment: Vec::new(),
             }
             .to_csv();
             outcome = Some(merged);

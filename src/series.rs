@@ -89,11 +89,23 @@ impl Bar {
     }
 }
 
-/// A validated daily series, ascending by date with unique dates.
+/// A validated daily series, ascending by date with unique dates, and the
+/// symbol's news sentiment by day where there is any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceSeries {
     pub name: String,
     pub bars: Vec<Bar>,
+    /// Ascending, unique days; empty without a sentiment file.
+    pub sentiment: Vec<DailySentiment>,
+}
+
+/// One day's news sentiment for a ticker (`curated/<symbol>.sentiment.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailySentiment {
+    pub date: NaiveDate,
+    /// Relevance-weighted mean of the ticker sentiment scores (−1 bearish … 1 bullish).
+    pub score: f64,
+    pub articles: usize,
 }
 
 /// Which column the forecasting target was taken from.
@@ -109,7 +121,11 @@ impl PriceSeries {
     pub fn new(name: impl Into<String>, bars: Vec<Bar>) -> Result<Self, SeriesError> {
         let name = name.into();
         validate(&name, &bars, |i| Some(i as u64 + 2))?;
-        Ok(PriceSeries { name, bars })
+        Ok(PriceSeries {
+            name,
+            bars,
+            sentiment: Vec::new(),
+        })
     }
 
     /// Reads and validates one price file; the series is named after the file stem.
@@ -130,7 +146,13 @@ impl PriceSeries {
         Ok(PriceSeries {
             name: name.to_owned(),
             bars,
+            sentiment: Vec::new(),
         })
+    }
+
+    /// The same series with the symbol's news sentiment attached.
+    pub fn with_sentiment(self, sentiment: Vec<DailySentiment>) -> Self {
+        PriceSeries { sentiment, ..self }
     }
 
     pub fn len(&self) -> usize {
@@ -397,8 +419,67 @@ pub fn bar_problems(bars: &[Bar]) -> Vec<BarProblem> {
     problems
 }
 
-/// Loads every `*.csv` file of a folder, in ascending byte order of file name
-/// (PROTOCOL §1.1).
+/// Reads `curated/<symbol>.sentiment.csv` (`date,score,articles`, ascending
+/// unique dates), as ingestion writes it.
+pub fn parse_sentiment_csv(source: &str, bytes: &[u8]) -> Result<Vec<DailySentiment>, SeriesError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines().enumerate();
+    let bad =
+        |line: usize, problem: String| SeriesError::invalid(source, Some(line as u64 + 1), problem);
+    match lines.next() {
+        Some((_, header)) if header.trim() == "date,score,articles" => {}
+        other => {
+            return Err(bad(
+                0,
+                format!(
+                    "the header should be date,score,articles, but is {:?}",
+                    other.map(|(_, h)| h).unwrap_or("")
+                ),
+            ));
+        }
+    }
+    let mut days: Vec<DailySentiment> = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        let [date, score, articles] = fields[..] else {
+            return Err(bad(i, format!("expected 3 fields, found {}", fields.len())));
+        };
+        let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+            .map_err(|e| bad(i, format!("date {date:?}: {e}")))?;
+        let score: f64 = score
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && s.abs() <= 1.0)
+            .ok_or_else(|| bad(i, format!("score {score:?} is not a number in [-1, 1]")))?;
+        let articles: usize = articles
+            .trim()
+            .parse()
+            .map_err(|_| bad(i, format!("articles {articles:?} is not a count")))?;
+        if days.last().is_some_and(|d| d.date >= date) {
+            return Err(bad(
+                i,
+                format!("{date} is not after the previous line's date"),
+            ));
+        }
+        days.push(DailySentiment {
+            date,
+            score,
+            articles,
+        });
+    }
+    Ok(days)
+}
+
+/// How a symbol's news sentiment file is named beside its price file.
+pub const SENTIMENT_SUFFIX: &str = ".sentiment.csv";
+
+/// Loads every `*.csv` price file of a folder, in ascending byte order of
+/// file name (PROTOCOL §1.1), each with its `<name>.sentiment.csv` if there
+/// is one.
 pub fn load_folder(dir: &Path) -> Result<Vec<PriceSeries>, SeriesError> {
     let display = dir.display().to_string();
     let entries = std::fs::read_dir(dir).map_err(|e| SeriesError::Io(display.clone(), e))?;
@@ -407,7 +488,8 @@ pub fn load_folder(dir: &Path) -> Result<Vec<PriceSeries>, SeriesError> {
         let path = entry
             .map_err(|e| SeriesError::Io(display.clone(), e))?
             .path();
-        if path.extension().is_some_and(|e| e == "csv") && path.is_file() {
+        let sentiment = path.to_string_lossy().ends_with(SENTIMENT_SUFFIX);
+        if path.extension().is_some_and(|e| e == "csv") && path.is_file() && !sentiment {
             paths.push(path);
         }
     }
@@ -421,7 +503,18 @@ pub fn load_folder(dir: &Path) -> Result<Vec<PriceSeries>, SeriesError> {
     });
     paths
         .iter()
-        .map(|p| PriceSeries::from_csv_path(p))
+        .map(|p| {
+            let series = PriceSeries::from_csv_path(p)?;
+            let news = p.with_file_name(format!("{}{SENTIMENT_SUFFIX}", series.name));
+            match std::fs::read(&news) {
+                Ok(bytes) => {
+                    let days = parse_sentiment_csv(&news.display().to_string(), &bytes)?;
+                    Ok(series.with_sentiment(days))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(series),
+                Err(e) => Err(SeriesError::Io(news.display().to_string(), e)),
+            }
+        })
         .collect()
 }
 

@@ -21,7 +21,7 @@ use chrono::Utc;
 
 use crate::backtest::{self, ForecastRow, Protocol, window_at};
 use crate::config::PipelineConfig;
-use crate::ingest::curated_key;
+use crate::ingest::{CuratedError, curated_key, read_curated};
 use crate::models::ModelKind;
 use crate::registry::{
     HorizonMetrics, Lineage, Registry, VersionFiles, VersionMetrics, new_version_id,
@@ -109,21 +109,26 @@ pub async fn train(
                 reason: reason.clone(),
             })
         };
-        let Some(object) = ctx.store.get(&key).await? else {
-            failures.extend(fail_all(format!("{key} does not exist")));
-            continue;
+        let (series, digest) = match read_curated(&ctx.store, symbol).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                failures.extend(fail_all(format!("{key} does not exist")));
+                continue;
+            }
+            Err(CuratedError::Store(e)) => return Err(e.into()),
+            Err(CuratedError::Invalid(e)) => {
+                failures.extend(fail_all(e.to_string()));
+                continue;
+            }
         };
-        match PriceSeries::from_csv_bytes(symbol, &key, &object.bytes) {
-            Ok(series) if protocol.origins(symbol, series.len()).is_ok() => loaded.push(Loaded {
-                digest: crate::digest::sha256_hex(&object.bytes),
-                series,
-            }),
-            Ok(series) => failures.extend(fail_all(format!(
+        if protocol.origins(symbol, series.len()).is_ok() {
+            loaded.push(Loaded { digest, series });
+        } else {
+            failures.extend(fail_all(format!(
                 "{} rows, but the backtest needs {}",
                 series.len(),
                 protocol.test_rows + protocol.window
-            ))),
-            Err(e) => failures.extend(fail_all(e.to_string())),
+            )));
         }
     }
     let mut models = vec![ModelKind::Naive];

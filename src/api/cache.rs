@@ -14,10 +14,9 @@ use chrono::NaiveDate;
 
 use super::error::ApiError;
 use crate::config::GatePolicy;
-use crate::ingest::curated_key;
+use crate::ingest::{CuratedError, curated_key, read_curated};
 use crate::models::{FittedModel, ModelKind, Window};
 use crate::registry::{Registry, VersionMetrics};
-use crate::series::PriceSeries;
 use crate::store::Version;
 
 /// A model ready to forecast from the latest data: a production version,
@@ -168,14 +167,14 @@ impl ModelCache {
 
     async fn load(&self, symbol: &str, fingerprint: Fingerprint) -> Result<SymbolState, ApiError> {
         let store = self.registry.store();
-        let key = curated_key(symbol);
-        let series = match store.get(&key).await? {
-            Some(object) => Some(
-                PriceSeries::from_csv_bytes(symbol, &key, &object.bytes).map_err(|e| {
-                    ApiError::unavailable(format!("the latest data of {symbol} is unreadable: {e}"))
-                })?,
-            ),
-            None => None,
+        let series = match read_curated(store, symbol).await {
+            Ok(found) => found.map(|(series, _)| series),
+            Err(CuratedError::Store(e)) => return Err(e.into()),
+            Err(CuratedError::Invalid(e)) => {
+                return Err(ApiError::unavailable(format!(
+                    "the latest data of {symbol} is unreadable: {e}"
+                )));
+            }
         };
         let mut models = Vec::new();
         for (kind, version, promoted) in &fingerprint.aliases {
@@ -185,7 +184,10 @@ impl ModelCache {
                     let target = series.target();
                     let start = target.len().saturating_sub(self.anchor_window);
                     fitted
-                        .anchored(&Window::new(&target[start..], &series.bars[start..]))
+                        .anchored(&Window {
+                            sentiment: &series.sentiment,
+                            ..Window::new(&target[start..], &series.bars[start..])
+                        })
                         .map_err(|e| ApiError::unavailable(format!("{symbol} {kind}: {e}")))?
                 }
                 None => fitted,

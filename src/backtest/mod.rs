@@ -150,10 +150,13 @@ pub fn window_at<'a>(
 ) -> Window<'a> {
     let start = origin + 1 - window;
     let future_end = (origin + 1 + MAX_HORIZON).min(dates.len());
+    let origin_day = series.bars[origin].date;
+    let known_news = series.sentiment.partition_point(|d| d.date <= origin_day);
     Window {
         target: &target[start..=origin],
         bars: &series.bars[start..=origin],
         future: dates.get(origin + 1..future_end).unwrap_or_default(),
+        sentiment: &series.sentiment[..known_news],
     }
 }
 

@@ -250,8 +250,11 @@ fn short_windows_and_bad_sentiment_files_are_clear_errors() {
             got: 40
         }
     );
-    let ok = parse_sentiment_csv(b"date,score,articles\n2024-01-02,0.25,3\n2024-01-04,-0.1,1\n")
-        .expect("parses");
+    let ok = crate::series::parse_sentiment_csv(
+        "t",
+        b"date,score,articles\n2024-01-02,0.25,3\n2024-01-04,-0.1,1\n",
+    )
+    .expect("parses");
     assert_eq!(ok.len(), 2);
     for (text, needle) in [
         (&b"day,score\n"[..], "header"),
@@ -262,7 +265,7 @@ fn short_windows_and_bad_sentiment_files_are_clear_errors() {
         ),
         (b"date,score,articles\n2024-01-02,0.1\n", "3 fields"),
     ] {
-        let err = parse_sentiment_csv(text).expect_err("bad file");
+        let err = crate::series::parse_sentiment_csv("t", text).expect_err("bad file");
         assert!(err.to_string().contains(needle), "{err}");
     }
 }

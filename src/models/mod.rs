@@ -25,7 +25,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::series::Bar;
+use crate::series::{Bar, DailySentiment};
 
 pub use arima::{ArimaParams, FittedArima, Order};
 pub use baseline::{Drift, FittedDrift, FittedNaive, Naive};
@@ -52,6 +52,9 @@ pub struct Window<'a> {
     /// (PROTOCOL §3). Empty where unknown: a model that forecasts by date
     /// then takes the next US trading days after the last bar.
     pub future: &'a [NaiveDate],
+    /// The symbol's news sentiment by day, none after the origin's day;
+    /// empty without a sentiment file.
+    pub sentiment: &'a [DailySentiment],
 }
 
 impl<'a> Window<'a> {
@@ -61,6 +64,7 @@ impl<'a> Window<'a> {
             target,
             bars: &[],
             future: &[],
+            sentiment: &[],
         }
     }
 
@@ -70,6 +74,7 @@ impl<'a> Window<'a> {
             target,
             bars,
             future: &[],
+            sentiment: &[],
         }
     }
 

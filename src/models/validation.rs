@@ -57,6 +57,13 @@ impl InnerPlan {
             // Inner forecasts are scored on values, not dates; no member
             // forecasts by date.
             future: &[],
+            sentiment: match outer.bars.get(origin) {
+                Some(bar) => {
+                    let known = outer.sentiment.partition_point(|d| d.date <= bar.date);
+                    &outer.sentiment[..known]
+                }
+                None => &[],
+            },
         }
     }
 }

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::VendorError;
-use crate::series::Bar;
+use crate::series::{Bar, DailySentiment};
 
 /// Which daily series function was used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,15 +127,6 @@ pub fn parse_daily(
     }
     bars.sort_by_key(|b| b.date);
     Ok(bars)
-}
-
-/// One trading day's news sentiment for a ticker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DailySentiment {
-    pub date: NaiveDate,
-    /// Relevance-weighted mean of the ticker sentiment scores (−1 bearish … 1 bullish).
-    pub score: f64,
-    pub articles: usize,
 }
 
 /// Aggregates a `NEWS_SENTIMENT` response into one score per publication day.

@@ -49,6 +49,7 @@ fn the_map_is_at_least_as_good_as_stans_and_forecasts_like_prophet() {
         target: &y,
         bars: &bars,
         future: &reference.forecast_dates,
+        sentiment: &[],
     };
     let fitted = ProphetParams::default().fit(&window).expect("fits");
     assert_eq!(fitted.delta.len(), reference.delta.len());

@@ -38,6 +38,7 @@ pub fn write_sample(dir: &Path, series: &BTreeMap<String, Vec<Bar>>) -> anyhow::
         let csv = PriceSeries {
             name: symbol.clone(),
             bars: bars.clone(),
+            sentiment: Vec::new(),
         }
         .to_csv();
         // The sample source reads `<symbol>.csv`, the symbol as given.
