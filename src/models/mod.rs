@@ -13,9 +13,12 @@
 mod arima;
 mod baseline;
 pub mod calibration;
+mod direct;
 mod ensemble;
 mod linreg;
+pub mod lstm;
 mod prophet;
+mod ridge_features;
 mod theta;
 pub mod validation;
 
@@ -32,7 +35,9 @@ pub use baseline::{Drift, FittedDrift, FittedNaive, Naive};
 pub use calibration::Calibration;
 pub use ensemble::{Ensemble, FittedEnsemble, Validation};
 pub use linreg::{FittedLinregLag5, LinregLag5};
+pub use lstm::{Epoch, FittedLstm, Lstm};
 pub use prophet::{FittedProphet, ProphetParams, Seasonality};
+pub use ridge_features::{FittedRidgeFeatures, RidgeFeatures};
 pub use theta::{FittedTheta, Theta};
 
 /// The largest horizon any model forecasts, in trading days.
@@ -162,10 +167,12 @@ pub enum ModelKind {
     Prophet,
     Theta,
     Ensemble,
+    RidgeFeatures,
+    Lstm,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::Naive,
         ModelKind::Drift,
         ModelKind::LinregLag5,
@@ -173,6 +180,8 @@ impl ModelKind {
         ModelKind::Prophet,
         ModelKind::Theta,
         ModelKind::Ensemble,
+        ModelKind::RidgeFeatures,
+        ModelKind::Lstm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -184,6 +193,8 @@ impl ModelKind {
             ModelKind::Prophet => "prophet",
             ModelKind::Theta => "theta",
             ModelKind::Ensemble => "ensemble",
+            ModelKind::RidgeFeatures => "ridge_features",
+            ModelKind::Lstm => "lstm",
         }
     }
 
@@ -218,6 +229,8 @@ impl ModelKind {
             ModelKind::Prophet => prophet::MIN_WINDOW,
             ModelKind::Theta => theta::MIN_WINDOW,
             ModelKind::Ensemble => ensemble::MIN_WINDOW,
+            ModelKind::RidgeFeatures => ridge_features::MIN_WINDOW,
+            ModelKind::Lstm => lstm::MIN_WINDOW,
         }
     }
 
@@ -254,6 +267,8 @@ impl ModelKind {
             ModelKind::Prophet => FittedModel::Prophet(ProphetParams::default().fit(window)?),
             ModelKind::Theta => FittedModel::Theta(Theta.fit(window)?),
             ModelKind::Ensemble => FittedModel::Ensemble(Ensemble.fit(window)?),
+            ModelKind::RidgeFeatures => FittedModel::RidgeFeatures(RidgeFeatures.fit(window)?),
+            ModelKind::Lstm => FittedModel::Lstm(Lstm.fit(window)?),
         })
     }
 }
@@ -286,6 +301,8 @@ pub enum FittedModel {
     Prophet(FittedProphet),
     Theta(FittedTheta),
     Ensemble(FittedEnsemble),
+    RidgeFeatures(FittedRidgeFeatures),
+    Lstm(FittedLstm),
 }
 
 impl FittedModel {
@@ -298,6 +315,8 @@ impl FittedModel {
             FittedModel::Prophet(_) => ModelKind::Prophet,
             FittedModel::Theta(_) => ModelKind::Theta,
             FittedModel::Ensemble(_) => ModelKind::Ensemble,
+            FittedModel::RidgeFeatures(_) => ModelKind::RidgeFeatures,
+            FittedModel::Lstm(_) => ModelKind::Lstm,
         }
     }
 
@@ -345,6 +364,8 @@ impl FittedModel {
             FittedModel::Prophet(m) => m.forecast(steps),
             FittedModel::Theta(m) => m.forecast(steps),
             FittedModel::Ensemble(m) => m.forecast(steps),
+            FittedModel::RidgeFeatures(m) => m.forecast(steps),
+            FittedModel::Lstm(m) => m.forecast(steps),
         };
         forecast.checked(self.kind())
     }
@@ -374,6 +395,8 @@ impl FittedModel {
             FittedModel::Prophet(m) => FittedModel::Prophet(m.anchored(window)?),
             FittedModel::Theta(m) => FittedModel::Theta(m.anchored(window.target)),
             FittedModel::Ensemble(m) => FittedModel::Ensemble(m.anchored(window)?),
+            FittedModel::RidgeFeatures(m) => FittedModel::RidgeFeatures(m.anchored(window)?),
+            FittedModel::Lstm(m) => FittedModel::Lstm(m.anchored(window)?),
         })
     }
 
@@ -385,9 +408,13 @@ impl FittedModel {
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
         let model: FittedModel =
             serde_json::from_str(text).map_err(|e| ModelError::Artifact(e.to_string()))?;
-        if let FittedModel::Prophet(p) = &model {
-            p.check().map_err(ModelError::Artifact)?;
-        }
+        let checked = match &model {
+            FittedModel::Prophet(m) => m.check(),
+            FittedModel::RidgeFeatures(m) => m.check(),
+            FittedModel::Lstm(m) => m.check(),
+            _ => Ok(()),
+        };
+        checked.map_err(ModelError::Artifact)?;
         Ok(model)
     }
 }
@@ -469,6 +496,10 @@ mod tests {
             let budget = match kind {
                 ModelKind::Prophet => 4096,
                 ModelKind::Ensemble => 8192,
+                // Per horizon: the features' coefficients and a half-width.
+                ModelKind::RidgeFeatures => 16 * 1024,
+                // About 2,300 weights and the last 20 days of features.
+                ModelKind::Lstm => 64 * 1024,
                 _ => 2048,
             };
             let size = fitted.to_json().len();
@@ -533,7 +564,7 @@ mod tests {
                 matches!(err, ModelError::WindowTooShort { .. }),
                 "{kind}: {err}"
             );
-            let mut y = random_walk(200, 3);
+            let mut y = random_walk(500, 3);
             y[10] = f64::NAN;
             let err = kind.fit(&Window::of_target(&y)).expect_err("nan");
             assert_eq!(err, ModelError::InvalidWindow { model: kind });

@@ -1,0 +1,239 @@
+//! `lstm`: a small LSTM over the last `LOOKBACK` days of the engineered
+//! features, with a direct head for the cumulative log return to each step
+//! `1..=21`.
+//!
+//! Trained with Adam on the window's earlier samples and early-stopped on
+//! the validation loss of its latest ones (split by time, see `direct`),
+//! from a fixed seed, on one thread: the same window gives the same
+//! weights. The 80 % interval of each horizon is split conformal on the
+//! validation residuals. Each fitted model keeps its loss and validation
+//! loss per epoch, which the registry stores beside its metrics.
+//!
+//! The network is our own code (`net`), not candle-nn: see
+//! docs/ARCHITECTURE.md ("The LSTM is plain Rust") for the measurements.
+
+mod net;
+
+use serde::{Deserialize, Serialize};
+
+use super::direct::{self, Samples, TargetScale};
+use super::{Forecast, Forecaster, MAX_HORIZON, ModelError, ModelKind, Predict, Window};
+use crate::features::{self, FeatureSet, Scaler};
+use crate::rng::Rng;
+use net::Adam;
+pub use net::Net;
+
+/// Days of features the network reads before each forecast origin.
+pub const LOOKBACK: usize = 20;
+/// Hidden units.
+pub const HIDDEN: usize = 16;
+const BATCH: usize = 32;
+const MAX_EPOCHS: usize = 60;
+/// Epochs without a better validation loss before training stops.
+const PATIENCE: usize = 8;
+const RATE: f64 = 0.01;
+const CLIP: f64 = 1.0;
+/// The seed of every fit; stored in the artifact.
+pub const SEED: u64 = 15;
+/// Warm-up, lookback, 21 target rows and enough samples to train and validate.
+pub const MIN_WINDOW: usize = 400;
+
+const MODEL: ModelKind = ModelKind::Lstm;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lstm;
+
+/// One epoch of training: the mean squared error of the scaled targets on
+/// the training and on the validation samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub loss: f64,
+    pub validation_loss: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FittedLstm {
+    pub features: FeatureSet,
+    pub scaler: Scaler,
+    pub targets: TargetScale,
+    pub net: Net,
+    pub seed: u64,
+    /// The epoch whose weights were kept (the best validation loss).
+    pub best_epoch: usize,
+    pub history: Vec<Epoch>,
+    /// Per horizon: the conformal half-width in log return.
+    pub half_widths: Option<Vec<f64>>,
+    /// The standardised features of the last `LOOKBACK` rows, oldest first.
+    pub recent: Vec<Vec<f64>>,
+    pub last: f64,
+}
+
+impl Forecaster for Lstm {
+    type Fitted = FittedLstm;
+
+    fn fit(&self, window: &Window<'_>) -> Result<FittedLstm, ModelError> {
+        let samples = Samples::new(MODEL, window, LOOKBACK, 100)?;
+        let targets = samples.step_scale();
+        let matrix = &samples.prepared.matrix;
+        let sequence =
+            |t: usize| -> Vec<&[f64]> { (t + 1 - LOOKBACK..=t).map(|r| matrix.at(r)).collect() };
+        let scaled = |t: usize| -> Vec<f64> {
+            samples
+                .step_returns(t)
+                .iter()
+                .zip(&targets.mean)
+                .zip(&targets.sd)
+                .map(|((y, m), s)| (y - m) / s)
+                .collect()
+        };
+        let mut rng = Rng::new(SEED);
+        let mut net = Net::new(matrix.cols, HIDDEN, MAX_HORIZON, &mut rng);
+        let mut adam = Adam::new(&net, RATE, CLIP);
+        let validation_loss = |net: &Net| {
+            let n = samples.validation.len() as f64;
+            samples
+                .validation
+                .iter()
+                .map(|&t| {
+                    let y = net.forward(&sequence(t));
+                    y.iter()
+                        .zip(scaled(t))
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f64>()
+                        / MAX_HORIZON as f64
+                })
+                .sum::<f64>()
+                / n
+        };
+        let mut order = samples.train.clone();
+        let mut history = Vec::new();
+        let mut best = (validation_loss(&net), net.clone(), 0);
+        for epoch in 1..=MAX_EPOCHS {
+            shuffle(&mut order, &mut rng);
+            let mut loss = 0.0;
+            for batch in order.chunks(BATCH) {
+                let mut grad = net.zeros_like();
+                let weight = 1.0 / batch.len() as f64;
+                for &t in batch {
+                    loss += net.accumulate(&sequence(t), &scaled(t), weight, &mut grad)
+                        * batch.len() as f64;
+                }
+                adam.step(&mut net, &grad);
+            }
+            let loss = loss / order.len() as f64;
+            let validation = validation_loss(&net);
+            if !(loss.is_finite() && validation.is_finite()) {
+                return Err(ModelError::Estimation {
+                    model: MODEL,
+                    reason: format!("training diverged at epoch {epoch}"),
+                });
+            }
+            history.push(Epoch {
+                epoch,
+                loss,
+                validation_loss: validation,
+            });
+            if validation < best.0 {
+                best = (validation, net.clone(), epoch);
+            } else if epoch - best.2 >= PATIENCE {
+                break;
+            }
+        }
+        let (_, net, best_epoch) = best;
+        let log_returns = |net: &Net, t: usize| to_returns(&targets, &net.forward(&sequence(t)));
+        let half_widths = direct::conformal_half_widths(&samples, |t| log_returns(&net, t));
+        let origin = window.len() - 1;
+        Ok(FittedLstm {
+            features: samples.prepared.set.clone(),
+            scaler: samples.prepared.scaler.clone(),
+            targets,
+            net,
+            seed: SEED,
+            best_epoch,
+            history,
+            half_widths,
+            recent: sequence(origin).iter().map(|r| r.to_vec()).collect(),
+            last: window.last(),
+        })
+    }
+}
+
+/// Unscales the network's outputs (one day's log return per step) and
+/// adds them up into cumulative log returns.
+fn to_returns(targets: &TargetScale, outputs: &[f64]) -> [f64; MAX_HORIZON] {
+    let mut out = [0.0; MAX_HORIZON];
+    let mut cumulative = 0.0;
+    for (h, slot) in out.iter_mut().enumerate() {
+        cumulative += targets.mean[h] + targets.sd[h] * outputs[h];
+        *slot = cumulative;
+    }
+    out
+}
+
+/// Fisher–Yates from the model's own generator: reproducible.
+fn shuffle(items: &mut [usize], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+impl FittedLstm {
+    /// The same network reading the features at the end of `window`.
+    pub fn anchored(&self, window: &Window<'_>) -> Result<FittedLstm, ModelError> {
+        let matrix = features::apply(&self.features, &self.scaler, &direct::inputs(window))
+            .map_err(|e| direct::feature_error(MODEL, e))?;
+        let origin = window.len() - 1;
+        Ok(FittedLstm {
+            recent: (origin + 1 - LOOKBACK..=origin)
+                .map(|r| matrix.at(r).to_vec())
+                .collect(),
+            last: window.last(),
+            ..self.clone()
+        })
+    }
+
+    /// Checks what a damaged artifact could break.
+    pub fn check(&self) -> Result<(), String> {
+        let k = self.features.len();
+        let ok = self.net.is_consistent()
+            && self.net.is_finite()
+            && self.net.inputs == k
+            && self.net.outputs == MAX_HORIZON
+            && self.recent.len() == LOOKBACK
+            && self.recent.iter().all(|r| r.len() == k)
+            && self.scaler.mean.len() == k
+            && self.scaler.scale.len() == k
+            && self.targets.mean.len() == MAX_HORIZON
+            && self.targets.sd.len() == MAX_HORIZON
+            && self
+                .half_widths
+                .as_ref()
+                .is_none_or(|q| q.len() == MAX_HORIZON);
+        if !ok {
+            return Err(format!("lstm artifact does not fit its {k} features"));
+        }
+        if self.features.version != features::VERSION {
+            return Err(format!(
+                "lstm artifact has feature set version {}, this build computes {}",
+                self.features.version,
+                features::VERSION
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Predict for FittedLstm {
+    fn forecast(&self, steps: usize) -> Forecast {
+        let sequence: Vec<&[f64]> = self.recent.iter().map(Vec::as_slice).collect();
+        let returns = to_returns(&self.targets, &self.net.forward(&sequence));
+        direct::price_forecast(self.last, &returns, self.half_widths.as_deref(), steps)
+    }
+}
+
+#[cfg(test)]
+mod tests;
