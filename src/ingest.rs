@@ -1,6 +1,8 @@
 //! The ingest step: fetch a symbol's prices, store the response unchanged
 //! (create-only, before parsing), then merge the parsed bars into the
-//! curated series with a compare-and-swap.
+//! curated series with a compare-and-swap. Where the input names a
+//! sentiment source, the symbol's news sentiment is fetched too, from that
+//! vendor whatever the price source is; its failure is a warning.
 //!
 //! Merging is by date: new days are added, a day the source reports with
 //! different values is corrected and the correction is reported, never
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 
 use crate::series::{Bar, PriceSeries};
-use crate::steps::{ErrorName, IngestInput, IngestOutput, Source, StepError};
+use crate::steps::{ErrorName, IngestInput, IngestOutput, SentimentSource, Source, StepError};
 use crate::store::{Store, StoreError};
 use crate::vendors::alpha_vantage::{self, DailyFunction};
 use crate::vendors::{self, Request, VendorClient, VendorError};
@@ -53,6 +55,60 @@ pub async fn read_curated(
     };
     let digest = crate::digest::sha256_hex(&object.bytes);
     Ok(Some((series.with_sentiment(sentiment), digest)))
+}
+
+/// Whether a symbol can have news sentiment. Alpha Vantage's news feed is
+/// per company ticker: an index (`^GSPC`) or a Yahoo currency or futures
+/// symbol (`EURUSD=X`) has none, and asking would spend a request of the
+/// vendor's daily limit on an error reply.
+pub fn has_news(symbol: &str) -> bool {
+    !symbol.starts_with('^') && !symbol.contains('=')
+}
+
+/// Where the ingest of `input` fetches news sentiment from, if anywhere.
+pub fn news_source(input: &IngestInput) -> Option<SentimentSource> {
+    input.sentiment.filter(|_| has_news(&input.symbol))
+}
+
+/// A request the ingest step sends to a vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VendorRequest {
+    /// The symbol's daily prices.
+    DailyPrices(Source),
+    /// The symbol's news sentiment.
+    NewsSentiment(SentimentSource),
+}
+
+impl VendorRequest {
+    /// The vendor, as sources are named (`alpha-vantage`).
+    pub fn vendor(self) -> &'static str {
+        match self {
+            VendorRequest::DailyPrices(source) => source.name(),
+            VendorRequest::NewsSentiment(source) => source.name(),
+        }
+    }
+
+    /// What is asked for, in the vendor's words.
+    pub fn what(self) -> &'static str {
+        match self {
+            VendorRequest::DailyPrices(Source::AlphaVantage) => DailyFunction::Adjusted.name(),
+            VendorRequest::DailyPrices(Source::Yahoo) => "chart",
+            VendorRequest::DailyPrices(Source::Sample) => "sample file",
+            VendorRequest::NewsSentiment(SentimentSource::AlphaVantage) => "NEWS_SENTIMENT",
+        }
+    }
+}
+
+/// The vendor requests one ingest makes when nothing fails (retries and the
+/// fallback to Alpha Vantage's unadjusted series come on top). `ingest`
+/// follows it; `cargo xtask cost` counts it against the vendors' limits.
+pub fn vendor_requests(input: &IngestInput) -> Vec<VendorRequest> {
+    let prices =
+        (input.source != Source::Sample).then_some(VendorRequest::DailyPrices(input.source));
+    prices
+        .into_iter()
+        .chain(news_source(input).map(VendorRequest::NewsSentiment))
+        .collect()
 }
 
 /// What the ingest step needs besides its input.
@@ -149,16 +205,23 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
                     format!("source {source} needs a vendor client"),
                 )
             })?;
-            let (series, raw_key) =
-                fetch_vendor(ctx, client, input, fetched_at, &mut warnings).await?;
-            if source == Source::AlphaVantage
-                && let Err(e) = ingest_sentiment(ctx, client, input, fetched_at).await
-            {
-                warnings.push(format!("news sentiment not updated: {e}"));
-            }
-            (series, raw_key)
+            fetch_vendor(ctx, client, input, fetched_at, &mut warnings).await?
         }
     };
+    // News is a feature, not the price series: a failure is a warning and
+    // the prices still land.
+    if let Some(news) = news_source(input) {
+        let fetched = match ctx.vendors.as_ref() {
+            Some(client) => ingest_sentiment(ctx, client, input, news, fetched_at).await,
+            None => Err(StepError::new(
+                ErrorName::VendorBadResponse,
+                format!("sentiment from {news} needs a vendor client"),
+            )),
+        };
+        if let Err(e) = fetched {
+            warnings.push(format!("news sentiment not updated: {e}"));
+        }
+    }
     let key = curated_key(&input.symbol);
     let mut outcome = None;
     let mut refused = None;
@@ -212,16 +275,17 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
     })
 }
 
-/// The raw key of one vendor response: create-only, one per attempt.
+/// The raw key of one vendor response: create-only, one per attempt, under
+/// the vendor that answered (news may come from another vendor than prices).
 fn vendor_raw_key(
+    vendor: &str,
     input: &IngestInput,
     fetched_at: chrono::DateTime<Utc>,
     what: &str,
     attempt: u32,
 ) -> String {
     format!(
-        "raw/{}/{}/{}/{}-{what}-{attempt}.json",
-        input.source,
+        "raw/{vendor}/{}/{}/{}-{what}-{attempt}.json",
         input.symbol,
         fetched_at.date_naive(),
         fetched_at.format("%Y%m%dT%H%M%S%.3fZ")
@@ -250,7 +314,7 @@ async fn fetch_vendor(
         let response = client.fetch(request, &input.symbol).await;
         let (result, raw_key) = match response {
             Ok(response) => {
-                let raw_key = vendor_raw_key(input, fetched_at, "daily", sent);
+                let raw_key = vendor_raw_key(input.source.name(), input, fetched_at, "daily", sent);
                 ctx.store.create(&raw_key, response.body.clone()).await?;
                 (
                     vendors::parse_daily(request, &response, &input.symbol),
@@ -285,20 +349,22 @@ async fn fetch_vendor(
     }
 }
 
-/// Fetches Alpha Vantage news sentiment and merges it, per day, into
+/// Fetches news sentiment and merges it, per day, into
 /// `curated/<symbol>.sentiment.csv` (`date,score,articles`).
 async fn ingest_sentiment(
     ctx: &IngestContext,
     client: &VendorClient,
     input: &IngestInput,
+    source: SentimentSource,
     fetched_at: chrono::DateTime<Utc>,
 ) -> Result<(), StepError> {
-    let response = client
-        .fetch(Request::AlphaVantageNews, &input.symbol)
-        .await?;
+    let request = match source {
+        SentimentSource::AlphaVantage => Request::AlphaVantageNews,
+    };
+    let response = client.fetch(request, &input.symbol).await?;
     ctx.store
         .create(
-            &vendor_raw_key(input, fetched_at, "news", 0),
+            &vendor_raw_key(source.name(), input, fetched_at, "news", 0),
             response.body.clone(),
         )
         .await?;
@@ -380,6 +446,7 @@ mod tests {
             run_id: "r".into(),
             symbol: "../IBM".into(),
             source: Source::Sample,
+            sentiment: None,
         };
         let refused = ingest(&ctx, &input).await.expect_err("a path");
         assert_eq!(refused.name, ErrorName::InvalidInput, "{}", refused.message);
@@ -389,6 +456,39 @@ mod tests {
             refused.message
         );
         assert!(ctx.store.list("raw/").await.expect("lists").is_empty());
+    }
+
+    #[test]
+    fn news_is_asked_for_company_tickers_only_and_only_where_the_input_says() {
+        let input = |symbol: &str, source, sentiment| IngestInput {
+            run_id: "r".into(),
+            symbol: symbol.into(),
+            source,
+            sentiment,
+        };
+        let av = Some(SentimentSource::AlphaVantage);
+        let news = VendorRequest::NewsSentiment(SentimentSource::AlphaVantage);
+        assert_eq!(
+            vendor_requests(&input("AAPL", Source::Yahoo, av)),
+            [VendorRequest::DailyPrices(Source::Yahoo), news]
+        );
+        assert_eq!(vendor_requests(&input("AAPL", Source::Sample, av)), [news]);
+        // The price source no longer implies news: the input says.
+        assert_eq!(
+            vendor_requests(&input("IBM", Source::AlphaVantage, None)),
+            [VendorRequest::DailyPrices(Source::AlphaVantage)]
+        );
+        for index in ["^GSPC", "EURUSD=X"] {
+            assert_eq!(
+                vendor_requests(&input(index, Source::Yahoo, av)),
+                [VendorRequest::DailyPrices(Source::Yahoo)],
+                "{index}"
+            );
+        }
+        assert_eq!(
+            (news.vendor(), news.what()),
+            ("alpha-vantage", "NEWS_SENTIMENT")
+        );
     }
 
     #[test]

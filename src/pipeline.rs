@@ -100,8 +100,9 @@ impl LocalPipeline {
     ) -> Result<RunReport, PipelineError> {
         let step = |step: &'static str| move |error: StepError| PipelineError::Step { step, error };
         let started_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let vendors = match input.source {
-            crate::steps::Source::Sample => None,
+        // A vendor where prices or news come from one.
+        let vendors = match (input.source, input.sentiment) {
+            (crate::steps::Source::Sample, None) => None,
             _ => Some(
                 crate::vendors::VendorClient::new(crate::vendors::VendorConfig::from_env())
                     .map_err(|e| step("ingest")(e.into()))?,
@@ -118,6 +119,7 @@ impl LocalPipeline {
                 run_id: input.run_id.clone(),
                 symbol: symbol.clone(),
                 source: input.source,
+                sentiment: input.sentiment,
             };
             ingested.push(
                 ingest(&ingest_context, &step_input)

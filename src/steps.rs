@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::ModelKind;
 
 /// Where prices come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     AlphaVantage,
@@ -43,6 +43,31 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where news sentiment comes from, whatever the price source is
+/// (`sentiment:` in an environment file). `None` where it is optional: no
+/// news sentiment is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SentimentSource {
+    /// Alpha Vantage `NEWS_SENTIMENT`, aggregated per day into
+    /// `curated/<symbol>.sentiment.csv`.
+    AlphaVantage,
+}
+
+impl SentimentSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            SentimentSource::AlphaVantage => "alpha-vantage",
+        }
+    }
+}
+
+impl fmt::Display for SentimentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The input of a pipeline run (either state machine, or `cargo xtask local`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +80,11 @@ pub struct RunInput {
     pub horizons: Vec<usize>,
     #[serde(default = "default_source")]
     pub source: Source,
+    /// Where news sentiment comes from; `null` (or absent): none. Always
+    /// present in what the tools build, because the workflows read it by
+    /// path.
+    #[serde(default)]
+    pub sentiment: Option<SentimentSource>,
 }
 
 fn default_horizons() -> Vec<usize> {
@@ -70,6 +100,10 @@ pub struct IngestInput {
     pub run_id: String,
     pub symbol: String,
     pub source: Source,
+    /// Also fetch the symbol's news sentiment from here; absent in inputs
+    /// written before the field existed, which fetched none.
+    #[serde(default)]
+    pub sentiment: Option<SentimentSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,6 +528,7 @@ mod tests {
                     models: vec![ModelKind::Naive, ModelKind::Drift, ModelKind::LinregLag5, ModelKind::Arima],
                     horizons: vec![1, 5, 21],
                     source: Source::Yahoo,
+                    sentiment: Some(SentimentSource::AlphaVantage),
                 }),
             ),
             (
@@ -502,6 +537,7 @@ mod tests {
                     run_id: "2026-11-27T09-00-00Z-training".into(),
                     symbol: "AAPL".into(),
                     source: Source::Yahoo,
+                    sentiment: Some(SentimentSource::AlphaVantage),
                 }),
             ),
             (
@@ -727,6 +763,25 @@ mod tests {
     }
 
     #[test]
+    fn an_ingest_input_without_sentiment_still_parses_and_fetches_none() {
+        let old: IngestInput =
+            serde_json::from_str(r#"{"run_id":"r","symbol":"IBM","source":"alpha-vantage"}"#)
+                .expect("parses");
+        assert_eq!(old.sentiment, None);
+        let new: IngestInput = serde_json::from_str(
+            r#"{"run_id":"r","symbol":"IBM","source":"yahoo","sentiment":"alpha-vantage"}"#,
+        )
+        .expect("parses");
+        assert_eq!(new.sentiment, Some(SentimentSource::AlphaVantage));
+        assert!(
+            serde_json::from_str::<IngestInput>(
+                r#"{"run_id":"r","symbol":"IBM","source":"yahoo","sentiment":"yahoo"}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn error_names_serialise_as_the_asl_names() {
         for name in ErrorName::ALL {
             assert_eq!(
@@ -744,6 +799,7 @@ mod tests {
         .expect("parses");
         assert_eq!(input.horizons, vec![1, 5, 21]);
         assert_eq!(input.source, Source::Sample);
+        assert_eq!(input.sentiment, None);
         let err = serde_json::from_str::<RunInput>(
             r#"{"run_id":"r1","env":"dev","symbols":[],"models":[],"symbol":"x"}"#,
         );

@@ -109,3 +109,99 @@ fn a_price_the_rendered_templates_need_is_an_error_when_missing() {
         "{message}"
     );
 }
+
+/// Issue 15: news sentiment in prod (Yahoo's prices, Alpha Vantage's news)
+/// is priced: the vendor secret it renders, what each NEWS_SENTIMENT request
+/// adds to the ingest call (compute, S3 requests), and the requests
+/// themselves, held against Alpha Vantage's daily limit with a retraining
+/// on drift the same day. Dev asks for no news and pays for none of it.
+#[test]
+fn news_sentiment_is_priced_and_counted_against_the_daily_limit() {
+    let prices = PriceTable::for_region(&sources().stacks_dir, "us-east-1").expect("prices");
+    let dev = estimate("dev", &prices).expect("dev estimates");
+    let prod = estimate("prod", &prices).expect("prod estimates");
+    let about = |e: &Estimate, text: &str| -> Vec<cost::Line> {
+        e.lines
+            .iter()
+            .filter(|l| l.what.contains(text) || l.resource.contains(text))
+            .cloned()
+            .collect()
+    };
+    assert!(about(&dev, "NEWS_SENTIMENT").is_empty(), "{}", table(&dev));
+    assert!(about(&dev, "VendorSecret").is_empty());
+    assert!(dev.vendor_days.iter().all(|d| d.vendor != "alpha-vantage"));
+
+    // 5 company tickers (the 3 indices have no news) in every daily run
+    // (weekdays) and training run (Sundays).
+    let runs = cost::runs_per_month("cron(0 9 ? * MON-FRI *)").expect("cron")
+        + cost::runs_per_month("cron(0 6 ? * SUN *)").expect("cron");
+    let requests = 5.0 * runs;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.max(1.0);
+    let news = about(&prod, "NEWS_SENTIMENT");
+    let line = |resource: &str, price: cost::PriceId| {
+        news.iter()
+            .find(|l| l.resource == resource && l.price == price)
+            .unwrap_or_else(|| panic!("no {price} line for {resource}:\n{}", table(&prod)))
+    };
+    let vendor = line("vendor alpha-vantage", cost::PriceId::AlphaVantageRequest);
+    assert!(
+        close(vendor.quantity, requests) && vendor.monthly_usd == 0.0,
+        "{vendor:?}"
+    );
+    // 800 ms at 256 MB a request (the reference workload).
+    let compute = line("app/IngestFunction", cost::PriceId::LambdaArm64GbSecond);
+    assert!(
+        close(compute.quantity, requests * 0.8 * 0.25),
+        "{compute:?}"
+    );
+    let puts = line("data/DataBucket", cost::PriceId::S3PutRequest);
+    let gets = line("data/DataBucket", cost::PriceId::S3GetRequest);
+    assert!(close(puts.quantity, 2.0 * requests) && close(gets.quantity, requests));
+    let secret = about(&prod, "app/VendorSecret");
+    assert!(
+        secret.len() == 1 && close(secret[0].monthly_usd, 0.40),
+        "{secret:?}"
+    );
+    // A weekday: the daily run's 5 and a retraining's 5, within the free 25.
+    let av = prod
+        .vendor_days
+        .iter()
+        .find(|d| d.vendor == "alpha-vantage")
+        .expect("alpha-vantage is counted");
+    assert_eq!((av.busiest_day, av.daily_limit), (10.0, Some(25.0)));
+    assert!(!av.over_limit());
+
+    // Prices from Alpha Vantage too: 8 price and 5 news requests a run, 26
+    // on a drift day, over the free plan's 25.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("prod-av.yaml");
+    let text = std::fs::read_to_string(project_root().join("stacks/environments/prod.yaml"))
+        .expect("prod.yaml")
+        .replace("source: yahoo ", "source: alpha-vantage ");
+    std::fs::write(&path, text).expect("writes");
+    let rendered = render(&sources(), &path.display().to_string()).expect("renders");
+    let both = cost::estimate_rendered(&rendered, &reference(), &prices).expect("estimates");
+    let av = both
+        .vendor_days
+        .iter()
+        .find(|d| d.vendor == "alpha-vantage")
+        .expect("alpha-vantage is counted");
+    assert_eq!(av.busiest_day, 26.0);
+    assert!(av.over_limit());
+
+    // The workload must say what a news request adds.
+    let mut workload = reference();
+    workload.vendor_requests.clear();
+    let err = cost::estimate_rendered(
+        &render(&sources(), "prod").expect("renders"),
+        &workload,
+        &prices,
+    )
+    .expect_err("the workload lacks news_sentiment");
+    assert!(
+        err.to_string().contains(
+            "vendor_requests: nothing says what a NEWS_SENTIMENT request adds to app/IngestFunction"
+        ),
+        "{err}"
+    );
+}

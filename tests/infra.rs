@@ -265,9 +265,10 @@ fn a_budget_that_cannot_stop_spending_is_found() {
 
 /// The customer managed key and the vendor secret cost $1.40 a month between
 /// them, so they are rendered only where the environment needs them: the key
-/// where `customer_managed_key` is set, the secret where the source is Alpha
-/// Vantage. Every combination passes the own checks, and nothing refers to
-/// the key or the secret where they are not rendered.
+/// where `customer_managed_key` is set, the secret where Alpha Vantage is
+/// used, for prices (`source`) or for news (`sentiment`, issue 15). Every
+/// combination passes the own checks, and nothing refers to the key or the
+/// secret where they are not rendered.
 /// Renders an edited environment file (written to `dir`) and asserts the
 /// project's own checks find nothing.
 fn render_checked(dir: &std::path::Path, text: &str, case: &str) -> Rendered {
@@ -287,19 +288,30 @@ fn render_checked(dir: &std::path::Path, text: &str, case: &str) -> Rendered {
 fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
     let dev = std::fs::read_to_string(project_root().join("stacks/environments/dev.yaml"))
         .expect("dev.yaml");
-    assert!(dev.contains("source: yahoo ") && dev.contains("customer_managed_key: false"));
+    assert!(
+        dev.contains("source: yahoo ")
+            && dev.contains("sentiment: null ")
+            && dev.contains("customer_managed_key: false")
+    );
     let dir = tempfile::tempdir().expect("temp dir");
-    for source in ["yahoo", "alpha-vantage"] {
+    for (source, sentiment) in [
+        ("yahoo", "null"),
+        ("yahoo", "alpha-vantage"),
+        ("alpha-vantage", "null"),
+        ("alpha-vantage", "alpha-vantage"),
+    ] {
         for key in [false, true] {
             let text = dev
                 .replace("source: yahoo ", &format!("source: {source} "))
+                .replace("sentiment: null ", &format!("sentiment: {sentiment} "))
                 .replace(
                     "customer_managed_key: false",
                     &format!("customer_managed_key: {key}"),
                 );
-            let r = render_checked(dir.path(), &text, &format!("{source}, key {key}"));
+            let case = format!("{source} prices, {sentiment} news, key {key}");
+            let r = render_checked(dir.path(), &text, &case);
             let text: String = r.stacks.iter().map(|s| s.to_json_string()).collect();
-            let secret = source == "alpha-vantage";
+            let secret = source == "alpha-vantage" || sentiment == "alpha-vantage";
             for (what, expected) in [
                 ("AWS::KMS::Key", key),
                 ("stockcast-dev-KmsKeyArn", key),
@@ -312,9 +324,49 @@ fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
                 assert_eq!(
                     text.contains(what),
                     expected,
-                    "{source}, key {key}: {what} should be rendered: {expected}"
+                    "{case}: {what} should be rendered: {expected}"
                 );
             }
+            // The schedules carry the choice into every run's input.
+            assert!(
+                text.contains(&format!(
+                    r#"\"source\":\"{source}\",\"sentiment\":{}"#,
+                    if sentiment == "null" {
+                        "null".to_owned()
+                    } else {
+                        format!(r#"\"{sentiment}\""#)
+                    }
+                )),
+                "{case}: the schedules' input"
+            );
+        }
+    }
+}
+
+/// The schedules' input is the run input, so what a scheduled run ingests
+/// is what the environment file says (issue 15: news from Alpha Vantage
+/// beside Yahoo's prices in prod).
+#[test]
+fn the_schedules_start_runs_with_the_environments_sources() {
+    for env in environments() {
+        let r = rendered(&env);
+        let orchestration = r
+            .stacks
+            .iter()
+            .find(|s| s.name == "orchestration")
+            .expect("the orchestration stack");
+        for schedule in ["DailySchedule", "TrainingSchedule"] {
+            let input =
+                orchestration.template["Resources"][schedule]["Properties"]["Target"]["Input"]
+                    .as_str()
+                    .expect("an input");
+            let run: stockcast::steps::RunInput = serde_json::from_str(input)
+                .unwrap_or_else(|e| panic!("{env} {schedule}: not a run input: {e}"));
+            assert_eq!(
+                (run.source, run.sentiment, run.symbols),
+                (r.env.source, r.env.sentiment, r.env.symbols.clone()),
+                "{env} {schedule}"
+            );
         }
     }
 }

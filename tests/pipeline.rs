@@ -34,6 +34,7 @@ fn input(run_id: &str, symbols: &[&str]) -> RunInput {
         ],
         horizons: vec![1, 5, 21],
         source: Source::Sample,
+        sentiment: None,
     }
 }
 

@@ -101,6 +101,7 @@ pub async fn concurrent_ingests_keep_the_union(store: &Store) {
         run_id: "race".into(),
         symbol: "IBM".into(),
         source: Source::Sample,
+        sentiment: None,
     };
     let (a, b) = tokio::join!(ingest(&contexts[0], &input), ingest(&contexts[1], &input));
     let (a, b) = (a.expect("ingests"), b.expect("ingests"));

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use proptest::prelude::*;
 use stockcast::ingest::{IngestContext, curated_key, ingest, sentiment_key};
-use stockcast::steps::{ErrorName, IngestInput, Source};
+use stockcast::steps::{ErrorName, IngestInput, SentimentSource, Source};
 use stockcast::store::Store;
 use stockcast::vendors::alpha_vantage::{DailyFunction, parse_daily, parse_sentiment};
 use stockcast::vendors::yahoo::parse_chart;
@@ -190,10 +190,13 @@ fn setup(url: &str) -> Setup {
 }
 
 fn input(symbol: &str, source: Source) -> IngestInput {
+    // Alpha Vantage prices with its news, as an environment declares them.
+    let sentiment = (source == Source::AlphaVantage).then_some(SentimentSource::AlphaVantage);
     IngestInput {
         run_id: "test".into(),
         symbol: symbol.into(),
         source,
+        sentiment,
     }
 }
 
@@ -258,6 +261,104 @@ fn alpha_vantage_normal_days_split_and_sentiment() {
                 .all(|r| !r.contains(KEY))
         );
         assert!(!format!("{out:?}").contains(KEY));
+    });
+}
+
+/// Issue 15 item 6: an environment takes prices from Yahoo and news from
+/// Alpha Vantage. The input asks for news, so it is fetched from Alpha
+/// Vantage (never for an index, which has none), stored raw under the
+/// vendor that answered, and merged per day; a news failure is a warning
+/// and the prices still land.
+#[test]
+fn yahoo_prices_with_alpha_vantage_news_where_the_input_asks() {
+    runtime().block_on(async {
+        let vendor = fake_vendor().await;
+        // Answers in request order: IBM, ^GSPC, MSFT; news for IBM, then a refusal.
+        for symbol in ["IBM", "^GSPC", "MSFT"] {
+            vendor.yahoo.push(200, yahoo_chart(symbol));
+        }
+        vendor.news.push(200, AV_NEWS);
+        vendor.news.push(200, AV_THROTTLE_INFORMATION);
+        let s = setup(&vendor.url);
+        let asks = |symbol: &str| IngestInput {
+            sentiment: Some(SentimentSource::AlphaVantage),
+            ..input(symbol, Source::Yahoo)
+        };
+        let out = ingest(&s.ctx, &asks("IBM")).await.expect("ingests");
+        assert_eq!((out.source, out.rows_added), (Source::Yahoo, 3));
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        let sentiment = s
+            .store
+            .get(&sentiment_key("IBM"))
+            .await
+            .expect("reads")
+            .expect("the news was merged");
+        let text = String::from_utf8_lossy(&sentiment.bytes).to_string();
+        assert!(
+            text.starts_with("date,score,articles\n2024-11-27,"),
+            "{text}"
+        );
+        assert_eq!(raw_count(&s.store, Source::Yahoo, "IBM").await, 1);
+        assert_eq!(
+            raw_count(&s.store, Source::AlphaVantage, "IBM").await,
+            1,
+            "the news response is stored raw under alpha-vantage"
+        );
+        assert!(
+            vendor.av.requests.lock().expect("lock").is_empty(),
+            "no Alpha Vantage prices"
+        );
+        // An index has no news feed: not asked, so no request of the daily limit is spent.
+        let out = ingest(&s.ctx, &asks("^GSPC")).await.expect("ingests");
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        assert_eq!(
+            *vendor.news.requests.lock().expect("lock"),
+            ["NEWS_SENTIMENT IBM"]
+        );
+        // The vendor refuses the news: a warning, and the prices still land.
+        let out = ingest(&s.ctx, &asks("MSFT")).await.expect("prices land");
+        assert_eq!(out.rows_added, 3);
+        assert!(
+            out.warnings.len() == 1
+                && out.warnings[0].starts_with("news sentiment not updated: Vendor.Throttled"),
+            "{:?}",
+            out.warnings
+        );
+        assert!(!out.warnings[0].contains(KEY));
+        assert!(
+            s.store
+                .get(&sentiment_key("MSFT"))
+                .await
+                .expect("reads")
+                .is_none()
+        );
+    });
+}
+
+/// Prices from Alpha Vantage no longer imply its news: without `sentiment`
+/// in the input (as in every input written before the field existed) only
+/// the prices are asked for.
+#[test]
+fn alpha_vantage_prices_without_sentiment_ask_for_no_news() {
+    runtime().block_on(async {
+        let vendor = fake_vendor().await;
+        vendor.av.push(200, av_daily("IBM", true));
+        vendor.news.push(200, AV_NEWS);
+        let s = setup(&vendor.url);
+        let prices_only = IngestInput {
+            sentiment: None,
+            ..input("IBM", Source::AlphaVantage)
+        };
+        let out = ingest(&s.ctx, &prices_only).await.expect("ingests");
+        assert_eq!(out.rows_added, 3);
+        assert!(vendor.news.requests.lock().expect("lock").is_empty());
+        assert!(
+            s.store
+                .get(&sentiment_key("IBM"))
+                .await
+                .expect("reads")
+                .is_none()
+        );
     });
 }
 

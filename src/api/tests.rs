@@ -30,6 +30,7 @@ async fn train_msft(store: &Store, run_id: &str, models: &[ModelKind]) {
         models: models.to_vec(),
         horizons: vec![1, 5, 21],
         source: Source::Sample,
+        sentiment: None,
     };
     pipeline
         .run(input, Arc::new(|| {}))

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::GatePolicy;
-use crate::steps::Source;
+use crate::steps::{SentimentSource, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -28,6 +28,10 @@ pub struct Environment {
     pub region: String,
     pub symbols: Vec<String>,
     pub source: Source,
+    /// Where news sentiment comes from, whatever `source` is; absent or
+    /// `null`: no news sentiment is fetched.
+    #[serde(default)]
+    pub sentiment: Option<SentimentSource>,
     pub schedules: Schedules,
     pub budget: Budget,
     pub alarms: Alarms,
@@ -146,6 +150,12 @@ const LOG_RETENTION_DAYS: [u32; 22] = [
 ];
 
 impl Environment {
+    /// Whether anything the environment runs calls Alpha Vantage (prices or
+    /// news), which needs its API key: the vendor secret.
+    pub fn uses_alpha_vantage(&self) -> bool {
+        self.source == Source::AlphaVantage || self.sentiment == Some(SentimentSource::AlphaVantage)
+    }
+
     pub fn load(path: &Path) -> Result<Self, EnvError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
@@ -188,6 +198,13 @@ impl Environment {
         }
         for s in &self.symbols {
             crate::symbol::check_symbol(s).map_err(|e| format!("symbols: {e}"))?;
+        }
+        if let Some(sentiment) = self.sentiment
+            && !self.symbols.iter().any(|s| crate::ingest::has_news(s))
+        {
+            return Err(format!(
+                "sentiment: {sentiment} has news for company tickers only, and every symbol is an index or a currency (set sentiment: null)"
+            ));
         }
         for (key, expr) in [
             ("schedules.ingestion", &self.schedules.ingestion),
@@ -356,5 +373,42 @@ mod tests {
             |t| t.replace("credentials: none", "credentials: secret"),
             "mlflow.credentials: a secret needs mlflow.tracking_uri",
         );
+        check_err(
+            |t| t.replace("sentiment: null", "sentiment: yahoo"),
+            "sentiment: unknown variant `yahoo`, expected `alpha-vantage`",
+        );
+        check_err(
+            |t| {
+                t.replace("sentiment: null", "sentiment: alpha-vantage")
+                    .replace(
+                        "symbols: [AAPL, GOOGL, MSFT, TSLA, AMZN, \"^GSPC\", \"^IXIC\", \"^DJI\"]",
+                        "symbols: [\"^GSPC\", \"EURUSD=X\"]",
+                    )
+            },
+            "sentiment: alpha-vantage has news for company tickers only",
+        );
+    }
+
+    /// `sentiment:` may be left out (no news), and either vendor key of an
+    /// environment makes it use Alpha Vantage, which needs the secret.
+    #[test]
+    fn sentiment_is_optional_and_alpha_vantage_is_used_for_prices_or_news() {
+        let dev = dev_text();
+        let parse = |text: &str| Environment::parse("dev.yaml", text).expect("parses");
+        let without = parse(
+            &dev.lines()
+                .filter(|l| !l.starts_with("sentiment:"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert_eq!(without.sentiment, None);
+        assert_eq!(without, parse(&dev), "absent is null");
+        assert!(!without.uses_alpha_vantage());
+        let news = parse(&dev.replace("sentiment: null", "sentiment: alpha-vantage"));
+        assert_eq!(news.sentiment, Some(SentimentSource::AlphaVantage));
+        assert_eq!(news.source, Source::Yahoo);
+        assert!(news.uses_alpha_vantage());
+        let prices = parse(&dev.replace("source: yahoo ", "source: alpha-vantage "));
+        assert!(prices.uses_alpha_vantage());
     }
 }

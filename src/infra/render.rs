@@ -157,6 +157,8 @@ pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError
     let context = minijinja::context! {
         env => minijinja::Value::from(minijinja::value::Serde(&env)),
         workflows => minijinja::Value::from(minijinja::value::Serde(&workflow_json)),
+        // Derived here, not in a template, so the rule has one home.
+        vendor_secret => env.uses_alpha_vantage(),
     };
     let mut stacks = Vec::new();
     for name in STACKS {

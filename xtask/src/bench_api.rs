@@ -114,6 +114,7 @@ async fn seed(root: &std::path::Path) -> anyhow::Result<()> {
         models: vec![ModelKind::Naive, ModelKind::Arima],
         horizons: vec![1, 5, 21],
         source: Source::Sample,
+        sentiment: None,
     };
     pipeline.run(input, Arc::new(|| {})).await?;
     Ok(())

@@ -3,7 +3,9 @@
 //! files the flags name and prints.
 
 use anyhow::Context;
-use stockcast::infra::cost::{self, Estimate, FreeTierKind, PriceTable, Workload, grouped};
+use stockcast::infra::cost::{
+    self, Estimate, FreeTierKind, PriceTable, VendorDay, Workload, grouped,
+};
 use stockcast::infra::{self, Sources};
 
 use crate::flags;
@@ -36,6 +38,9 @@ impl flags::Cost {
             "total: {} a month (no free tier)",
             usd(estimate.total_usd())
         );
+        for day in &estimate.vendor_days {
+            println!("{}", vendor_day(day));
+        }
         if self.free_tier {
             println!();
             print!("{}", free_tier_table(&estimate));
@@ -86,6 +91,23 @@ fn free_tier_table(estimate: &Estimate) -> String {
     table.render()
 }
 
+/// A vendor's busiest day against its plan's daily limit, in a sentence.
+fn vendor_day(day: &VendorDay) -> String {
+    let most = format!(
+        "{}: at most {} requests on the busiest day (the schedules that fire that day and a retraining on drift)",
+        day.vendor,
+        grouped(day.busiest_day, 1)
+    );
+    match day.daily_limit {
+        None => format!("{most}; no daily limit"),
+        Some(limit) if day.over_limit() => format!(
+            "{most}: OVER the plan's {} a day; past it the vendor refuses the rest (Vendor.Throttled). Use fewer symbols, another price source, or a plan without a daily limit",
+            grouped(limit, 0)
+        ),
+        Some(limit) => format!("{most}, within the plan's {} a day", grouped(limit, 0)),
+    }
+}
+
 /// A quantity to about four significant digits, thousands grouped.
 fn quantity(v: f64) -> String {
     if v == 0.0 || v.abs() >= 1000.0 {
@@ -121,6 +143,18 @@ mod tests {
         assert_eq!(quantity(0.0000186), "0.0000186");
         assert_eq!(quantity(1.0), "1");
         assert_eq!(quantity(0.0), "0");
+    }
+
+    #[test]
+    fn a_vendor_day_says_whether_it_is_within_the_limit() {
+        let day = |busiest_day, daily_limit| VendorDay {
+            vendor: "alpha-vantage".into(),
+            busiest_day,
+            daily_limit,
+        };
+        assert!(vendor_day(&day(10.0, Some(25.0))).ends_with("within the plan's 25 a day"));
+        assert!(vendor_day(&day(26.0, Some(25.0))).contains(": OVER the plan's 25 a day"));
+        assert!(vendor_day(&day(16.0, None)).ends_with("; no daily limit"));
     }
 
     #[test]

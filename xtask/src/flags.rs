@@ -280,6 +280,10 @@ pub struct Ingest {
     /// alpha-vantage, yahoo or sample.
     #[arg(long, value_parser = parse_source)]
     pub source: stockcast::steps::Source,
+    /// Also fetch news sentiment from here (alpha-vantage), whatever the
+    /// price source is, into curated/<symbol>.sentiment.csv.
+    #[arg(long, value_parser = parse_sentiment)]
+    pub sentiment: Option<stockcast::steps::SentimentSource>,
     /// Symbols, comma separated (indices like ^GSPC work with yahoo).
     #[arg(long, value_delimiter = ',', required = true)]
     pub symbols: Vec<String>,
@@ -294,6 +298,11 @@ pub struct Ingest {
 pub fn parse_source(s: &str) -> Result<stockcast::steps::Source, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| format!("unknown source {s:?}; use alpha-vantage, yahoo or sample"))
+}
+
+pub fn parse_sentiment(s: &str) -> Result<stockcast::steps::SentimentSource, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("unknown sentiment source {s:?}; use alpha-vantage"))
 }
 
 /// Renders an environment's CloudFormation templates to plain JSON (short

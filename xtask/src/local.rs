@@ -81,6 +81,7 @@ impl flags::Local {
             models: self.models.clone(),
             horizons: config.protocol.horizons.clone(),
             source: Source::Sample,
+            sentiment: None,
         };
         eprintln!(
             "running {} on {} symbols × {} models into {}",
@@ -377,8 +378,8 @@ impl flags::Ingest {
     pub fn run(self) -> anyhow::Result<()> {
         stockcast::logging::init_human();
         let store = open_store(&self.root)?;
-        let vendors = match self.source {
-            Source::Sample => None,
+        let vendors = match (self.source, self.sentiment) {
+            (Source::Sample, None) => None,
             _ => Some(stockcast::vendors::VendorClient::new(
                 stockcast::vendors::VendorConfig::from_env(),
             )?),
@@ -395,6 +396,7 @@ impl flags::Ingest {
                 run_id: new_run_id("ingest"),
                 symbol: symbol.clone(),
                 source: self.source,
+                sentiment: self.sentiment,
             };
             match runtime.block_on(stockcast::ingest::ingest(&context, &input)) {
                 Ok(out) => {

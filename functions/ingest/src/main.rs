@@ -1,6 +1,7 @@
 //! The ingest Lambda, invoked by the Step Functions workflows with a step
-//! contract: an `IngestInput` (`{"run_id","symbol","source"}`) fetches one
-//! symbol; `{"action":"quality","run_id","symbols"}` runs the data checks.
+//! contract: an `IngestInput` (`{"run_id","symbol","source","sentiment"}`)
+//! fetches one symbol's prices, and its news where `sentiment` names a
+//! vendor; `{"action":"quality","run_id","symbols"}` runs the data checks.
 //! A failure's `errorType` is the step error's name (`Vendor.Throttled`, …),
 //! which the workflow's Retry/Catch match.
 //!

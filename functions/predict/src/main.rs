@@ -105,6 +105,7 @@ mod tests {
             models: vec![ModelKind::Naive, ModelKind::Drift],
             horizons: vec![1, 5, 21],
             source: Source::Sample,
+            sentiment: None,
         };
         pipeline.run(input, Arc::new(|| {})).await.expect("seeds");
         ApiState::new(Registry::new(store), ApiConfig::default())

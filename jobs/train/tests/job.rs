@@ -27,6 +27,7 @@ fn seeded_store(dir: &Path, symbols: &[&str]) -> Store {
             run_id: "seed".into(),
             symbol: (*symbol).into(),
             source: Source::Sample,
+            sentiment: None,
         };
         runtime.block_on(ingest(&context, &input)).expect("ingests");
     }

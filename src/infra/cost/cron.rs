@@ -4,6 +4,10 @@
 //!
 //! Only what an estimate needs: `*`, `?`, numbers, names (MON, JAN), ranges,
 //! lists and `/` steps. `L`, `W` and `#` are rejected rather than guessed.
+//! [`firings_on`] says how often one fires on a given date, for limits that
+//! vendors count per day.
+
+use chrono::{Datelike, NaiveDate};
 
 /// Days in an average month.
 pub const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
@@ -33,6 +37,46 @@ pub fn runs_per_month(expression: &str) -> Result<f64, String> {
     ))
 }
 
+/// Firings of an EventBridge schedule expression on one date (UTC). A
+/// `rate` fires on every date, as often as it fits in a day (at least once);
+/// `at` is a one-time schedule and counted nowhere, as in [`runs_per_month`].
+pub fn firings_on(expression: &str, date: NaiveDate) -> Result<f64, String> {
+    let expression = expression.trim();
+    if let Some(body) = inner(expression, "rate") {
+        return Ok((24.0 * 60.0 / rate_minutes(body)?).ceil().max(1.0));
+    }
+    if inner(expression, "at").is_some() {
+        return Ok(0.0);
+    }
+    let Some(body) = inner(expression, "cron") else {
+        return Err(format!(
+            "{expression:?} is not a cron(...), rate(...) or at(...) expression"
+        ));
+    };
+    // Validates the expression as runs_per_month does.
+    cron(body)?;
+    let fields: Vec<&str> = body.split_whitespace().collect();
+    let [minutes, hours, day_of_month, month, day_of_week, _year] = fields[..] else {
+        return Err(format!("cron({body}) should have 6 fields"));
+    };
+    let selects = |field: &str, min, max, names: &[&str], value: u32| -> Result<bool, String> {
+        Ok(field == "?" || values(field, min, max, names, 1)?.contains(&value))
+    };
+    let fires = selects(month, 1, 12, &MONTHS, date.month())?
+        && selects(day_of_month, 1, 31, &[], date.day())?
+        && selects(
+            day_of_week,
+            1,
+            7,
+            &DAYS,
+            date.weekday().number_from_sunday(),
+        )?;
+    if !fires {
+        return Ok(0.0);
+    }
+    Ok((values(minutes, 0, 59, &[], 0)?.len() * values(hours, 0, 23, &[], 0)?.len()) as f64)
+}
+
 fn inner<'a>(expression: &'a str, function: &str) -> Option<&'a str> {
     expression
         .strip_prefix(function)?
@@ -41,6 +85,11 @@ fn inner<'a>(expression: &'a str, function: &str) -> Option<&'a str> {
 }
 
 fn rate(body: &str) -> Result<f64, String> {
+    Ok(HOURS_PER_MONTH * 60.0 / rate_minutes(body)?)
+}
+
+/// Minutes between two firings of `rate(<body>)`.
+fn rate_minutes(body: &str) -> Result<f64, String> {
     let mut parts = body.split_whitespace();
     let (Some(value), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("rate({body}) should be rate(<value> <unit>)"));
@@ -56,7 +105,7 @@ fn rate(body: &str) -> Result<f64, String> {
         "day" => 24.0 * 60.0,
         _ => return Err(format!("rate({body}): unknown unit {unit:?}")),
     };
-    Ok(HOURS_PER_MONTH * 60.0 / (value * minutes))
+    Ok(value * minutes)
 }
 
 fn cron(body: &str) -> Result<f64, String> {
@@ -174,6 +223,24 @@ mod tests {
         check("rate(1 day)", DAYS_PER_MONTH);
         check("rate(5 minutes)", HOURS_PER_MONTH * 12.0);
         check("at(2026-12-01T00:00:00)", 0.0);
+    }
+
+    #[test]
+    fn counts_firings_on_a_date() {
+        let date = |s: &str| s.parse::<NaiveDate>().expect("a date");
+        // 2026-11-27 is a Friday, 2026-11-29 a Sunday.
+        let (friday, sunday) = (date("2026-11-27"), date("2026-11-29"));
+        let on = |expression: &str, d| firings_on(expression, d).expect("parses");
+        assert_eq!(on("cron(0 9 ? * MON-FRI *)", friday), 1.0);
+        assert_eq!(on("cron(0 9 ? * MON-FRI *)", sunday), 0.0);
+        assert_eq!(on("cron(0 6 ? * SUN *)", sunday), 1.0);
+        assert_eq!(on("cron(0/15 8-17 * * ? *)", friday), 40.0);
+        assert_eq!(on("cron(30 2 27 NOV ? *)", friday), 1.0);
+        assert_eq!(on("cron(30 2 27 DEC ? *)", friday), 0.0);
+        assert_eq!(on("rate(5 minutes)", sunday), 288.0);
+        assert_eq!(on("rate(2 days)", sunday), 1.0);
+        assert_eq!(on("at(2026-11-27T00:00:00)", friday), 0.0);
+        assert!(firings_on("cron(0 9 ? * 6L *)", friday).is_err());
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //! declare (`usage.rs` says how often it runs) times the workload's volumes
 //! times the list price.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value as Json;
 
 use super::usage::{Index, Resource, Usage};
-use super::{CostError, DAYS_PER_MONTH, HOURS_PER_MONTH, Line, PriceId, PriceTable, Workload};
+use super::{
+    CostError, DAYS_PER_MONTH, ExtraRequest, HOURS_PER_MONTH, Line, PriceId, PriceTable, VendorDay,
+    Workload, cron,
+};
+use crate::ingest::VendorRequest;
+use crate::steps::Source;
 
 /// Resource types that cost nothing by themselves, or whose cost is
 /// counted through another resource (a job definition through its jobs).
@@ -229,6 +236,7 @@ pub fn price(
         }
     }
     custom_metrics(&mut p, index, usage, workload)?;
+    vendor_requests(&mut p, index, usage, workload)?;
     Ok(p.lines)
 }
 
@@ -271,6 +279,21 @@ fn check_names(index: &Index<'_>, workload: &Workload) -> Result<(), CostError> 
     Ok(())
 }
 
+/// A function's architecture, memory (MB) and the price of its compute.
+fn compute<'j>(r: &Resource<'j>) -> (&'j str, f64, PriceId) {
+    // CloudFormation's defaults: 128 MB, x86_64.
+    let mb = r.properties["MemorySize"].as_f64().unwrap_or(128.0);
+    let arch = r.properties["Architectures"][0]
+        .as_str()
+        .unwrap_or("x86_64");
+    let id = if arch == "arm64" {
+        PriceId::LambdaArm64GbSecond
+    } else {
+        PriceId::LambdaX86GbSecond
+    };
+    (arch, mb, id)
+}
+
 fn function(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
@@ -287,16 +310,7 @@ fn function(
             ),
         )
     })?;
-    // CloudFormation's defaults: 128 MB, x86_64.
-    let mb = r.properties["MemorySize"].as_f64().unwrap_or(128.0);
-    let arch = r.properties["Architectures"][0]
-        .as_str()
-        .unwrap_or("x86_64");
-    let id = if arch == "arm64" {
-        PriceId::LambdaArm64GbSecond
-    } else {
-        PriceId::LambdaX86GbSecond
-    };
+    let (arch, mb, id) = compute(r);
     let calls = usage.invocations.get(&key).copied().unwrap_or(0.0);
     let gb_seconds = calls * ms / 1000.0 * mb / 1024.0;
     p.add(
@@ -808,4 +822,137 @@ fn topic(
         PriceId::SnsEmailDelivery,
         publishes * emails,
     )
+}
+
+/// The price of a vendor's requests: Alpha Vantage's plan. Yahoo's chart API
+/// takes no key and publishes no plan, so its requests are not priced.
+fn vendor_price(vendor: &str) -> Option<PriceId> {
+    (vendor == Source::AlphaVantage.name()).then_some(PriceId::AlphaVantageRequest)
+}
+
+/// What a request adds beyond the call's price request, which `lambda_ms`
+/// and the buckets' volumes already count.
+fn extra_request(request: VendorRequest) -> Option<ExtraRequest> {
+    match request {
+        VendorRequest::DailyPrices(_) => None,
+        VendorRequest::NewsSentiment(_) => Some(ExtraRequest::NewsSentiment),
+    }
+}
+
+/// The vendor requests of the functions: what those beyond the prices add
+/// to the calls that send them (compute, and S3 requests in the bucket the
+/// function writes, its `STOCKCAST_BUCKET`), and each at its vendor's price.
+fn vendor_requests(
+    p: &mut Pricer<'_>,
+    index: &Index<'_>,
+    usage: &Usage,
+    workload: &Workload,
+) -> Result<(), CostError> {
+    for ((function, request), &n) in &usage.vendor_requests {
+        let what = request.what();
+        if let Some(extra) = extra_request(*request)
+            && let Some(r) = index.resources.iter().find(|r| r.key() == *function)
+        {
+            let added = workload.vendor_requests.get(&extra).ok_or_else(|| {
+                workload_error(
+                    workload,
+                    format!(
+                        "vendor_requests: nothing says what a {what} request adds to {function}: add `{extra}: {{lambda_ms: <ms>, s3_put_requests: <n>, s3_get_requests: <n>}}`"
+                    ),
+                )
+            })?;
+            let (arch, mb, id) = compute(r);
+            p.add(
+                function,
+                format!(
+                    "{arch} compute, {what} requests: {} x {} ms x {} MB",
+                    grouped(n, 1),
+                    grouped(added.lambda_ms, 0),
+                    grouped(mb, 0)
+                ),
+                id,
+                n * added.lambda_ms / 1000.0 * mb / 1024.0,
+            )?;
+            let bucket = index
+                .target(
+                    r.stack,
+                    &r.properties["Environment"]["Variables"]["STOCKCAST_BUCKET"],
+                    "AWS::S3::Bucket",
+                    "BucketName",
+                )
+                .ok_or_else(|| {
+                    template_error(
+                        r,
+                        format!("sends {what} requests, but its STOCKCAST_BUCKET names no bucket of the stacks"),
+                    )
+                })?
+                .key();
+            for (kind, per_request, price) in [
+                ("PUT", added.s3_put_requests, PriceId::S3PutRequest),
+                ("GET", added.s3_get_requests, PriceId::S3GetRequest),
+            ] {
+                p.add(
+                    &bucket,
+                    format!(
+                        "{kind} requests of {what}: {} x {} ({function})",
+                        grouped(n, 1),
+                        grouped(per_request, 1)
+                    ),
+                    price,
+                    n * per_request,
+                )?;
+            }
+        }
+        if let Some(price) = vendor_price(request.vendor()) {
+            p.add(
+                &format!("vendor {}", request.vendor()),
+                format!("{what} requests ({function})"),
+                price,
+                n,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The first day of the years a busiest day is looked for in; four years
+/// hold every date of the calendar, 29 February included.
+const DAYS_FROM: (i32, u32, u32) = (2028, 1, 1);
+const DAYS_LOOKED_AT: usize = 4 * 365 + 1;
+
+/// Each vendor's busiest day: the most requests that the schedules firing
+/// on one date send, with the runs they start, against its plan's limit.
+pub fn vendor_days(usage: &Usage, prices: &PriceTable) -> Result<Vec<VendorDay>, CostError> {
+    let mut busiest: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let (year, month, day) = DAYS_FROM;
+    let Some(first) = chrono::NaiveDate::from_ymd_opt(year, month, day) else {
+        return Ok(Vec::new());
+    };
+    for date in first.iter_days().take(DAYS_LOOKED_AT) {
+        let mut today: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for (schedule, expression, requests) in &usage.firings {
+            let firings =
+                cron::firings_on(expression, date).map_err(|message| CostError::Template {
+                    resource: schedule.clone(),
+                    message,
+                })?;
+            for (vendor, n) in requests {
+                *today.entry(vendor).or_default() += firings * n;
+            }
+        }
+        for (vendor, n) in today {
+            let most = busiest.entry(vendor).or_default();
+            *most = most.max(n);
+        }
+    }
+    Ok(busiest
+        .into_iter()
+        .map(|(vendor, busiest_day)| VendorDay {
+            vendor: vendor.to_owned(),
+            busiest_day,
+            daily_limit: vendor_price(vendor)
+                .and_then(|id| prices.prices.get(&id))
+                .and_then(|price| price.daily_limit),
+        })
+        .collect())
 }

@@ -8,7 +8,9 @@
 //! workload ([`Workload`]) says what the templates cannot: API demand, call
 //! durations, stored and logged volumes, the custom metrics the code
 //! publishes. The prices ([`PriceTable`]) are list prices with their source
-//! and date. The result is one [`Line`] per priced item of each resource.
+//! and date. The result is one [`Line`] per priced item of each resource,
+//! and each vendor's busiest day against its plan's daily limit
+//! ([`VendorDay`]).
 //!
 //! A resource type the estimate does not know is an error, as is a price
 //! the templates need but the table lacks: an estimate that silently counts
@@ -31,8 +33,8 @@ pub use cron::{DAYS_PER_MONTH, HOURS_PER_MONTH, runs_per_month};
 pub use lines::grouped;
 pub use prices::{FreeTier, FreeTierKind, Price, PriceId, PriceTable};
 pub use workload::{
-    ApiWorkload, BucketWorkload, CustomMetric, LogsWorkload, StorageWorkload, TrainingWorkload,
-    Workload,
+    ApiWorkload, BucketWorkload, CustomMetric, ExtraRequest, ExtraRequestWorkload, LogsWorkload,
+    StorageWorkload, TrainingWorkload, Workload,
 };
 
 use super::render::{Rendered, RenderedStack};
@@ -94,6 +96,25 @@ pub struct FreeTierCredit {
     pub credit_usd: f64,
 }
 
+/// A vendor's requests on the busiest day, against its plan's daily limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorDay {
+    /// As sources are named (`alpha-vantage`).
+    pub vendor: String,
+    /// Requests on the busiest day of the schedules (every schedule that
+    /// fires that day, and the runs they start: a retraining on drift).
+    pub busiest_day: f64,
+    /// The plan's limit (the price table's `daily_limit`), if it has one.
+    pub daily_limit: Option<f64>,
+}
+
+impl VendorDay {
+    pub fn over_limit(&self) -> bool {
+        self.daily_limit
+            .is_some_and(|limit| self.busiest_day > limit)
+    }
+}
+
 /// The estimate of one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
@@ -101,6 +122,8 @@ pub struct Estimate {
     pub lines: Vec<Line>,
     /// Not subtracted from `lines`; shown separately on request.
     pub free_tier: Vec<FreeTierCredit>,
+    /// The vendors the functions call, by name.
+    pub vendor_days: Vec<VendorDay>,
     pub region: String,
     pub prices_as_of: String,
 }
@@ -158,6 +181,7 @@ pub fn estimate(
     let index = usage::Index::new(stacks);
     let usage = usage::derive(&index, workload.api.requests_per_month)?;
     let mut lines = lines::price(&index, &usage, workload, prices)?;
+    let vendor_days = lines::vendor_days(&usage, prices)?;
     // Largest first; equal amounts in a fixed order, so output is stable.
     lines.sort_by(|a, b| {
         b.monthly_usd
@@ -187,6 +211,7 @@ pub fn estimate(
     Ok(Estimate {
         lines,
         free_tier,
+        vendor_days,
         region: prices.region.clone(),
         prices_as_of: prices.as_of.clone(),
     })

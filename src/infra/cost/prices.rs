@@ -1,6 +1,6 @@
 //! The dated price table (stacks/prices/<region>.yaml): one list price per
 //! [`PriceId`], each with its unit, its source page and, optionally, the
-//! monthly free-tier allowance.
+//! monthly free-tier allowance or (a vendor's plan) a daily limit.
 //!
 //! The ids are an enum so that a typo in the table is a parse error naming
 //! the key, and a price the templates need but the table lacks is a
@@ -49,6 +49,8 @@ pub enum PriceId {
     SnsEmailDelivery,
     SchedulerInvocation,
     BudgetMonth,
+    /// Not AWS: a request on the Alpha Vantage plan the key is on.
+    AlphaVantageRequest,
 }
 
 impl fmt::Display for PriceId {
@@ -94,6 +96,10 @@ pub struct Price {
     pub source: String,
     #[serde(default)]
     pub free_tier: Option<FreeTier>,
+    /// Units a day the plan allows (a vendor's daily request limit), where
+    /// it has a limit; `cargo xtask cost` holds the busiest day against it.
+    #[serde(default)]
+    pub daily_limit: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +149,16 @@ impl PriceTable {
                     message: format!(
                         "prices.{id}.usd: should be a non-negative number, but is {}",
                         price.usd
+                    ),
+                });
+            }
+            if let Some(limit) = price.daily_limit
+                && !(limit.is_finite() && limit > 0.0)
+            {
+                return Err(CostError::Invalid {
+                    file: file.to_owned(),
+                    message: format!(
+                        "prices.{id}.daily_limit: should be a positive number, but is {limit}"
                     ),
                 });
             }

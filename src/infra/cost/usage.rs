@@ -2,7 +2,9 @@
 //! each schedule's firings a month (its cron), what one execution of the
 //! state machine it starts does along its longest successful path (state
 //! transitions, Lambda calls, Batch jobs; a Map state's body once per item
-//! of the execution input), and which function serves the API.
+//! of the execution input), which function serves the API, and the vendor
+//! requests of the ingest calls (each call's payload is worked out from the
+//! Map's ItemSelector and read as the step contract, `IngestInput`).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,8 @@ use serde_json::Value as Json;
 use super::CostError;
 use super::cron;
 use crate::infra::RenderedStack;
+use crate::ingest::{VendorRequest, vendor_requests};
+use crate::steps::IngestInput;
 
 /// A resource of the rendered stacks.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +115,10 @@ pub struct TaskCall {
     pub parameters: Json,
     /// Calls per execution (a Map body runs once per item).
     pub times: f64,
+    /// The payload of each call in one execution, where the path can work
+    /// it out: a Map body's Lambda task that passes on its item
+    /// (`Payload.$: $`), once per item, as the Map's ItemSelector builds it.
+    pub payloads: Vec<Json>,
 }
 
 /// What one execution does along a path.
@@ -138,23 +146,21 @@ impl PathCost {
 
 /// The longest path from `StartAt` to a successful end (a `Succeed` state
 /// or `End: true`), following `Next`, `Choices` and `Default` but not
-/// `Catch` (those are the failure paths). `items` gives the number of
-/// items a Map state's `ItemsPath` selects. `None`: no successful path.
-pub fn longest_success_path(
-    definition: &Json,
-    items: &dyn Fn(&str) -> Result<f64, String>,
-) -> Result<Option<PathCost>, String> {
+/// `Catch` (those are the failure paths), for an execution started with
+/// `input` (a Map state's `ItemsPath` selects its items there). `None`: no
+/// successful path.
+pub fn longest_success_path(definition: &Json, input: &Json) -> Result<Option<PathCost>, String> {
     let start = definition["StartAt"]
         .as_str()
         .ok_or("the definition has no StartAt")?;
-    walk(definition, start, &mut Vec::new(), items)
+    walk(definition, start, &mut Vec::new(), input)
 }
 
 fn walk(
     definition: &Json,
     name: &str,
     path: &mut Vec<String>,
-    items: &dyn Fn(&str) -> Result<f64, String>,
+    input: &Json,
 ) -> Result<Option<PathCost>, String> {
     if path.iter().any(|p| p == name) {
         return Err(format!(
@@ -179,6 +185,7 @@ fn walk(
                     state["Arguments"].clone()
                 },
                 times: 1.0,
+                payloads: Vec::new(),
             }],
         },
         "Map" => {
@@ -188,14 +195,30 @@ fn walk(
                 &state["Iterator"]
             };
             let items_path = state["ItemsPath"].as_str().unwrap_or("$");
-            let n = items(items_path).map_err(|e| format!("Map state {name}: {e}"))?;
-            let body = longest_success_path(body, items)?
+            let items =
+                select_items(input, items_path).map_err(|e| format!("Map state {name}: {e}"))?;
+            let mut body = longest_success_path(body, input)?
                 .ok_or_else(|| format!("the body of Map state {name} has no successful path"))?;
+            let selector = if state["ItemSelector"].is_object() {
+                &state["ItemSelector"]
+            } else {
+                &state["Parameters"]
+            };
+            for task in &mut body.tasks {
+                if task.parameters["Payload.$"] == "$" && task.payloads.is_empty() {
+                    // All or nothing: a payload that cannot be worked out is not guessed.
+                    task.payloads = items
+                        .iter()
+                        .map(|item| select(selector, input, item))
+                        .collect::<Option<Vec<Json>>>()
+                        .unwrap_or_default();
+                }
+            }
             PathCost {
                 transitions: 1.0,
                 tasks: Vec::new(),
             }
-            .then(body.times(n))
+            .then(body.times(items.len() as f64))
         }
         "Parallel" => {
             let mut cost = PathCost {
@@ -203,7 +226,7 @@ fn walk(
                 tasks: Vec::new(),
             };
             for branch in state["Branches"].as_array().into_iter().flatten() {
-                let branch = longest_success_path(branch, items)?.ok_or_else(|| {
+                let branch = longest_success_path(branch, input)?.ok_or_else(|| {
                     format!("a branch of Parallel state {name} has no successful path")
                 })?;
                 cost = cost.then(branch);
@@ -232,7 +255,7 @@ fn walk(
     path.push(name.to_owned());
     let mut best: Option<PathCost> = None;
     for n in next {
-        if let Some(rest) = walk(definition, n, path, items)?
+        if let Some(rest) = walk(definition, n, path, input)?
             && best
                 .as_ref()
                 .is_none_or(|b| rest.transitions > b.transitions)
@@ -244,19 +267,53 @@ fn walk(
     Ok(best.map(|rest| own.then(rest)))
 }
 
-/// The number of items a simple JSONPath (`$`, `$.a.b`) selects in an input.
-fn count_items(input: &Json, path: &str) -> Result<f64, String> {
+/// The items a simple JSONPath (`$`, `$.a.b`) selects in an input.
+fn select_items<'j>(input: &'j Json, path: &str) -> Result<&'j [Json], String> {
     let rest = path
         .strip_prefix('$')
         .ok_or_else(|| format!("ItemsPath {path:?} is not a path into the execution input"))?;
-    let mut value = input;
-    for key in rest.split('.').filter(|k| !k.is_empty()) {
-        value = &value[key];
-    }
-    value
-        .as_array()
-        .map(|a| a.len() as f64)
+    lookup(input, rest)
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
         .ok_or_else(|| format!("ItemsPath {path:?} selects no array in the execution input"))
+}
+
+/// The value at `.a.b` (or `""`: the value itself), if there is one.
+fn lookup<'j>(value: &'j Json, rest: &str) -> Option<&'j Json> {
+    rest.split('.')
+        .filter(|k| !k.is_empty())
+        .try_fold(value, |v, key| v.get(key))
+}
+
+/// A Map item's payload: the ItemSelector with its `key.$` paths read from
+/// the execution input (`$$.Execution.Input…`) and the item
+/// (`$$.Map.Item.Value…`); no selector passes the item on. `None` where a
+/// path is anything else or selects nothing: the payload is not known.
+fn select(selector: &Json, input: &Json, item: &Json) -> Option<Json> {
+    let Some(fields) = selector.as_object() else {
+        return selector.is_null().then(|| item.clone());
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in fields {
+        match key.strip_suffix(".$") {
+            Some(name) => {
+                let path = value.as_str()?;
+                let found = if let Some(rest) = path.strip_prefix("$$.Execution.Input") {
+                    lookup(input, rest)
+                } else {
+                    lookup(item, path.strip_prefix("$$.Map.Item.Value")?)
+                };
+                out.insert(name.to_owned(), found?.clone());
+            }
+            None if value.is_object() => {
+                out.insert(key.clone(), select(value, input, &Json::Null)?);
+            }
+            None => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Some(Json::Object(out))
 }
 
 /// Executions a month of every state machine, and what they do.
@@ -276,6 +333,13 @@ pub struct Usage {
     pub jobs: BTreeMap<String, (f64, String)>,
     /// API requests a month, by REST API key, and the function serving them.
     pub api_requests: BTreeMap<String, (f64, String)>,
+    /// Vendor requests a month, by the function that sends them and what
+    /// they ask.
+    pub vendor_requests: BTreeMap<(String, VendorRequest), f64>,
+    /// Each schedule (key, expression) with the vendor requests one firing
+    /// sends, by vendor, the runs it starts included (a retraining on
+    /// drift, the same day): what a vendor's daily limit is measured by.
+    pub firings: Vec<(String, String, BTreeMap<&'static str, f64>)>,
 }
 
 fn template_error(r: &Resource<'_>, message: String) -> CostError {
@@ -306,7 +370,10 @@ pub fn derive(index: &Index<'_>, api_requests_per_month: f64) -> Result<Usage, C
         };
         let input: Json = serde_json::from_str(target["Input"].as_str().unwrap_or("{}"))
             .map_err(|e| template_error(schedule, format!("Target.Input is not JSON: {e}")))?;
-        execute(index, &mut usage, machine, runs, &input)?;
+        let requests = execute(index, &mut usage, machine, runs, &input)?;
+        usage
+            .firings
+            .push((schedule.key(), expression.to_owned(), requests));
     }
     for api in index.of_kind("AWS::ApiGateway::RestApi") {
         let mut functions: Vec<String> = index
@@ -360,18 +427,83 @@ fn integrated_function(index: &Index<'_>, method: &Resource<'_>) -> Option<Strin
         .map(Resource::key)
 }
 
-/// Adds `runs` executions of a state machine started with `input`.
+/// The longest successful path of a state machine started with `input`.
+fn machine_path(machine: &Resource<'_>, input: &Json) -> Result<PathCost, CostError> {
+    longest_success_path(&machine.properties["Definition"], input)
+        .map_err(|e| template_error(machine, e))?
+        .ok_or_else(|| template_error(machine, "has no successful path".into()))
+}
+
+/// The function a task's `FunctionName` (a `${Placeholder}`) is bound to.
+fn task_target<'i, 'a>(
+    index: &'i Index<'a>,
+    machine: &Resource<'_>,
+    task: &TaskCall,
+    parameter: &str,
+    kind: &str,
+    name_property: &str,
+) -> Option<&'i Resource<'a>> {
+    let name = task.parameters[parameter]
+        .as_str()?
+        .strip_prefix("${")?
+        .strip_suffix('}')?;
+    let bound = machine.properties["DefinitionSubstitutions"].get(name)?;
+    index.target(machine.stack, bound, kind, name_property)
+}
+
+/// The vendor requests of one call's payload, if it is an ingest input.
+fn payload_requests(payload: &Json) -> Vec<VendorRequest> {
+    serde_json::from_value::<IngestInput>(payload.clone())
+        .map(|input| vendor_requests(&input))
+        .unwrap_or_default()
+}
+
+/// The vendor requests one execution sends, by vendor, with those of the
+/// executions it starts (`depth` levels down; the started run is assumed to
+/// ingest what its parent did, as a retraining on drift does).
+fn run_vendor_requests(
+    index: &Index<'_>,
+    machine: &Resource<'_>,
+    input: &Json,
+    depth: u32,
+) -> Result<BTreeMap<&'static str, f64>, CostError> {
+    let mut by_vendor = BTreeMap::new();
+    for task in &machine_path(machine, input)?.tasks {
+        for request in task.payloads.iter().flat_map(payload_requests) {
+            *by_vendor.entry(request.vendor()).or_default() += 1.0;
+        }
+        if depth > 0
+            && task
+                .integration
+                .starts_with("arn:aws:states:::states:startExecution")
+            && let Some(started) = task_target(
+                index,
+                machine,
+                task,
+                "StateMachineArn",
+                "AWS::StepFunctions::StateMachine",
+                "StateMachineName",
+            )
+        {
+            for (vendor, n) in run_vendor_requests(index, started, input, depth - 1)? {
+                *by_vendor.entry(vendor).or_default() += task.times * n;
+            }
+        }
+    }
+    Ok(by_vendor)
+}
+
+/// Adds `runs` executions of a state machine started with `input`; returns
+/// the vendor requests one of them sends, by vendor, the runs it starts
+/// included.
 fn execute(
     index: &Index<'_>,
     usage: &mut Usage,
     machine: &Resource<'_>,
     runs: f64,
     input: &Json,
-) -> Result<(), CostError> {
-    let definition = &machine.properties["Definition"];
-    let path = longest_success_path(definition, &|p| count_items(input, p))
-        .map_err(|e| template_error(machine, e))?
-        .ok_or_else(|| template_error(machine, "has no successful path".into()))?;
+) -> Result<BTreeMap<&'static str, f64>, CostError> {
+    let path = machine_path(machine, input)?;
     let key = machine.key();
     *usage.executions.entry(key.clone()).or_default() += runs;
     *usage.transitions.entry(key).or_default() += runs * path.transitions;
@@ -406,6 +538,12 @@ fn execute(
             if traced {
                 *usage.traced_invocations.entry(function.key()).or_default() += calls;
             }
+            for request in task.payloads.iter().flat_map(payload_requests) {
+                *usage
+                    .vendor_requests
+                    .entry((function.key(), request))
+                    .or_default() += runs;
+            }
         } else if task
             .integration
             .starts_with("arn:aws:states:::batch:submitJob")
@@ -429,7 +567,7 @@ fn execute(
         {
             // The call is one state transition, counted with the path; the
             // run it starts (training on drift) is priced as that state
-            // machine's own runs.
+            // machine's own runs, and counts only towards the busiest day.
         } else {
             return Err(template_error(
                 machine,
@@ -440,7 +578,9 @@ fn execute(
             ));
         }
     }
-    Ok(())
+    // One level: a run that starts another (drift → training) is followed
+    // once; training starts nothing.
+    run_vendor_requests(index, machine, input, 1)
 }
 
 #[cfg(test)]
@@ -467,7 +607,7 @@ mod tests {
             }
         });
         let input = json!({"symbols": ["A", "B", "C"]});
-        let path = longest_success_path(&definition, &|p| count_items(&input, p))
+        let path = longest_success_path(&definition, &input)
             .expect("walks")
             .expect("has a successful path");
         // Fetch (1) + 3 x One (3) + Decide + Long + Longer + Done (4) = 8.
@@ -477,11 +617,54 @@ mod tests {
     }
 
     #[test]
+    fn a_map_items_payloads_are_built_by_its_item_selector() {
+        let mut definition = json!({"StartAt": "Ingest", "States": {"Ingest": {
+            "Type": "Map", "ItemsPath": "$.symbols", "End": true,
+            "ItemSelector": {
+                "run_id.$": "$$.Execution.Input.run_id",
+                "symbol.$": "$$.Map.Item.Value",
+                "source.$": "$$.Execution.Input.source",
+                "sentiment.$": "$$.Execution.Input.sentiment",
+                "fixed": {"a": 1}},
+            "ItemProcessor": {"StartAt": "One", "States": {"One": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "f", "Payload.$": "$"}, "End": true}}}}}});
+        let input = json!({"run_id": "r", "symbols": ["AAPL", "^GSPC"], "source": "yahoo", "sentiment": "alpha-vantage"});
+        let payloads = |definition: &Json| {
+            longest_success_path(definition, &input)
+                .expect("walks")
+                .expect("has a successful path")
+                .tasks[0]
+                .payloads
+                .clone()
+        };
+        let got = payloads(&definition);
+        assert_eq!(
+            got[0],
+            json!({"run_id": "r", "symbol": "AAPL", "source": "yahoo", "sentiment": "alpha-vantage", "fixed": {"a": 1}})
+        );
+        let requests: Vec<VendorRequest> = got.iter().flat_map(payload_requests).collect();
+        use crate::steps::{SentimentSource, Source};
+        assert_eq!(
+            requests,
+            [
+                VendorRequest::DailyPrices(Source::Yahoo),
+                VendorRequest::NewsSentiment(SentimentSource::AlphaVantage),
+                // ^GSPC: an index has no news.
+                VendorRequest::DailyPrices(Source::Yahoo),
+            ]
+        );
+        // A path the estimate cannot follow leaves the payloads unknown, never guessed.
+        definition["States"]["Ingest"]["ItemSelector"]["symbol.$"] = json!("$.symbol");
+        assert!(payloads(&definition).is_empty());
+    }
+
+    #[test]
     fn a_loop_is_an_error() {
         let definition = json!({"StartAt": "A", "States": {
             "A": {"Type": "Pass", "Next": "B"},
             "B": {"Type": "Pass", "Next": "A"}}});
-        let err = longest_success_path(&definition, &|_| Ok(1.0)).expect_err("loops");
+        let err = longest_success_path(&definition, &json!({})).expect_err("loops");
         assert!(
             err.contains("state A is reached again through A -> B"),
             "{err}"

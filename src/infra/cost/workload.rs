@@ -32,6 +32,11 @@ pub struct Workload {
     pub notifications_per_month: f64,
     /// Requests to the customer managed KMS key, if the templates have one.
     pub kms_requests_per_month: f64,
+    /// What one vendor request adds to the call that sends it, beyond the
+    /// price request that `lambda_ms` and `storage` count. Needed only
+    /// where the templates send such requests (news sentiment).
+    #[serde(default)]
+    pub vendor_requests: BTreeMap<ExtraRequest, ExtraRequestWorkload>,
     /// The file it was read from, for error messages.
     #[serde(skip)]
     pub file: String,
@@ -87,6 +92,33 @@ pub struct LogsWorkload {
     pub kb_per_api_request: f64,
     pub kb_per_batch_job: f64,
     pub kb_per_execution: f64,
+}
+
+/// A vendor request an ingest call sends besides its prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraRequest {
+    /// News sentiment (`sentiment:` in the environment file).
+    NewsSentiment,
+}
+
+impl std::fmt::Display for ExtraRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExtraRequest::NewsSentiment => "news_sentiment",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraRequestWorkload {
+    /// Billed ms the request adds to the call (the request, its parse, the writes).
+    pub lambda_ms: f64,
+    /// S3 writes per request (the raw response, the merged file).
+    pub s3_put_requests: f64,
+    /// S3 reads per request (the merged file, before its compare-and-swap).
+    pub s3_get_requests: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +191,15 @@ impl Workload {
                 ("lifecycle_transitions", b.lifecycle_transitions),
             ] {
                 numbers.push((format!("storage.s3.{id}.{field}"), v));
+            }
+        }
+        for (request, w) in &self.vendor_requests {
+            for (field, v) in [
+                ("lambda_ms", w.lambda_ms),
+                ("s3_put_requests", w.s3_put_requests),
+                ("s3_get_requests", w.s3_get_requests),
+            ] {
+                numbers.push((format!("vendor_requests.{request}.{field}"), v));
             }
         }
         for (key, v) in numbers {

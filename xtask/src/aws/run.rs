@@ -45,6 +45,7 @@ impl flags::Run {
                 models: ModelKind::ALL.to_vec(),
                 horizons: vec![1, 5, 21],
                 source: env.source,
+                sentiment: env.sentiment,
             };
             let started = sfn
                 .start_execution()

@@ -282,6 +282,7 @@ impl Simulation {
             models: scenarios::MODELS.to_vec(),
             horizons: config.protocol.horizons.clone(),
             source: Source::Sample,
+            sentiment: None,
         };
         self.runtime.block_on(seed::trained(
             &store,
@@ -373,6 +374,7 @@ impl Simulation {
             models: scenario.models.to_vec(),
             horizons: config.protocol.horizons.clone(),
             source: scenario.source,
+            sentiment: None,
         };
         let execution_id = format!(
             "{}:{}",

@@ -92,6 +92,7 @@ pub async fn ingest_sample(
             run_id: "seed".into(),
             symbol: symbol.clone(),
             source: Source::Sample,
+            sentiment: None,
         };
         ingest(&context, &input)
             .await
