@@ -17,9 +17,25 @@ const MODELS: [ModelKind; 3] = [ModelKind::Naive, ModelKind::Drift, ModelKind::L
 
 /// Runs the local pipeline for MSFT with `models` into `store`.
 async fn train_msft(store: &Store, run_id: &str, models: &[ModelKind]) {
+    train_msft_with(
+        store,
+        run_id,
+        models,
+        crate::config::PipelineConfig::default(),
+    )
+    .await;
+}
+
+/// [`train_msft`] with another configuration (a shorter backtest).
+async fn train_msft_with(
+    store: &Store,
+    run_id: &str,
+    models: &[ModelKind],
+    config: crate::config::PipelineConfig,
+) {
     let pipeline = LocalPipeline {
         store: store.clone(),
-        config: crate::config::PipelineConfig::default(),
+        config,
         sample_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
         git_commit: None,
     };
@@ -89,6 +105,63 @@ async fn predict_json(router: &Router, body: &str) -> (StatusCode, serde_json::V
     )
     .await;
     (status, json)
+}
+
+#[tokio::test]
+async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::local(dir.path()).expect("store");
+    // Two backtest origins keep the test short; serving is what is tested.
+    let config = crate::config::PipelineConfig {
+        protocol: crate::backtest::Protocol {
+            test_rows: 31,
+            spacing: 10,
+            ..crate::backtest::Protocol::default()
+        },
+        ..crate::config::PipelineConfig::default()
+    };
+    train_msft_with(&store, "seed", &[ModelKind::Naive, ModelKind::Lstm], config).await;
+    let router = router(&store, Duration::from_secs(60));
+    let (status, json) = predict_json(
+        &router,
+        r#"{"symbol":"MSFT","model_type":"lstm","days_ahead":21}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let response: PredictResponse = serde_json::from_value(json).expect("a predict response");
+    assert_eq!(response.model_type, ModelKind::Lstm);
+    assert_eq!(response.forecasts.len(), 21);
+    // What the API answered is the stored network's forecast from the
+    // features serving recomputed on the latest data: the same as the
+    // stored artifact anchored here.
+    let registry = Registry::new(store.clone());
+    let fitted = registry
+        .fitted_model("MSFT", ModelKind::Lstm, &response.model_version)
+        .await
+        .expect("the version's artifact");
+    let series = crate::series::PriceSeries::from_csv_path(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/MSFT.csv"),
+    )
+    .expect("sample");
+    let target = series.target();
+    let start = target.len() - 1000;
+    let expected = fitted
+        .anchored(&crate::models::Window::new(
+            &target[start..],
+            &series.bars[start..],
+        ))
+        .expect("anchors")
+        .forecast(21)
+        .expect("forecasts");
+    for (f, want) in response.forecasts.iter().zip(&expected.mean) {
+        assert!(
+            (f.forecast - want).abs() < 1e-9 * want,
+            "{} vs {want}",
+            f.forecast
+        );
+        let (lo, hi) = (f.lo80.expect("interval"), f.hi80.expect("interval"));
+        assert!(lo < f.forecast && f.forecast < hi);
+    }
 }
 
 #[tokio::test]

@@ -451,7 +451,7 @@ impl Mirror<'_> {
             .metrics
             .iter()
             .map(|m| {
-                json!({"key": m.key, "value": m.value, "timestamp": record.timestamp_ms, "step": 0})
+                json!({"key": m.key, "value": m.value, "timestamp": record.timestamp_ms, "step": m.step})
             })
             .collect();
         let params: Vec<Value> = record.params.iter().map(pair).collect();

@@ -29,6 +29,8 @@ const MAX_VALUE_CHARS: usize = 5000;
 pub struct Metric {
     pub key: String,
     pub value: f64,
+    /// 0, or the epoch of a training curve point.
+    pub step: i64,
 }
 
 /// Everything logged on one MLflow run.
@@ -56,9 +58,37 @@ impl RunRecord {
     /// `skipped` instead (see the module comment).
     fn metric(&mut self, key: String, value: Option<f64>, skipped: &mut Vec<String>) {
         match value {
-            Some(v) if v.is_finite() => self.metrics.push(Metric { key, value: v }),
+            Some(v) if v.is_finite() => self.metrics.push(Metric {
+                key,
+                value: v,
+                step: 0,
+            }),
             Some(v) => skipped.push(format!("{key}={v}")),
             None => {}
+        }
+    }
+
+    /// A fitted network's loss and validation loss per epoch, as the
+    /// metrics `loss` and `validation_loss` with the epoch as step: the
+    /// training curve MLflow draws.
+    fn training_curves(&mut self, history: Option<&Value>) {
+        for epoch in history.and_then(Value::as_array).into_iter().flatten() {
+            let Some(step) = epoch.get("epoch").and_then(Value::as_i64) else {
+                continue;
+            };
+            for key in ["loss", "validation_loss"] {
+                if let Some(value) = epoch
+                    .get(key)
+                    .and_then(Value::as_f64)
+                    .filter(|v| v.is_finite())
+                {
+                    self.metrics.push(Metric {
+                        key: key.to_owned(),
+                        value,
+                        step,
+                    });
+                }
+            }
         }
     }
 
@@ -139,9 +169,13 @@ pub fn version_record(
         record.param("git_commit", commit);
     }
     if let Some(Value::Object(fitted)) = model_json {
-        for (k, v) in fitted.iter().filter(|(k, _)| k.as_str() != "model") {
+        // Weights and input rows are not parameters anyone compares; the
+        // training history becomes curves below.
+        let skip = ["model", "net", "recent", "history"];
+        for (k, v) in fitted.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
             record.flattened_params(&format!("fitted.{k}"), v);
         }
+        record.training_curves(fitted.get("history"));
     }
     let mut skipped = Vec::new();
     record.metric("origins".into(), Some(metrics.origins as f64), &mut skipped);
@@ -364,5 +398,46 @@ mod tests {
         );
         let long = param("fitted.long").expect("kept");
         assert!(long.chars().count() < 6000 && long.ends_with("characters)"));
+    }
+
+    #[test]
+    fn a_training_history_becomes_curves_and_weights_are_not_params() {
+        let fitted = serde_json::json!({
+            "model": "lstm", "seed": 15, "net": {"w": [0.1, 0.2]}, "recent": [[1.0]],
+            "history": [
+                {"epoch": 1, "loss": 0.9, "validation_loss": 1.1},
+                {"epoch": 2, "loss": 0.8, "validation_loss": 1.0}
+            ]
+        });
+        let record = version_record(&metrics(vec![], vec![]), &lineage(), Some(&fitted));
+        let curve: Vec<(&str, i64, f64)> = record
+            .metrics
+            .iter()
+            .filter(|m| m.step > 0)
+            .map(|m| (m.key.as_str(), m.step, m.value))
+            .collect();
+        assert_eq!(
+            curve,
+            vec![
+                ("loss", 1, 0.9),
+                ("validation_loss", 1, 1.1),
+                ("loss", 2, 0.8),
+                ("validation_loss", 2, 1.0)
+            ]
+        );
+        assert!(
+            record
+                .params
+                .iter()
+                .all(|(k, _)| !k.starts_with("fitted.net")
+                    && !k.starts_with("fitted.recent")
+                    && !k.starts_with("fitted.history"))
+        );
+        assert!(
+            record
+                .params
+                .iter()
+                .any(|(k, v)| k == "fitted.seed" && v == "15")
+        );
     }
 }

@@ -21,7 +21,8 @@ use crate::features::{self, Feature, FeatureError, Inputs, Prepared};
 /// The share of samples (the latest ones) that validate.
 pub const VALIDATION_SHARE: f64 = 0.2;
 
-/// The features both models are offered: everything the window has inputs for.
+/// The features both models are offered by default: everything the
+/// window has inputs for.
 pub const CANDIDATES: [Feature; 15] = Feature::ALL;
 
 /// Samples of a window, split by time.
@@ -43,11 +44,12 @@ impl Samples {
     pub fn new(
         model: ModelKind,
         window: &Window<'_>,
+        candidates: &[Feature],
         history: usize,
         min_train: usize,
     ) -> Result<Samples, ModelError> {
         let prepared =
-            features::prepare(&inputs(window), &CANDIDATES).map_err(|e| feature_error(model, e))?;
+            features::prepare(&inputs(window), candidates).map_err(|e| feature_error(model, e))?;
         let n = window.len();
         let first = prepared.matrix.first_row + history - 1;
         let last = n.saturating_sub(MAX_HORIZON + 1);

@@ -267,8 +267,10 @@ impl ModelKind {
             ModelKind::Prophet => FittedModel::Prophet(ProphetParams::default().fit(window)?),
             ModelKind::Theta => FittedModel::Theta(Theta.fit(window)?),
             ModelKind::Ensemble => FittedModel::Ensemble(Ensemble.fit(window)?),
-            ModelKind::RidgeFeatures => FittedModel::RidgeFeatures(RidgeFeatures.fit(window)?),
-            ModelKind::Lstm => FittedModel::Lstm(Lstm.fit(window)?),
+            ModelKind::RidgeFeatures => {
+                FittedModel::RidgeFeatures(RidgeFeatures::default().fit(window)?)
+            }
+            ModelKind::Lstm => FittedModel::Lstm(Lstm::default().fit(window)?),
         })
     }
 }

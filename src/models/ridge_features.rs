@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::direct::{self, Samples};
 use super::{Forecast, Forecaster, MAX_HORIZON, ModelError, ModelKind, Predict, Window};
-use crate::features::{self, FeatureSet, Scaler};
+use crate::features::{self, Feature, FeatureSet, Scaler};
 
 /// Warm-up, 21 target rows and enough samples to validate and fit.
 pub const MIN_WINDOW: usize = 300;
@@ -27,8 +27,20 @@ const PENALTIES: [f64; 5] = [0.001, 0.01, 0.1, 1.0, 10.0];
 
 const MODEL: ModelKind = ModelKind::RidgeFeatures;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RidgeFeatures;
+/// The feature ridge, offered `candidates` (by default every feature; the
+/// ablation offers fewer).
+#[derive(Debug, Clone)]
+pub struct RidgeFeatures {
+    pub candidates: Vec<Feature>,
+}
+
+impl Default for RidgeFeatures {
+    fn default() -> Self {
+        RidgeFeatures {
+            candidates: direct::CANDIDATES.to_vec(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +62,7 @@ impl Forecaster for RidgeFeatures {
     type Fitted = FittedRidgeFeatures;
 
     fn fit(&self, window: &Window<'_>) -> Result<FittedRidgeFeatures, ModelError> {
-        let samples = Samples::new(MODEL, window, 1, 50)?;
+        let samples = Samples::new(MODEL, window, &self.candidates, 1, 50)?;
         let matrix = &samples.prepared.matrix;
         let validation_error = |coefficients: &[Vec<f64>]| {
             let scale = samples.target_scale();

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `STOCKCAST_RUN_ID` | `2026-11-27T09-00-00Z-training` |
 //! | `STOCKCAST_SYMBOLS` | `["AAPL","MSFT"]` |
-//! | `STOCKCAST_MODELS` | `["naive","drift","linreg_lag5","arima","prophet","theta","ensemble"]` |
+//! | `STOCKCAST_MODELS` | `["naive","drift","linreg_lag5","arima","prophet","theta","ensemble","ridge_features","lstm"]` |
 //! | `STOCKCAST_HORIZONS` | `[1,5,21]` (optional) |
 //! | `STOCKCAST_BUCKET` or `STOCKCAST_STORE` | the data bucket, or `s3://…` / a folder |
 //!

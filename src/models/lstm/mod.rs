@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::direct::{self, Samples, TargetScale};
 use super::{Forecast, Forecaster, MAX_HORIZON, ModelError, ModelKind, Predict, Window};
-use crate::features::{self, FeatureSet, Scaler};
+use crate::features::{self, Feature, FeatureSet, Scaler};
 use crate::rng::Rng;
 use net::Adam;
 pub use net::Net;
@@ -40,8 +40,20 @@ pub const MIN_WINDOW: usize = 400;
 
 const MODEL: ModelKind = ModelKind::Lstm;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Lstm;
+/// The LSTM family, offered `candidates` (by default every feature; the
+/// ablation offers fewer).
+#[derive(Debug, Clone)]
+pub struct Lstm {
+    pub candidates: Vec<Feature>,
+}
+
+impl Default for Lstm {
+    fn default() -> Self {
+        Lstm {
+            candidates: direct::CANDIDATES.to_vec(),
+        }
+    }
+}
 
 /// One epoch of training: the mean squared error of the scaled targets on
 /// the training and on the validation samples.
@@ -75,7 +87,7 @@ impl Forecaster for Lstm {
     type Fitted = FittedLstm;
 
     fn fit(&self, window: &Window<'_>) -> Result<FittedLstm, ModelError> {
-        let samples = Samples::new(MODEL, window, LOOKBACK, 100)?;
+        let samples = Samples::new(MODEL, window, &self.candidates, LOOKBACK, 100)?;
         let targets = samples.step_scale();
         let matrix = &samples.prepared.matrix;
         let sequence =

@@ -78,8 +78,8 @@ fn learns_a_nonlinear_signal_and_finds_none_in_a_random_walk() {
 fn fits_are_deterministic_and_round_trip() {
     let (y, bars) = synthetic(450, 1.0, 8);
     let window = Window::new(&y, &bars);
-    let a = Lstm.fit(&window).expect("fits");
-    let b = Lstm.fit(&window).expect("fits");
+    let a = Lstm::default().fit(&window).expect("fits");
+    let b = Lstm::default().fit(&window).expect("fits");
     assert_eq!(a, b);
     assert!(!a.history.is_empty());
     assert!(a.best_epoch <= a.history.len());
@@ -113,6 +113,8 @@ fn short_and_flat_windows_are_clear_errors() {
         .enumerate()
         .map(|(i, b)| Bar::close_only(b.date + chrono::Days::new(i as u64), 50.0))
         .collect();
-    let err = Lstm.fit(&Window::new(&flat, &flat_bars)).expect_err("flat");
+    let err = Lstm::default()
+        .fit(&Window::new(&flat, &flat_bars))
+        .expect_err("flat");
     assert!(err.to_string().contains("constant"), "{err}");
 }
