@@ -18,6 +18,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Ablation(Ablation),
     Backtest(Backtest),
     Bench(Bench),
     Ci(Ci),
@@ -503,6 +504,18 @@ pub struct Backtest {
     /// A reference forecasts.csv whose models are shown beside ours.
     #[arg(long)]
     pub reference: Option<PathBuf>,
+}
+
+/// Backtests the feature models offered every feature and only the lagged
+/// returns, beside naive: whether the features carry anything.
+#[derive(Debug, Args)]
+pub struct Ablation {
+    /// Folder of `*.csv` price files (and `<name>.sentiment.csv` files).
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Feature models to compare, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![ModelKind::RidgeFeatures, ModelKind::Lstm], value_parser = parse_model)]
+    pub models: Vec<ModelKind>,
 }
 
 /// Times fit + forecast of every model on 1000-value windows of the sample

@@ -4,6 +4,7 @@
 //! parses flags, moves to the project root and dispatches. Errors are printed
 //! once, here, with their whole chain.
 
+mod ablation;
 #[cfg(feature = "aws")]
 mod aws;
 mod backtest;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         return with_aws_feature();
     }
     let result = match cli.command {
+        flags::Command::Ablation(cmd) => cmd.run(),
         flags::Command::Backtest(cmd) => cmd.run(),
         flags::Command::Bench(cmd) => cmd.run(),
         flags::Command::Ci(cmd) => cmd.run(),
