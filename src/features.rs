@@ -9,7 +9,7 @@
 //!
 //! A fitted model stores its [`FeatureSet`] (the definitions' version and
 //! the names, whose parameters are part of the name: `rsi_14`) and the
-//! [`Scaler`] fitted on its training window, so that serving computes
+//! [`Scaler`] fitted on every row of its training window, so that serving computes
 //! exactly what the model was trained on. A feature whose inputs are absent
 //! (no volume in an index file, no sentiment file) is left out of the set by
 //! name, never filled with zeros; so is a feature that is constant over the
@@ -28,9 +28,12 @@ pub use crate::series::DailySentiment;
 pub const VERSION: u32 = 1;
 
 /// Rows at the start of a window before the first feature row: the longest
-/// lookback (50 rows) plus a burn-in for the exponential averages, which
-/// are seeded at the window's first row (after 60 rows the seed's weight in
-/// a 26-day EMA is below 1 %, and models use rows hundreds further on).
+/// lookback (50 rows) plus a burn-in for the exponential and Wilder
+/// averages, which are seeded at the window's first rows. At row 60 the
+/// seed still weighs about 1 % in a 26-day EMA and 3 % in a 14-day Wilder
+/// average, so the earliest feature rows depend a little on where the
+/// window starts; the rows a forecast reads (its origin and the 20 before
+/// it) are hundreds of rows on, where that weight is nil.
 pub const WARMUP: usize = 60;
 
 /// One engineered feature. The parameters are part of the name.
@@ -133,11 +136,7 @@ impl Feature {
 impl fmt::Display for Feature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The serde name: what artifacts and errors show.
-        let name = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        f.write_str(&name)
+        f.write_str(&crate::serde_name(self))
     }
 }
 
@@ -175,7 +174,7 @@ pub enum FeatureError {
     NonFinite { feature: Feature, date: NaiveDate },
     #[error("feature set version {0} is not this build's {VERSION}")]
     Version(u32),
-    #[error("every feature is constant over the window")]
+    #[error("no feature varies over the window (or none has its inputs)")]
     NothingVaries,
 }
 
@@ -212,7 +211,7 @@ impl FeatureSet {
             Input::Volume => {
                 !inputs.bars.is_empty() && inputs.bars.iter().all(|b| b.volume.is_some())
             }
-            Input::Sentiment => !inputs.sentiment.is_empty(),
+            Input::Sentiment => !inputs.bars.is_empty() && !inputs.sentiment.is_empty(),
         };
         FeatureSet {
             version: VERSION,
@@ -236,6 +235,9 @@ impl FeatureSet {
     pub fn compute(&self, inputs: &Inputs<'_>) -> Result<Matrix, FeatureError> {
         if self.version != VERSION {
             return Err(FeatureError::Version(self.version));
+        }
+        if self.is_empty() {
+            return Err(FeatureError::NothingVaries);
         }
         let n = inputs.target.len();
         if n <= WARMUP {
@@ -453,21 +455,9 @@ fn column(feature: Feature, inputs: &Inputs<'_>) -> Result<Vec<f64>, FeatureErro
                 (sum / 21.0).sqrt()
             })
             .collect(),
-        Feature::SmaGap20 => sma(p, 20)
-            .iter()
-            .zip(p)
-            .map(|(m, x)| (x / m).ln())
-            .collect(),
-        Feature::SmaGap50 => sma(p, 50)
-            .iter()
-            .zip(p)
-            .map(|(m, x)| (x / m).ln())
-            .collect(),
-        Feature::EmaGap20 => ema(p, 20)
-            .iter()
-            .zip(p)
-            .map(|(m, x)| (x / m).ln())
-            .collect(),
+        Feature::SmaGap20 => log_gap(p, &sma(p, 20)),
+        Feature::SmaGap50 => log_gap(p, &sma(p, 50)),
+        Feature::EmaGap20 => log_gap(p, &ema(p, 20)),
         Feature::Rsi14 => rsi(p, 14),
         Feature::Macd => macd_line(p).iter().zip(p).map(|(m, x)| m / x).collect(),
         Feature::MacdSignal => ema(&macd_line(p), 9)
@@ -558,6 +548,11 @@ fn news_before_each_row(bars: &[Bar], sentiment: &[DailySentiment]) -> Vec<(f64,
             (score, articles)
         })
         .collect()
+}
+
+/// `ln(p_t / average_t)` at each row.
+fn log_gap(p: &[f64], average: &[f64]) -> Vec<f64> {
+    p.iter().zip(average).map(|(x, m)| (x / m).ln()).collect()
 }
 
 /// Simple moving average over `n` rows ending at each row.

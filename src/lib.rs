@@ -38,3 +38,12 @@ pub mod store;
 pub mod symbol;
 pub mod train;
 pub mod vendors;
+
+/// The name serde gives a unit enum variant (`"atr_14"`): what tables,
+/// artifacts and errors show, so `Display` cannot drift from the JSON.
+pub(crate) fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -236,6 +236,16 @@ fn short_windows_and_bad_sentiment_files_are_clear_errors() {
         },
         &Feature::ALL,
     );
+    // Nothing to compute: an error, not a panic.
+    let no_news = Inputs {
+        target: &p,
+        bars: &bars,
+        sentiment: &[],
+    };
+    assert_eq!(
+        prepare(&no_news, &[Feature::Sentiment]),
+        Err(FeatureError::NothingVaries)
+    );
     let err = set
         .compute(&Inputs {
             target: &p[..40],

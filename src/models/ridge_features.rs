@@ -181,6 +181,9 @@ impl FittedRidgeFeatures {
     /// Checks the shapes a damaged artifact could break.
     pub fn check(&self) -> Result<(), String> {
         let k = self.features.len();
+        if k == 0 {
+            return Err("ridge_features artifact has no features".into());
+        }
         let shapes_ok = self.coefficients.len() == MAX_HORIZON
             && self.coefficients.iter().all(|c| c.len() == k + 1)
             && self.origin_features.len() == k

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use stockcast::backtest::Protocol;
 use stockcast::config::PipelineConfig;
 use stockcast::models::ModelKind;
 use stockcast::pipeline::LocalPipeline;
@@ -21,15 +22,18 @@ use tokio::net::TcpStream;
 use crate::flags;
 use crate::table::Table;
 
-const BODY: &str = r#"{"symbol":"AAPL","model_type":"arima","days_ahead":5}"#;
-
 impl flags::BenchApi {
     pub fn run(self) -> anyhow::Result<()> {
         let runtime =
             tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
         let seeded = tempfile_dir()?;
         let root = seeded.join("store");
-        runtime.block_on(seed(&root))?;
+        runtime.block_on(seed(&root, self.model))?;
+        let body = format!(
+            r#"{{"symbol":"AAPL","model_type":"{}","days_ahead":5}}"#,
+            self.model
+        );
+        let body: &'static str = body.leak();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -45,7 +49,7 @@ impl flags::BenchApi {
         let result = runtime.block_on(async {
             let cold = loop {
                 if let Ok(mut conn) = Connection::open(port).await
-                    && let Ok(200) = conn.post("/predict", BODY).await
+                    && let Ok(200) = conn.post("/predict", body).await
                 {
                     break started.elapsed();
                 }
@@ -55,6 +59,7 @@ impl flags::BenchApi {
                 tokio::time::sleep(Duration::from_micros(500)).await;
             };
             let latencies = load(
+                body,
                 port,
                 self.rps,
                 Duration::from_secs(self.seconds),
@@ -75,7 +80,8 @@ impl flags::BenchApi {
             "release"
         };
         println!(
-            "POST /predict (AAPL arima, 5 days) over loopback, {profile} build, {} requests at {} req/s on {} connections",
+            "POST /predict (AAPL {}, 5 days) over loopback, {profile} build, {} requests at {} req/s on {} connections",
+            self.model,
             latencies.len(),
             self.rps,
             self.connections
@@ -100,10 +106,19 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn seed(root: &std::path::Path) -> anyhow::Result<()> {
+/// Trains `model` for AAPL into a fresh store. Serving is what is
+/// measured, so the backtest behind the version is two origins long.
+async fn seed(root: &std::path::Path, model: ModelKind) -> anyhow::Result<()> {
     let pipeline = LocalPipeline {
         store: Store::local(root)?,
-        config: PipelineConfig::default(),
+        config: PipelineConfig {
+            protocol: Protocol {
+                test_rows: 31,
+                spacing: 10,
+                ..Protocol::default()
+            },
+            ..PipelineConfig::default()
+        },
         sample_dir: "data/sample".into(),
         git_commit: None,
     };
@@ -111,7 +126,7 @@ async fn seed(root: &std::path::Path) -> anyhow::Result<()> {
         run_id: "bench".into(),
         env: "bench".into(),
         symbols: vec!["AAPL".into()],
-        models: vec![ModelKind::Naive, ModelKind::Arima],
+        models: vec![ModelKind::Naive, model],
         horizons: vec![1, 5, 21],
         source: Source::Sample,
         sentiment: None,
@@ -123,6 +138,7 @@ async fn seed(root: &std::path::Path) -> anyhow::Result<()> {
 /// Paces requests at `rps` in total over `connections` keep-alive
 /// connections and returns every latency in milliseconds.
 async fn load(
+    body: &'static str,
     port: u16,
     rps: u32,
     duration: Duration,
@@ -142,7 +158,7 @@ async fn load(
             while Instant::now() < end {
                 ticker.tick().await;
                 let t0 = Instant::now();
-                let status = conn.post("/predict", BODY).await?;
+                let status = conn.post("/predict", body).await?;
                 if status != 200 {
                     bail!("the server answered {status}");
                 }

@@ -369,6 +369,9 @@ pub struct BenchApi {
     /// Keep-alive connections the rate is spread over.
     #[arg(long, default_value_t = 8)]
     pub connections: u32,
+    /// The model trained and asked for.
+    #[arg(long, default_value = "arima", value_parser = parse_model)]
+    pub model: ModelKind,
 }
 
 /// Serves the prediction API (the same router as the Lambda) on

@@ -38,7 +38,10 @@ const TRAIN_PACKAGE: &str = "stockcast-train";
 const MAX_ZIP_BYTES: u64 = 5 * 1024 * 1024;
 /// glibc of Amazon Linux 2 and later; provided.al2023 has 2.34.
 const LAMBDA_GLIBC: &str = "2.17";
+/// The Lambdas' profile: small binaries.
 const PROFILE: &str = "lambda";
+/// The training image's profile: the library's model code at full speed.
+const JOB_PROFILE: &str = "job";
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
@@ -51,7 +54,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// `cargo zigbuild` for one target, with zig (PyPI) on the PATH.
-fn zigbuild(target: &str, packages: &[&str]) -> anyhow::Result<()> {
+fn zigbuild(profile: &str, target: &str, packages: &[&str]) -> anyhow::Result<()> {
     let zigbuild = tools::ensure_python(tools::CARGO_ZIGBUILD)?;
     let bin = zigbuild.parent().context("cargo-zigbuild has no folder")?;
     let path = std::env::join_paths(
@@ -64,12 +67,12 @@ fn zigbuild(target: &str, packages: &[&str]) -> anyhow::Result<()> {
     let mut command = Command::new("cargo");
     command
         .env("PATH", path)
-        .args(["zigbuild", "--profile", PROFILE, "--target", target]);
+        .args(["zigbuild", "--profile", profile, "--target", target]);
     for package in packages {
         command.args(["-p", package]);
     }
     eprintln!(
-        "package: cargo zigbuild --profile {PROFILE} --target {target} -p {}",
+        "package: cargo zigbuild --profile {profile} --target {target} -p {}",
         packages.join(" -p ")
     );
     let status = command.status().context("failed to start cargo zigbuild")?;
@@ -139,19 +142,19 @@ impl flags::Package {
         let started = Instant::now();
         let lambda_target = format!("{}.{LAMBDA_GLIBC}", tools::LAMBDA_TARGET);
         let packages: Vec<&str> = LAMBDAS.iter().map(|(_, p)| *p).collect();
-        zigbuild(&lambda_target, &packages)?;
+        zigbuild(PROFILE, &lambda_target, &packages)?;
         let lambdas_built = started.elapsed();
         let started = Instant::now();
-        zigbuild(tools::TRAIN_TARGET, &[TRAIN_PACKAGE])?;
+        zigbuild(JOB_PROFILE, tools::TRAIN_TARGET, &[TRAIN_PACKAGE])?;
         let train_built = started.elapsed();
 
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let binaries = |target: &str| target_dir().join(target).join(PROFILE);
+        let binaries = |target: &str, profile: &str| target_dir().join(target).join(profile);
         let mut artifacts = serde_json::Map::new();
         let mut table = Vec::new();
         for (name, package) in LAMBDAS {
-            let path = binaries(tools::LAMBDA_TARGET).join(package);
+            let path = binaries(tools::LAMBDA_TARGET, PROFILE).join(package);
             let executable =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let zip = lambda_zip(&executable)?;
@@ -169,7 +172,7 @@ impl flags::Package {
                 json!({"file": file, "sha256": digest, "bytes": size, "s3_key": key}),
             );
         }
-        let train = binaries(tools::TRAIN_TARGET).join(TRAIN_PACKAGE);
+        let train = binaries(tools::TRAIN_TARGET, JOB_PROFILE).join(TRAIN_PACKAGE);
         let executable =
             std::fs::read(&train).with_context(|| format!("cannot read {}", train.display()))?;
         let image = oci::Image::train(&executable, &certificates()?, git_commit().as_deref())?;

@@ -56,11 +56,7 @@ pub enum PriceId {
 impl fmt::Display for PriceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The serde name is the key users see in the table.
-        let name = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        f.write_str(&name)
+        f.write_str(&crate::serde_name(self))
     }
 }
 

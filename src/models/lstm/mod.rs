@@ -196,6 +196,13 @@ fn shuffle(items: &mut [usize], rng: &mut Rng) {
 impl FittedLstm {
     /// The same network reading the features at the end of `window`.
     pub fn anchored(&self, window: &Window<'_>) -> Result<FittedLstm, ModelError> {
+        if window.len() < features::WARMUP + LOOKBACK {
+            return Err(ModelError::WindowTooShort {
+                model: MODEL,
+                needed: MIN_WINDOW,
+                got: window.len(),
+            });
+        }
         let matrix = features::apply(&self.features, &self.scaler, &direct::inputs(window))
             .map_err(|e| direct::feature_error(MODEL, e))?;
         let origin = window.len() - 1;
@@ -211,6 +218,9 @@ impl FittedLstm {
     /// Checks what a damaged artifact could break.
     pub fn check(&self) -> Result<(), String> {
         let k = self.features.len();
+        if k == 0 {
+            return Err("lstm artifact has no features".into());
+        }
         let ok = self.net.is_consistent()
             && self.net.is_finite()
             && self.net.inputs == k

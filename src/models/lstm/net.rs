@@ -104,9 +104,7 @@ impl Net {
 
     fn head(&self, h: &[f64]) -> Vec<f64> {
         (0..self.outputs)
-            .map(|k| {
-                self.c[k] + dot(&self.v[k * self.hidden..(k + 1) * self.hidden], h)
-            })
+            .map(|k| self.c[k] + dot(&self.v[k * self.hidden..(k + 1) * self.hidden], h))
             .collect()
     }
 

@@ -116,5 +116,40 @@ fn short_and_flat_windows_are_clear_errors() {
     let err = Lstm::default()
         .fit(&Window::new(&flat, &flat_bars))
         .expect_err("flat");
-    assert!(err.to_string().contains("constant"), "{err}");
+    assert!(err.to_string().contains("no feature varies"), "{err}");
+}
+
+#[test]
+fn news_with_gaps_and_days_outside_the_prices_is_used_where_it_applies() {
+    let (y, bars) = synthetic(500, 1.0, 6);
+    // News on scattered days from before the first bar to after the last,
+    // with long gaps: only days before each row's day count.
+    let first = bars[0].date;
+    let sentiment: Vec<crate::series::DailySentiment> = (0..60u64)
+        .map(|k| crate::series::DailySentiment {
+            date: first - chrono::Days::new(30) + chrono::Days::new(k * 11),
+            score: if k % 3 == 0 { 0.4 } else { -0.2 },
+            articles: 1 + (k as usize % 4),
+        })
+        .collect();
+    let window = Window {
+        sentiment: &sentiment,
+        ..Window::new(&y, &bars)
+    };
+    let fitted = ModelKind::Lstm.fit(&window).expect("fits");
+    let FittedModel::Lstm(lstm) = &fitted else {
+        unreachable!()
+    };
+    assert!(
+        lstm.features
+            .features
+            .contains(&crate::features::Feature::Sentiment)
+    );
+    let f = fitted.forecast(MAX_HORIZON).expect("finite forecasts");
+    assert_eq!(f.mean.len(), MAX_HORIZON);
+    // Serving without the news it was trained on is an error, not zeros.
+    let err = fitted
+        .anchored(&Window::new(&y, &bars))
+        .expect_err("no news");
+    assert!(err.to_string().contains("sentiment"), "{err}");
 }
