@@ -17,10 +17,13 @@ use stockcast::series::{self, PriceSeries};
 use crate::flags;
 use crate::table::Table;
 
+/// A way to fit a model on a window, shared by the worker threads.
+type Fit = Box<dyn Fn(&Window) -> Result<FittedModel, ModelError> + Sync>;
+
 /// A model offered a feature set, under the name the table shows.
 struct Variant {
     name: String,
-    fit: Box<dyn Fn(&Window) -> Result<FittedModel, ModelError> + Sync>,
+    fit: Fit,
 }
 
 fn variants(models: &[ModelKind]) -> Vec<Variant> {
@@ -31,7 +34,7 @@ fn variants(models: &[ModelKind]) -> Vec<Variant> {
             ("all features", Feature::ALL.to_vec()),
             ("returns only", returns.clone()),
         ] {
-            let fit: Box<dyn Fn(&Window) -> Result<FittedModel, ModelError> + Sync> = match model {
+            let fit: Fit = match model {
                 ModelKind::Lstm => Box::new(move |w: &Window| {
                     Lstm {
                         candidates: set.clone(),
