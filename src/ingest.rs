@@ -36,25 +36,37 @@ pub enum CuratedError {
     Invalid(#[from] crate::series::SeriesError),
 }
 
-/// A symbol's curated prices with its news sentiment attached (none
-/// without a sentiment file) and the digest of the price file, for
-/// lineage; `None` without a price file. What training and serving read.
-pub async fn read_curated(
-    store: &Store,
-    symbol: &str,
-) -> Result<Option<(PriceSeries, String)>, CuratedError> {
+/// A symbol's curated data as training and serving read it.
+#[derive(Debug, Clone)]
+pub struct Curated {
+    /// The prices, with the news sentiment attached (none without a file).
+    pub series: PriceSeries,
+    /// SHA-256 of the price file, for lineage.
+    pub digest: String,
+    /// SHA-256 of the sentiment file, where there is one.
+    pub sentiment_digest: Option<String>,
+}
+
+/// A symbol's curated prices and news; `None` without a price file.
+pub async fn read_curated(store: &Store, symbol: &str) -> Result<Option<Curated>, CuratedError> {
     let key = curated_key(symbol);
     let Some(object) = store.get(&key).await? else {
         return Ok(None);
     };
     let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)?;
     let news_key = sentiment_key(symbol);
-    let sentiment = match store.get(&news_key).await? {
-        Some(news) => crate::series::parse_sentiment_csv(&news_key, &news.bytes)?,
-        None => Vec::new(),
+    let (sentiment, sentiment_digest) = match store.get(&news_key).await? {
+        Some(news) => (
+            crate::series::parse_sentiment_csv(&news_key, &news.bytes)?,
+            Some(crate::digest::sha256_hex(&news.bytes)),
+        ),
+        None => (Vec::new(), None),
     };
-    let digest = crate::digest::sha256_hex(&object.bytes);
-    Ok(Some((series.with_sentiment(sentiment), digest)))
+    Ok(Some(Curated {
+        series: series.with_sentiment(sentiment),
+        digest: crate::digest::sha256_hex(&object.bytes),
+        sentiment_digest,
+    }))
 }
 
 /// Whether a symbol can have news sentiment. Alpha Vantage's news feed is

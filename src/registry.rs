@@ -97,6 +97,10 @@ pub struct Lineage {
     pub run_id: String,
     pub data_key: String,
     pub data_digest: String,
+    /// SHA-256 of the news sentiment file the features read, where there
+    /// was one (absent in versions written before features existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment_digest: Option<String>,
     pub data_rows: usize,
     pub data_through: Option<NaiveDate>,
     pub git_commit: Option<String>,

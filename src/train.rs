@@ -21,7 +21,7 @@ use chrono::Utc;
 
 use crate::backtest::{self, ForecastRow, Protocol, window_at};
 use crate::config::PipelineConfig;
-use crate::ingest::{CuratedError, curated_key, read_curated};
+use crate::ingest::{Curated, CuratedError, curated_key, read_curated};
 use crate::models::ModelKind;
 use crate::registry::{
     HorizonMetrics, Lineage, Registry, VersionFiles, VersionMetrics, new_version_id,
@@ -78,6 +78,7 @@ pub type Progress = Arc<dyn Fn() + Send + Sync>;
 struct Loaded {
     series: PriceSeries,
     digest: String,
+    sentiment_digest: Option<String>,
 }
 
 /// Counts the backtest fits a run will make, for a progress display.
@@ -109,7 +110,11 @@ pub async fn train(
                 reason: reason.clone(),
             })
         };
-        let (series, digest) = match read_curated(&ctx.store, symbol).await {
+        let Curated {
+            series,
+            digest,
+            sentiment_digest,
+        } = match read_curated(&ctx.store, symbol).await {
             Ok(Some(found)) => found,
             Ok(None) => {
                 failures.extend(fail_all(format!("{key} does not exist")));
@@ -122,7 +127,11 @@ pub async fn train(
             }
         };
         if protocol.origins(symbol, series.len()).is_ok() {
-            loaded.push(Loaded { digest, series });
+            loaded.push(Loaded {
+                digest,
+                series,
+                sentiment_digest,
+            });
         } else {
             failures.extend(fail_all(format!(
                 "{} rows, but the backtest needs {}",
@@ -275,6 +284,7 @@ async fn write_candidate(
         run_id: run_id.to_owned(),
         data_key: curated_key(&series.name),
         data_digest: item.digest.clone(),
+        sentiment_digest: item.sentiment_digest.clone(),
         data_rows: series.len(),
         data_through: series.bars.last().map(|b| b.date),
         git_commit: ctx.git_commit.clone(),

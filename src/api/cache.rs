@@ -168,7 +168,7 @@ impl ModelCache {
     async fn load(&self, symbol: &str, fingerprint: Fingerprint) -> Result<SymbolState, ApiError> {
         let store = self.registry.store();
         let series = match read_curated(store, symbol).await {
-            Ok(found) => found.map(|(series, _)| series),
+            Ok(found) => found.map(|curated| curated.series),
             Err(CuratedError::Store(e)) => return Err(e.into()),
             Err(CuratedError::Invalid(e)) => {
                 return Err(ApiError::unavailable(format!(

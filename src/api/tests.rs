@@ -120,6 +120,26 @@ async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
         },
         ..crate::config::PipelineConfig::default()
     };
+    // News on every third day of the last four years, as ingestion writes
+    // it: the LSTM trains on it and serving must read it back.
+    let sample = crate::series::PriceSeries::from_csv_path(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/MSFT.csv"),
+    )
+    .expect("sample");
+    let last = sample.bars.last().expect("bars").date;
+    let mut news = String::from("date,score,articles\n");
+    for k in (0..1460u64).rev().step_by(3) {
+        let day = last - chrono::Days::new(k);
+        news.push_str(&format!(
+            "{day},{:.2},{}\n",
+            ((k % 7) as f64 - 3.0) / 10.0,
+            1 + k % 5
+        ));
+    }
+    store
+        .create(&crate::ingest::sentiment_key("MSFT"), news.into_bytes())
+        .await
+        .expect("writes the news");
     train_msft_with(&store, "seed", &[ModelKind::Naive, ModelKind::Lstm], config).await;
     let router = router(&store, Duration::from_secs(60));
     let (status, json) = predict_json(
@@ -139,17 +159,31 @@ async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
         .fitted_model("MSFT", ModelKind::Lstm, &response.model_version)
         .await
         .expect("the version's artifact");
-    let series = crate::series::PriceSeries::from_csv_path(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/MSFT.csv"),
-    )
-    .expect("sample");
+    let crate::models::FittedModel::Lstm(lstm) = &fitted else {
+        panic!("an lstm artifact")
+    };
+    assert!(
+        lstm.features
+            .features
+            .contains(&crate::features::Feature::Sentiment)
+    );
+    let lineage = registry
+        .lineage("MSFT", ModelKind::Lstm, &response.model_version)
+        .await
+        .expect("lineage");
+    assert!(lineage.sentiment_digest.is_some(), "{lineage:?}");
+    let series = crate::ingest::read_curated(&store, "MSFT")
+        .await
+        .expect("reads")
+        .expect("curated")
+        .series;
     let target = series.target();
     let start = target.len() - 1000;
     let expected = fitted
-        .anchored(&crate::models::Window::new(
-            &target[start..],
-            &series.bars[start..],
-        ))
+        .anchored(&crate::models::Window {
+            sentiment: &series.sentiment,
+            ..crate::models::Window::new(&target[start..], &series.bars[start..])
+        })
         .expect("anchors")
         .forecast(21)
         .expect("forecasts");

@@ -162,6 +162,9 @@ pub fn version_record(
     }
     record.param("data_key", &lineage.data_key);
     record.param("data_digest", &lineage.data_digest);
+    if let Some(digest) = &lineage.sentiment_digest {
+        record.param("sentiment_digest", digest);
+    }
     record.param("data_rows", lineage.data_rows);
     record.param("config_digest", &lineage.config_digest);
     record.param("code_version", &lineage.code_version);
@@ -326,6 +329,7 @@ mod tests {
             run_id: "r1".into(),
             data_key: "curated/AAPL.csv".into(),
             data_digest: "abc".into(),
+            sentiment_digest: None,
             data_rows: 1500,
             data_through: None,
             git_commit: None,
