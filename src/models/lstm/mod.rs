@@ -1,6 +1,8 @@
 //! `lstm`: a small LSTM over the last `LOOKBACK` days of the engineered
-//! features, with a direct head for the cumulative log return to each step
-//! `1..=21`.
+//! features, with a direct head of one output per step `1..=21`: that
+//! day's log return, summed into the cumulative return to each horizon
+//! (cumulative targets overlap from one sample to the next, and the network
+//! memorised them; see docs/ARCHITECTURE.md).
 //!
 //! Trained with Adam on the window's earlier samples and early-stopped on
 //! the validation loss of its latest ones (split by time, see `direct`),
@@ -70,10 +72,13 @@ pub struct Epoch {
 pub struct FittedLstm {
     pub features: FeatureSet,
     pub scaler: Scaler,
+    /// Mean and scale of each step's one-day log return (training samples).
     pub targets: TargetScale,
     pub net: Net,
     pub seed: u64,
-    /// The epoch whose weights were kept (the best validation loss).
+    /// The epoch whose weights were kept (the best validation loss; 0:
+    /// no epoch beat the initial weights, which forecast the training
+    /// window's mean returns).
     pub best_epoch: usize,
     pub history: Vec<Epoch>,
     /// Per horizon: the conformal half-width in log return.
