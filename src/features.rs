@@ -272,20 +272,6 @@ impl FeatureSet {
             values,
         })
     }
-
-    /// This set without the columns at `drop` (sorted positions).
-    fn without(&self, drop: &[usize]) -> FeatureSet {
-        FeatureSet {
-            version: self.version,
-            features: self
-                .features
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !drop.contains(i))
-                .map(|(_, f)| *f)
-                .collect(),
-        }
-    }
 }
 
 /// Feature rows of a window, row-major; row `i` of the matrix is row
@@ -306,24 +292,6 @@ impl Matrix {
     pub fn at(&self, t: usize) -> &[f64] {
         let i = t - self.first_row;
         &self.values[i * self.cols..(i + 1) * self.cols]
-    }
-
-    fn without(&self, drop: &[usize]) -> Matrix {
-        let values = self
-            .values
-            .chunks(self.cols)
-            .flat_map(|row| {
-                row.iter()
-                    .enumerate()
-                    .filter(|(i, _)| !drop.contains(i))
-                    .map(|(_, v)| *v)
-            })
-            .collect();
-        Matrix {
-            first_row: self.first_row,
-            cols: self.cols - drop.len(),
-            values,
-        }
     }
 }
 
@@ -380,25 +348,50 @@ pub fn prepare(inputs: &Inputs<'_>, candidates: &[Feature]) -> Result<Prepared, 
     let set = FeatureSet::available(inputs, candidates);
     let matrix = set.compute(inputs)?;
     let scaler = Scaler::fit(&matrix);
-    let constant: Vec<usize> = scaler
+    // Each column's statistics are its own, so dropping the constant ones
+    // from the set, the rows and the scaler needs no second pass.
+    let varies: Vec<bool> = scaler
         .scale
         .iter()
-        .enumerate()
-        .filter(|(i, s)| **s <= 1e-12 * (1.0 + scaler.mean[*i].abs()))
-        .map(|(i, _)| i)
+        .zip(&scaler.mean)
+        .map(|(s, m)| *s > 1e-12 * (1.0 + m.abs()))
         .collect();
-    if constant.len() == set.len() {
+    if !varies.contains(&true) {
         return Err(FeatureError::NothingVaries);
     }
-    let set = set.without(&constant);
-    let mut matrix = matrix.without(&constant);
-    let scaler = Scaler::fit(&matrix);
+    let set = FeatureSet {
+        version: set.version,
+        features: kept(&set.features, &varies),
+    };
+    let scaler = Scaler {
+        mean: kept(&scaler.mean, &varies),
+        scale: kept(&scaler.scale, &varies),
+    };
+    let mut matrix = Matrix {
+        first_row: matrix.first_row,
+        cols: set.len(),
+        values: matrix
+            .values
+            .chunks(matrix.cols)
+            .flat_map(|row| kept(row, &varies))
+            .collect(),
+    };
     scaler.apply(&mut matrix);
     Ok(Prepared {
         set,
         scaler,
         matrix,
     })
+}
+
+/// The values whose flag in `keep` is set.
+fn kept<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
+    values
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(v, _)| *v)
+        .collect()
 }
 
 /// Recomputes a stored set on new inputs with its stored scaler: what
