@@ -105,6 +105,15 @@ pub struct QualityPolicy {
     /// A one-day move whose ratio lies within this fraction of a split
     /// ratio (2:1, 3:1, …, or their inverses) is flagged as an unadjusted split.
     pub split_tolerance: f64,
+    /// Trading days the price may stay exactly unchanged: a longer run at
+    /// the end of the series means it has stopped moving (a halted or
+    /// pegged instrument, on which every scaled metric is 0/0).
+    #[serde(default = "default_max_unchanged_days")]
+    pub max_unchanged_days: usize,
+}
+
+fn default_max_unchanged_days() -> usize {
+    10
 }
 
 impl Default for QualityPolicy {
@@ -112,6 +121,7 @@ impl Default for QualityPolicy {
         QualityPolicy {
             max_staleness_days: None,
             split_tolerance: 0.03,
+            max_unchanged_days: default_max_unchanged_days(),
         }
     }
 }

@@ -199,13 +199,12 @@ pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, Step
     match action(&event) {
         Some("quality") => {
             let input: QualityInput = parse(event, "quality input")?;
-            let protocol = &env.config.protocol;
             reply(
                 &crate::quality::check(
                     &env.store,
                     &input,
                     &env.config.quality,
-                    protocol.test_rows + protocol.window,
+                    env.config.protocol.used_rows(),
                     chrono::Utc::now().date_naive(),
                 )
                 .await?,

@@ -26,7 +26,9 @@ pub struct Judgement {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductionScore {
     pub version: String,
-    pub metric: f64,
+    /// `None` where production's metric is undefined (or was never
+    /// recorded at the gate's horizon).
+    pub metric: Option<f64>,
 }
 
 pub fn decide(
@@ -43,7 +45,7 @@ pub fn decide(
         reasons: Vec::new(),
         metric,
         naive,
-        production: production.map(|p| p.metric),
+        production: production.and_then(|p| p.metric),
     };
     if candidate.failures > 0 {
         judgement.reasons.push(format!(
@@ -53,9 +55,21 @@ pub fn decide(
         return judgement;
     }
     let (Some(c), Some(n)) = (metric, naive) else {
-        judgement
-            .reasons
-            .push(format!("{label} is missing for the candidate or for naive"));
+        // Nothing goes live on a score that cannot be computed, baselines
+        // included: a NaN would pass every comparison below.
+        let whose = match (metric, naive) {
+            (None, None) => "the candidate's and naive's",
+            (None, Some(_)) => "the candidate's",
+            _ => "naive's",
+        };
+        let why = if candidate.has_horizon(h) {
+            "undefined (a flat window makes naive's in-sample error, MASE's scale, zero)"
+        } else {
+            "missing (the backtest did not score this horizon)"
+        };
+        judgement.reasons.push(format!(
+            "{whose} {label} is {why}: nothing is promoted on a metric that cannot be computed"
+        ));
         return judgement;
     };
     if candidate.model.is_baseline() {
@@ -80,25 +94,30 @@ pub fn decide(
         None => judgement
             .reasons
             .push("first version of this model for this symbol".to_owned()),
-        Some(p) => {
-            let over_production = improvement_pct(p.metric, c);
+        Some(ProductionScore {
+            version,
+            metric: None,
+        }) => judgement.reasons.push(format!(
+            "production {version} has no defined {label} on these origins: judged against naive alone"
+        )),
+        Some(ProductionScore {
+            version,
+            metric: Some(p),
+        }) => {
+            let over_production = improvement_pct(*p, c);
             if over_production < policy.min_improvement_over_production_pct {
                 judgement.reasons.push(format!(
-                    "loses to production {} ({label} {:.4}): {over_production:+.2} %, the policy needs at least {:.2} %",
-                    p.version, p.metric, policy.min_improvement_over_production_pct
+                    "loses to production {version} ({label} {p:.4}): {over_production:+.2} %, the policy needs at least {:.2} %",
+                    policy.min_improvement_over_production_pct
                 ));
                 return judgement;
             }
             judgement.reasons.push(if over_production == 0.0 {
                 format!(
-                    "ties production {} ({label} {:.4}) on the same origins: refreshed on newer data",
-                    p.version, p.metric
+                    "ties production {version} ({label} {p:.4}) on the same origins: refreshed on newer data"
                 )
             } else {
-                format!(
-                    "beats production {} ({label} {:.4}) by {over_production:.2} %",
-                    p.version, p.metric
-                )
+                format!("beats production {version} ({label} {p:.4}) by {over_production:.2} %")
             });
         }
     }
@@ -133,10 +152,10 @@ mod tests {
         HorizonMetrics {
             horizon: 5,
             n: 96,
-            mae: 1.0,
-            rmse: 1.0,
-            mape: mase,
-            mase,
+            mae: Some(1.0),
+            rmse: Some(1.0),
+            mape: Some(mase),
+            mase: crate::backtest::defined(mase),
             n_dir: 90,
             dir_acc: Some(0.5),
             coverage80: None,
@@ -170,7 +189,7 @@ mod tests {
     ) {
         let production = production.map(|metric| ProductionScore {
             version: "v1".into(),
-            metric,
+            metric: crate::backtest::defined(metric),
         });
         let j = decide(policy, &candidate, production.as_ref());
         assert_eq!(j.verdict, verdict, "{:?}", j.reasons);
@@ -271,6 +290,40 @@ mod tests {
             None,
             Verdict::Reject,
             "by more than 5.00 %",
+        );
+    }
+
+    #[test]
+    fn nothing_is_promoted_on_an_undefined_metric() {
+        let policy = GatePolicy::default();
+        // A flat window: 0/0 for the candidate and naive alike. As a raw
+        // NaN it would have passed `c < n` checks written the other way.
+        for model in [ModelKind::Arima, ModelKind::Naive, ModelKind::Lstm] {
+            check(
+                &policy,
+                metrics(model, f64::NAN, f64::NAN, 0),
+                None,
+                Verdict::Reject,
+                "the candidate's and naive's MASE h5 is undefined",
+            );
+        }
+        check(
+            &policy,
+            metrics(ModelKind::Arima, 2.0, f64::NAN, 0),
+            None,
+            Verdict::Reject,
+            "naive's MASE h5 is undefined",
+        );
+        let mut other_horizon = metrics(ModelKind::Arima, 2.0, 2.9, 0);
+        other_horizon.horizons[0].horizon = 21;
+        check(&policy, other_horizon, None, Verdict::Reject, "is missing");
+        // Production's undefined score does not block a defined candidate.
+        check(
+            &policy,
+            metrics(ModelKind::Arima, 2.7, 2.9, 0),
+            Some(f64::NAN),
+            Verdict::Promote,
+            "judged against naive alone",
         );
     }
 

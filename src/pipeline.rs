@@ -58,7 +58,7 @@ pub enum PipelineError {
         step: &'static str,
         error: StepError,
     },
-    #[error("data quality checks failed; nothing was trained:\n{}", list_issues(.0))]
+    #[error("data quality checks failed for every symbol; nothing was trained:\n{}", list_issues(.0))]
     QualityFailed(Box<RunReport>),
 }
 
@@ -76,7 +76,12 @@ fn list_issues(report: &RunReport) -> String {
         .quality
         .issues
         .iter()
-        .map(|i| format!("  {} {:?}: {}", i.symbol, i.check, i.detail))
+        .map(|i| {
+            format!(
+                "  {} {:?} ({:?}): {}",
+                i.symbol, i.check, i.severity, i.detail
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -91,8 +96,9 @@ pub fn new_run_id(kind: &str) -> String {
 }
 
 impl LocalPipeline {
-    /// Runs every step; on a quality failure, stops before training and
-    /// still writes the manifest.
+    /// Runs every step. A symbol that fails the data checks is skipped (the
+    /// report names it) and the others train; where every symbol fails, the
+    /// run stops before training and still writes the manifest.
     pub async fn run(
         &self,
         input: RunInput,
@@ -134,7 +140,7 @@ impl LocalPipeline {
                 symbols: input.symbols.clone(),
             },
             &self.config.quality,
-            self.config.protocol.test_rows + self.config.protocol.window,
+            self.config.protocol.used_rows(),
             Utc::now().date_naive(),
         )
         .await
@@ -166,7 +172,7 @@ impl LocalPipeline {
             &train_context,
             &TrainInput {
                 run_id: input.run_id.clone(),
-                symbols: input.symbols.clone(),
+                symbols: report.quality.passed.clone(),
                 models: input.models.clone(),
             },
             progress,

@@ -40,7 +40,7 @@ async fn production_score(
     policy: &GatePolicy,
     candidate: &Candidate,
     candidate_metrics: &VersionMetrics,
-) -> Result<Option<(ProductionScore, Option<String>)>, StepError> {
+) -> Result<Option<(ProductionScore, Option<String>)>, RegistryError> {
     let Some(alias) = registry
         .production(&candidate.symbol, candidate.model)
         .await?
@@ -83,15 +83,69 @@ async fn production_score(
             )
         }
     };
-    Ok(metric.map(|metric| {
-        (
-            ProductionScore {
-                version: alias.version,
-                metric,
-            },
-            note,
-        )
-    }))
+    Ok(Some((
+        ProductionScore {
+            version: alias.version,
+            metric,
+        },
+        note,
+    )))
+}
+
+/// Decides on one candidate. A version whose metrics (or production's)
+/// cannot be read is rejected with the reason, so one bad symbol fails that
+/// symbol, never the run; a store that cannot be reached fails the step,
+/// which the workflow retries.
+async fn decide_one(
+    registry: &Registry,
+    policy: &GatePolicy,
+    candidate: &Candidate,
+) -> Result<Decision, StepError> {
+    let reject = |reason: String| Decision {
+        symbol: candidate.symbol.clone(),
+        model: candidate.model,
+        version: candidate.version.clone(),
+        decision: Verdict::Reject,
+        reasons: vec![reason],
+        metric: None,
+        naive: None,
+        production: None,
+    };
+    let metrics = match registry
+        .metrics(&candidate.symbol, candidate.model, &candidate.version)
+        .await
+    {
+        Ok(metrics) => metrics,
+        Err(RegistryError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            return Ok(reject(format!(
+                "the candidate's metrics cannot be read: {e}"
+            )));
+        }
+    };
+    let production = match production_score(registry, policy, candidate, &metrics).await {
+        Ok(production) => production,
+        Err(RegistryError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            return Ok(reject(format!(
+                "production cannot be compared, so it stays: {e}"
+            )));
+        }
+    };
+    let mut judgement = gate::decide(policy, &metrics, production.as_ref().map(|p| &p.0));
+    if let Some((_, Some(note))) = production {
+        judgement.reasons.push(note);
+    }
+    Ok(Decision {
+        symbol: candidate.symbol.clone(),
+        model: candidate.model,
+        version: candidate.version.clone(),
+        decision: judgement.verdict,
+        reasons: judgement.reasons,
+        metric: judgement.metric,
+        naive: judgement.naive,
+        production: judgement.production,
+    })
 }
 
 /// Decides on every candidate and records the decisions under `decisions/`.
@@ -102,24 +156,7 @@ pub async fn evaluate(
 ) -> Result<GateOutput, StepError> {
     let mut decisions = Vec::new();
     for candidate in &input.candidates {
-        let metrics = registry
-            .metrics(&candidate.symbol, candidate.model, &candidate.version)
-            .await?;
-        let production = production_score(registry, policy, candidate, &metrics).await?;
-        let mut judgement = gate::decide(policy, &metrics, production.as_ref().map(|p| &p.0));
-        if let Some((_, Some(note))) = production {
-            judgement.reasons.push(note);
-        }
-        decisions.push(Decision {
-            symbol: candidate.symbol.clone(),
-            model: candidate.model,
-            version: candidate.version.clone(),
-            decision: judgement.verdict,
-            reasons: judgement.reasons,
-            metric: judgement.metric,
-            naive: judgement.naive,
-            production: judgement.production,
-        });
+        decisions.push(decide_one(registry, policy, candidate).await?);
     }
     let output = GateOutput {
         any_promote: decisions.iter().any(|d| d.decision == Verdict::Promote),

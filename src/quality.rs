@@ -1,6 +1,12 @@
 //! The quality step: checks every curated series before anything trains on
-//! it, and lists every problem found (not just the first). A failed check
-//! stops the pipeline: nothing is trained on bad data.
+//! it, and lists every problem found (not just the first).
+//!
+//! The rows the models use, the training window and the backtest region
+//! before it (the last `test_rows + window` rows), are judged strictly: a
+//! problem there skips the symbol. Older history no model reads is judged
+//! leniently: a gap in 1998 is a warning, not a reason to stop. A symbol
+//! that fails is skipped and named while the others go on; a run where
+//! every symbol fails stops, with nothing trained.
 
 use chrono::NaiveDate;
 
@@ -8,26 +14,43 @@ use crate::calendar;
 use crate::config::QualityPolicy;
 use crate::ingest::curated_key;
 use crate::series::{self, Bar, ProblemKind};
-use crate::steps::{QualityCheck, QualityInput, QualityIssue, QualityOutput, StepError};
+use crate::steps::{QualityCheck, QualityInput, QualityIssue, QualityOutput, Severity, StepError};
 use crate::store::Store;
 
 /// Split ratios whose unadjusted jump would show in a price series.
 const SPLIT_RATIOS: [f64; 8] = [2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 1.5];
 
-/// Checks one series' bars; `today` is the date freshness is judged at.
+/// The price a model forecasts: the adjusted close where there is one.
+fn target(bar: &Bar) -> f64 {
+    bar.adj_close.unwrap_or(bar.close)
+}
+
+/// Checks one series' bars. `used_rows` is how many of the latest rows the
+/// models read (`test_rows + window`); `today` is the date freshness is
+/// judged at.
 pub fn check_bars(
     symbol: &str,
     bars: &[Bar],
     policy: &QualityPolicy,
-    min_rows: usize,
+    used_rows: usize,
     today: NaiveDate,
 ) -> Vec<QualityIssue> {
+    let first_used = bars.len().saturating_sub(used_rows);
     let mut issues = Vec::new();
-    let mut issue = |check, detail: String| {
+    // A finding at a row weighs by where the row is.
+    let at = |row: usize| {
+        if row < first_used {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    };
+    let mut issue = |check, severity, detail: String| {
         issues.push(QualityIssue {
             symbol: symbol.to_owned(),
             check,
             detail,
+            severity,
         })
     };
     for p in series::bar_problems(bars) {
@@ -37,18 +60,24 @@ pub fn check_bars(
             ProblemKind::NonPositive => QualityCheck::NonPositive,
             ProblemKind::HighLow => QualityCheck::HighLow,
         };
-        issue(check, format!("row {}: {}", p.index + 1, p.detail));
+        issue(
+            check,
+            at(p.index),
+            format!("row {}: {}", p.index + 1, p.detail),
+        );
     }
-    if bars.len() < min_rows {
+    if bars.len() < used_rows {
         issue(
             QualityCheck::TooShort,
+            Severity::Error,
             format!(
-                "{} rows, but training and its backtest need {min_rows}",
+                "{} rows, but training and its backtest need {used_rows}",
                 bars.len()
             ),
         );
     }
-    for pair in bars.windows(2) {
+    for (i, pair) in bars.windows(2).enumerate() {
+        let severity = at(i + 1);
         if pair[1].date <= pair[0].date {
             continue;
         }
@@ -56,6 +85,7 @@ pub fn check_bars(
         if !missing.is_empty() {
             issue(
                 QualityCheck::Gaps,
+                severity,
                 format!(
                     "{} trading day(s) missing between {} and {} (first: {})",
                     missing.len(),
@@ -65,7 +95,6 @@ pub fn check_bars(
                 ),
             );
         }
-        let target = |b: &Bar| b.adj_close.unwrap_or(b.close);
         let ratio = target(&pair[1]) / target(&pair[0]);
         if let Some(split) = SPLIT_RATIOS.iter().find(|&&k| {
             (ratio * k - 1.0).abs() <= policy.split_tolerance
@@ -73,9 +102,39 @@ pub fn check_bars(
         }) {
             issue(
                 QualityCheck::UnexplainedJump,
+                severity,
                 format!(
                     "{}: the price moved ×{ratio:.4} in one day, like an unadjusted {split}:1 split",
                     pair[1].date
+                ),
+            );
+        }
+    }
+    for run in unchanged_runs(bars, policy.max_unchanged_days) {
+        let (from, to) = (&bars[run.start], &bars[run.end - 1]);
+        let days = run.end - run.start - 1;
+        if run.end == bars.len() {
+            issue(
+                QualityCheck::Unchanged,
+                Severity::Error,
+                format!(
+                    "stopped moving: the price has been {} since {} ({days} trading days unchanged, limit {})",
+                    target(from),
+                    from.date,
+                    policy.max_unchanged_days
+                ),
+            );
+        } else {
+            // A halt that ended is history, not a reason to skip the
+            // symbol; it is reported wherever it is.
+            issue(
+                QualityCheck::Unchanged,
+                Severity::Warning,
+                format!(
+                    "the price stayed {} from {} to {} ({days} trading days unchanged)",
+                    target(from),
+                    from.date,
+                    to.date
                 ),
             );
         }
@@ -85,6 +144,7 @@ pub fn check_bars(
         if age > i64::from(limit) {
             issue(
                 QualityCheck::Freshness,
+                Severity::Error,
                 format!("last close {} is {age} days old (limit {limit})", last.date),
             );
         }
@@ -92,38 +152,71 @@ pub fn check_bars(
     issues
 }
 
+/// The runs of rows `start..end` over which the price did not change for
+/// more than `max_days` days.
+fn unchanged_runs(bars: &[Bar], max_days: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for end in 1..=bars.len() {
+        if end < bars.len() && target(&bars[end]) == target(&bars[start]) {
+            continue;
+        }
+        if end - start - 1 > max_days {
+            runs.push(start..end);
+        }
+        start = end;
+    }
+    runs
+}
+
 /// Runs the quality step over the curated series of `input.symbols`.
 pub async fn check(
     store: &Store,
     input: &QualityInput,
     policy: &QualityPolicy,
-    min_rows: usize,
+    used_rows: usize,
     today: NaiveDate,
 ) -> Result<QualityOutput, StepError> {
     let mut issues = Vec::new();
     for symbol in &input.symbols {
         let key = curated_key(symbol);
+        let error = |check, detail| QualityIssue {
+            symbol: symbol.clone(),
+            check,
+            detail,
+            severity: Severity::Error,
+        };
         let Some(object) = store.get(&key).await? else {
-            issues.push(QualityIssue {
-                symbol: symbol.clone(),
-                check: QualityCheck::Missing,
-                detail: format!("{key} does not exist: ingest the symbol first"),
-            });
+            issues.push(error(
+                QualityCheck::Missing,
+                format!("{key} does not exist: ingest the symbol first"),
+            ));
             continue;
         };
         match series::parse_bars(&key, &object.bytes) {
-            Ok((bars, _)) => issues.extend(check_bars(symbol, &bars, policy, min_rows, today)),
-            Err(e) => issues.push(QualityIssue {
-                symbol: symbol.clone(),
-                check: QualityCheck::Unreadable,
-                detail: e.to_string(),
-            }),
+            Ok((bars, _)) => issues.extend(check_bars(symbol, &bars, policy, used_rows, today)),
+            Err(e) => issues.push(error(QualityCheck::Unreadable, e.to_string())),
         }
     }
-    Ok(QualityOutput {
-        ok: issues.is_empty(),
+    Ok(verdict(&input.symbols, issues))
+}
+
+/// Which symbols go on: those without an error.
+pub fn verdict(symbols: &[String], issues: Vec<QualityIssue>) -> QualityOutput {
+    let failed = |symbol: &String| {
+        issues
+            .iter()
+            .any(|i| &i.symbol == symbol && i.severity == Severity::Error)
+    };
+    let (skipped, passed): (Vec<String>, Vec<String>) =
+        symbols.iter().cloned().partition(|s| failed(s));
+    QualityOutput {
+        ok: !passed.is_empty(),
+        all_passed: skipped.is_empty(),
+        passed,
+        skipped,
         issues,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +281,95 @@ mod tests {
                 "{expected:?} not found in {issues:#?}"
             );
         }
+    }
+
+    #[test]
+    fn old_history_warns_and_the_rows_in_use_stop_the_symbol() {
+        let bars = sample("IBM");
+        let used = 1500;
+        let first_used = bars.len() - used;
+        // A missing day long before the rows any model reads …
+        let mut old_gap = bars.clone();
+        old_gap.remove(100);
+        let issues = check_bars("IBM", &old_gap, &QualityPolicy::default(), used, today());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(
+            (issues[0].check, issues[0].severity),
+            (QualityCheck::Gaps, Severity::Warning)
+        );
+        // … and the same gap among them.
+        let mut recent_gap = bars.clone();
+        recent_gap.remove(first_used + 10);
+        let issues = check_bars("IBM", &recent_gap, &QualityPolicy::default(), used, today());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(
+            (issues[0].check, issues[0].severity),
+            (QualityCheck::Gaps, Severity::Error)
+        );
+        // The first row in use is judged with the one before it as strictly.
+        let mut boundary = bars.clone();
+        boundary.remove(first_used);
+        let issues = check_bars("IBM", &boundary, &QualityPolicy::default(), used, today());
+        assert_eq!(issues[0].severity, Severity::Error, "{issues:?}");
+    }
+
+    #[test]
+    fn a_price_that_stopped_moving_is_an_error_and_a_halt_that_ended_a_warning() {
+        let policy = QualityPolicy::default();
+        let flat = |bars: &mut [Bar]| {
+            let price = bars[0].close;
+            for b in bars {
+                (b.open, b.high, b.low) = (Some(price), Some(price), Some(price));
+                (b.close, b.adj_close) = (price, Some(price));
+            }
+        };
+        let mut stopped = sample("IBM");
+        let n = stopped.len();
+        // 11 unchanged days after the first: one more than the limit of 10.
+        flat(&mut stopped[n - 12..]);
+        let issues = check_bars("FLAT", &stopped, &policy, 1500, today());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].check, QualityCheck::Unchanged);
+        assert_eq!(issues[0].severity, Severity::Error);
+        assert!(issues[0].detail.contains("stopped moving"), "{issues:?}");
+        // Exactly the limit is allowed.
+        let mut at_limit = sample("IBM");
+        flat(&mut at_limit[n - 11..]);
+        assert!(check_bars("FLAT", &at_limit, &policy, 1500, today()).is_empty());
+        // A halt in the middle that ended.
+        let mut halted = sample("IBM");
+        flat(&mut halted[n - 100..n - 70]);
+        let issues = check_bars("HALT", &halted, &policy, 1500, today());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn the_verdict_skips_failing_symbols_and_stops_only_when_none_pass() {
+        let symbols: Vec<String> = ["AAPL", "FLAT", "IBM"].map(String::from).to_vec();
+        let issue = |symbol: &str, severity| QualityIssue {
+            symbol: symbol.into(),
+            check: QualityCheck::Gaps,
+            detail: String::new(),
+            severity,
+        };
+        let out = verdict(
+            &symbols,
+            vec![
+                issue("FLAT", Severity::Error),
+                issue("IBM", Severity::Warning),
+            ],
+        );
+        assert!(out.ok && !out.all_passed);
+        assert_eq!(out.passed, ["AAPL", "IBM"]);
+        assert_eq!(out.skipped, ["FLAT"]);
+        let none = verdict(
+            &symbols,
+            symbols.iter().map(|s| issue(s, Severity::Error)).collect(),
+        );
+        assert!(!none.ok);
+        assert!(none.passed.is_empty());
+        let all = verdict(&symbols, vec![issue("IBM", Severity::Warning)]);
+        assert!(all.ok && all.all_passed);
     }
 }

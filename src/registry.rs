@@ -62,10 +62,12 @@ pub struct VersionMetrics {
     pub naive: Vec<HorizonMetrics>,
 }
 
+/// The metric at a horizon: `None` where the horizon was not scored or its
+/// metric is undefined.
 fn pick(rows: &[HorizonMetrics], metric: GateMetric, horizon: usize) -> Option<f64> {
     rows.iter()
         .find(|m| m.horizon == horizon)
-        .map(|m| match metric {
+        .and_then(|m| match metric {
             GateMetric::Mase => m.mase,
             GateMetric::Mape => m.mape,
         })
@@ -78,6 +80,12 @@ impl VersionMetrics {
 
     pub fn naive_metric(&self, metric: GateMetric, horizon: usize) -> Option<f64> {
         pick(&self.naive, metric, horizon)
+    }
+
+    /// Whether the backtest scored this horizon (its metrics may still be
+    /// undefined).
+    pub fn has_horizon(&self, horizon: usize) -> bool {
+        self.horizons.iter().any(|m| m.horizon == horizon)
     }
 
     /// Whether two versions were evaluated on the same origins of the same data.

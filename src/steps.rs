@@ -141,6 +141,22 @@ pub enum QualityCheck {
     HighLow,
     UnexplainedJump,
     TooShort,
+    /// The price has not changed for longer than the policy allows.
+    Unchanged,
+}
+
+/// What a finding does to its symbol.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// In the rows the models use (the training window and the backtest
+    /// region), or about the series as a whole: the symbol is skipped.
+    #[default]
+    Error,
+    /// In older history no model reads: reported, the symbol trains.
+    Warning,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,11 +164,27 @@ pub struct QualityIssue {
     pub symbol: String,
     pub check: QualityCheck,
     pub detail: String,
+    #[serde(default)]
+    pub severity: Severity,
 }
 
+/// The checks' verdict per symbol. A symbol with an error is skipped and
+/// the others go on; the run stops only where no symbol passed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityOutput {
+    /// At least one symbol passed: training (or monitoring) goes on with
+    /// `passed`.
     pub ok: bool,
+    /// Every symbol passed (the workflows alert on the skipped otherwise).
+    #[serde(default)]
+    pub all_passed: bool,
+    /// The symbols the next steps use, in input order.
+    #[serde(default)]
+    pub passed: Vec<String>,
+    /// The symbols with an error, in input order.
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    /// Errors and warnings, every one found (not just the first).
     pub issues: Vec<QualityIssue>,
 }
 
@@ -556,18 +588,30 @@ mod tests {
                 "quality input",
                 to(&QualityInput {
                     run_id: "2026-11-27T09-00-00Z-training".into(),
-                    symbols: vec!["AAPL".into()],
+                    symbols: vec!["AAPL".into(), "IBM".into()],
                 }),
             ),
             (
                 "quality output",
                 to(&QualityOutput {
-                    ok: false,
-                    issues: vec![QualityIssue {
-                        symbol: "AAPL".into(),
-                        check: QualityCheck::DuplicateDates,
-                        detail: "row 812: date 2026-11-24 appears twice".into(),
-                    }],
+                    ok: true,
+                    all_passed: false,
+                    passed: vec!["AAPL".into()],
+                    skipped: vec!["IBM".into()],
+                    issues: vec![
+                        QualityIssue {
+                            symbol: "IBM".into(),
+                            check: QualityCheck::DuplicateDates,
+                            detail: "row 8121: date 2026-11-24 appears twice".into(),
+                            severity: Severity::Error,
+                        },
+                        QualityIssue {
+                            symbol: "AAPL".into(),
+                            check: QualityCheck::Gaps,
+                            detail: "1 trading day(s) missing between 1998-03-02 and 1998-03-04 (first: 1998-03-03)".into(),
+                            severity: Severity::Warning,
+                        },
+                    ],
                 }),
             ),
             (

@@ -136,7 +136,7 @@ pub async fn train(
             failures.extend(fail_all(format!(
                 "{} rows, but the backtest needs {}",
                 series.len(),
-                protocol.test_rows + protocol.window
+                protocol.used_rows()
             )));
         }
     }
@@ -269,11 +269,11 @@ async fn write_candidate(
             .horizons
             .iter()
             .find(|m| m.horizon == plotted_h)
-            .map(|m| m.mase),
+            .and_then(|m| m.mase),
         naive_mase: naive
             .iter()
             .find(|m| m.horizon == plotted_h)
-            .map(|m| m.mase),
+            .and_then(|m| m.mase),
     };
     let plot_png =
         crate::plot::backtest_png(&title, &actual, &plotted).map_err(|e| e.to_string())?;

@@ -84,13 +84,12 @@ fn prophet_agrees_with_prophet_origin_by_origin() {
         // Measured: 3.5 %, 2.9 % and 1.2 % lower than the reference at h1,
         // h5 and h21, from the better optima above. The target is "within
         // 2 %"; what must hold is that ours is never worse by more than that.
-        let ratio = a.mase / b.mase;
+        let (ma, mb) = (a.mase.expect("ours"), b.mase.expect("theirs"));
+        let ratio = ma / mb;
         assert!(
             (0.95..=1.02).contains(&ratio),
-            "h{}: MASE {} vs {}",
+            "h{}: MASE {ma} vs {mb}",
             a.horizon,
-            a.mase,
-            b.mase
         );
         let (ca, cb) = (a.coverage80.expect("ours"), b.coverage80.expect("theirs"));
         assert!(
@@ -99,8 +98,8 @@ fn prophet_agrees_with_prophet_origin_by_origin() {
             a.horizon
         );
         eprintln!(
-            "h{}: MASE {:.4} vs {:.4}, coverage {ca:.3} vs {cb:.3}; median {median:.5} p95 {p95:.5}",
-            a.horizon, a.mase, b.mase
+            "h{}: MASE {ma:.4} vs {mb:.4}, coverage {ca:.3} vs {cb:.3}; median {median:.5} p95 {p95:.5}",
+            a.horizon
         );
     }
 }

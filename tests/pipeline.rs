@@ -7,7 +7,8 @@ use stockcast::ingest::curated_key;
 use stockcast::models::ModelKind;
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport};
 use stockcast::registry::Registry;
-use stockcast::steps::{ErrorName, QualityCheck, RunInput, Source, Verdict};
+use stockcast::series::{Bar, PriceSeries};
+use stockcast::steps::{ErrorName, QualityCheck, RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 
 use crate::harness::{runtime, sample_dir, temp_root};
@@ -243,20 +244,167 @@ fn bad_curated_data_stops_the_run_before_training() {
     });
 }
 
+/// Both tamperings land among the rows the models read (the last 1,500).
 fn duplicate_a_row(csv: &str) -> String {
     let mut lines: Vec<&str> = csv.lines().collect();
-    lines.insert(100, lines[100]);
+    let row = lines.len() - 100;
+    lines.insert(row, lines[row]);
     lines.join("\n") + "\n"
 }
 
 fn negative_price(csv: &str) -> String {
     let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
-    let fields: Vec<&str> = lines[200].split(',').collect();
-    lines[200] = format!(
+    let row = lines.len() - 200;
+    let fields: Vec<&str> = lines[row].split(',').collect();
+    lines[row] = format!(
         "{},{},{},{},-5,{},{}",
         fields[0], fields[1], fields[2], fields[3], fields[5], fields[6]
     );
     lines.join("\n") + "\n"
+}
+
+/// A sample folder with IBM as it is and `name`: IBM's prices with the rows
+/// in `flat` held at the price of the row before them (no jump at the edge).
+fn sample_with_flat(
+    name: &str,
+    flat: impl Fn(usize) -> std::ops::Range<usize>,
+) -> tempfile::TempDir {
+    let dir = temp_root();
+    let ibm = PriceSeries::from_csv_path(&sample_dir().join("IBM.csv")).expect("IBM");
+    std::fs::write(dir.path().join("IBM.csv"), ibm.to_csv()).expect("writes");
+    let mut bars = ibm.bars.clone();
+    let rows = flat(bars.len());
+    let held = rows.start.checked_sub(1).map_or(rows.end, |r| r);
+    let price = bars[held].adj_close.unwrap_or(bars[held].close);
+    for bar in &mut bars[rows] {
+        *bar = Bar {
+            open: Some(price),
+            high: Some(price),
+            low: Some(price),
+            close: price,
+            adj_close: Some(price),
+            ..*bar
+        };
+    }
+    let series = PriceSeries {
+        name: name.into(),
+        bars,
+        sentiment: Vec::new(),
+    };
+    std::fs::write(dir.path().join(format!("{name}.csv")), series.to_csv()).expect("writes");
+    dir
+}
+
+fn pipeline_on(store: &Store, sample: &std::path::Path) -> LocalPipeline {
+    LocalPipeline {
+        sample_dir: sample.to_owned(),
+        ..pipeline(store)
+    }
+}
+
+#[test]
+fn a_symbol_that_stopped_moving_is_skipped_and_the_others_train() {
+    // The issue's case: a price constant for its last 1,600 rows (a halted
+    // or pegged instrument) used to end the run on an unreadable metrics file.
+    let sample = sample_with_flat("FLAT", |n| n - 1600..n);
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let registry = Registry::new(store.clone());
+    runtime().block_on(async {
+        let report = pipeline_on(&store, sample.path())
+            .run(input("run-flat", &["FLAT", "IBM"]), Arc::new(|| {}))
+            .await
+            .expect("the run completes without FLAT");
+        assert_eq!(report.quality.skipped, ["FLAT"]);
+        assert_eq!(report.quality.passed, ["IBM"]);
+        let flat = report
+            .quality
+            .issues
+            .iter()
+            .find(|i| i.symbol == "FLAT")
+            .expect("FLAT reported");
+        assert_eq!(
+            (flat.check, flat.severity),
+            (QualityCheck::Unchanged, Severity::Error)
+        );
+        assert!(flat.detail.contains("stopped moving"), "{}", flat.detail);
+        let train = report.train.as_ref().expect("trained");
+        assert!(train.candidates.iter().all(|c| c.symbol == "IBM"));
+        assert_eq!(train.candidates.len(), 4);
+        for model in [ModelKind::Naive, ModelKind::Arima] {
+            assert!(
+                registry
+                    .versions("FLAT", model)
+                    .await
+                    .expect("lists")
+                    .is_empty()
+            );
+            assert!(
+                registry
+                    .production("FLAT", model)
+                    .await
+                    .expect("reads")
+                    .is_none()
+            );
+        }
+    });
+}
+
+#[test]
+fn nothing_is_promoted_on_an_undefined_metric() {
+    // Flat up to the test region, moving inside it: the data checks only
+    // warn (the halt ended), but the first origins' windows are flat, so
+    // MASE's scale is zero there and MASE cannot be computed.
+    let sample = sample_with_flat("HALTED", |n| 0..n - 500);
+    let dir = temp_root();
+    let store = Store::local(dir.path()).expect("store");
+    let registry = Registry::new(store.clone());
+    runtime().block_on(async {
+        let mut run_input = input("run-halted", &["HALTED"]);
+        // The baselines, which fit any window and are otherwise always
+        // promoted; the gate's unit tests cover the learned models.
+        run_input.models = vec![ModelKind::Naive, ModelKind::Drift];
+        let report = pipeline_on(&store, sample.path())
+            .run(run_input, Arc::new(|| {}))
+            .await
+            .expect("the run completes");
+        assert_eq!(report.quality.passed, ["HALTED"]);
+        assert!(
+            report
+                .quality
+                .issues
+                .iter()
+                .all(|i| i.severity == Severity::Warning),
+            "{:?}",
+            report.quality.issues
+        );
+        let train = report.train.as_ref().expect("trained");
+        for c in &train.candidates {
+            // The metrics file says so in JSON, and reads back.
+            let metrics = registry
+                .metrics(&c.symbol, c.model, &c.version)
+                .await
+                .expect("metrics.json reads back");
+            assert!(metrics.horizons.iter().all(|h| h.mase.is_none()), "{c:?}");
+        }
+        let gate = report.gate.as_ref().expect("gated");
+        assert!(!gate.decisions.is_empty());
+        for d in &gate.decisions {
+            assert_eq!(d.decision, Verdict::Reject, "{d:?}");
+            assert!(
+                d.reasons.iter().any(|r| r.contains("undefined")),
+                "{:?}",
+                d.reasons
+            );
+            assert!(
+                registry
+                    .production(&d.symbol, d.model)
+                    .await
+                    .expect("reads")
+                    .is_none()
+            );
+        }
+    });
 }
 
 #[test]

@@ -11,10 +11,14 @@ use super::{ForecastRow, NO_CHANGE_EPSILON};
 pub struct HorizonMetrics {
     pub horizon: usize,
     pub n: usize,
-    pub mae: f64,
-    pub rmse: f64,
-    pub mape: f64,
-    pub mase: f64,
+    /// The error metrics are `None` (JSON `null`) where they cannot be
+    /// computed, never a number: MASE over a flat window (naive's in-sample
+    /// error is zero), MAPE over a zero price, anything over a non-finite
+    /// forecast. A NaN would compare false both ways and slip through a gate.
+    pub mae: Option<f64>,
+    pub rmse: Option<f64>,
+    pub mape: Option<f64>,
+    pub mase: Option<f64>,
     pub n_dir: usize,
     pub dir_acc: Option<f64>,
     pub coverage80: Option<f64>,
@@ -37,8 +41,9 @@ pub struct AggregateMetrics {
     pub model: String,
     pub horizon: usize,
     pub n_series: usize,
-    pub mase: f64,
-    pub mape: f64,
+    /// Undefined (`None`) where any series' is.
+    pub mase: Option<f64>,
+    pub mape: Option<f64>,
     pub dir_acc: Option<f64>,
     pub coverage80: Option<f64>,
     /// 95 % Wilson band of coverage80 over the pooled origins of every
@@ -66,6 +71,12 @@ pub fn wilson_band(p: f64, n: usize) -> Option<[f64; 2]> {
     let centre = (p + z2 / (2.0 * n)) / denominator;
     let half = Z95 / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
     Some([(centre - half).max(0.0), (centre + half).min(1.0)])
+}
+
+/// A metric's value where it is a number; `None` for the NaN of 0/0 and the
+/// infinity of x/0.
+pub fn defined(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
 }
 
 /// Computes the metrics of one (series, model, horizon) from its rows.
@@ -117,10 +128,10 @@ pub fn metrics_of(rows: &[&ForecastRow]) -> Option<SeriesMetrics> {
         metrics: HorizonMetrics {
             horizon: first.h,
             n: rows.len(),
-            mae: abs_sum / n,
-            rmse: (sq_sum / n).sqrt(),
-            mape: 100.0 * ape_sum / n,
-            mase: scaled_sum / n,
+            mae: defined(abs_sum / n),
+            rmse: defined((sq_sum / n).sqrt()),
+            mape: defined(100.0 * ape_sum / n),
+            mase: defined(scaled_sum / n),
             n_dir,
             dir_acc: (n_dir > 0).then(|| hits as f64 / n_dir as f64),
             coverage80,
@@ -179,9 +190,6 @@ pub fn aggregate(
                 continue;
             }
             let n = group.len() as f64;
-            let mean = |f: &dyn Fn(&HorizonMetrics) -> f64| {
-                group.iter().map(|m| f(&m.metrics)).sum::<f64>() / n
-            };
             let mean_opt = |f: &dyn Fn(&HorizonMetrics) -> Option<f64>| -> Option<f64> {
                 let values: Option<Vec<f64>> = group.iter().map(|m| f(&m.metrics)).collect();
                 values.map(|v| v.iter().sum::<f64>() / n)
@@ -198,8 +206,8 @@ pub fn aggregate(
                 model: model.clone(),
                 horizon: h,
                 n_series: group.len(),
-                mase: mean(&|m| m.mase),
-                mape: mean(&|m| m.mape),
+                mase: mean_opt(&|m| m.mase),
+                mape: mean_opt(&|m| m.mape),
                 dir_acc: mean_opt(&|m| m.dir_acc),
                 coverage80,
                 coverage80_band: covered.and_then(|c| wilson_band(c / trials as f64, trials)),
@@ -247,16 +255,17 @@ mod tests {
         ];
         let refs: Vec<&ForecastRow> = rows.iter().collect();
         let m = metrics_of(&refs).expect("rows");
-        assert_relative_eq!(m.metrics.mae, (5.0 + 12.0 + 1.0 + 4.0) / 4.0);
+        let value = |v: Option<f64>| v.expect("defined");
+        assert_relative_eq!(value(m.metrics.mae), (5.0 + 12.0 + 1.0 + 4.0) / 4.0);
         assert_relative_eq!(
-            m.metrics.rmse,
+            value(m.metrics.rmse),
             ((25.0 + 144.0 + 1.0 + 16.0) / 4.0_f64).sqrt()
         );
         assert_relative_eq!(
-            m.metrics.mape,
+            value(m.metrics.mape),
             100.0 * (5.0 / 110.0 + 12.0 / 90.0 + 1.0 / 100.0 + 4.0 / 104.0) / 4.0
         );
-        assert_relative_eq!(m.metrics.mase, m.metrics.mae / 2.0);
+        assert_relative_eq!(value(m.metrics.mase), value(m.metrics.mae) / 2.0);
         assert_eq!(m.metrics.n_dir, 2);
         assert_eq!(m.metrics.dir_acc, Some(0.5));
         assert_eq!(m.metrics.coverage80, Some(0.75));
@@ -281,6 +290,25 @@ mod tests {
         let naive = [row(100.0, 101.0, 100.0, None)];
         let m = metrics_of(&naive.iter().collect::<Vec<_>>()).expect("rows");
         assert_eq!((m.metrics.n_dir, m.metrics.dir_acc), (0, None));
+    }
+
+    #[test]
+    fn a_flat_window_leaves_mase_undefined_and_the_json_readable() {
+        // A halted price: naive's in-sample error is zero, so MASE is 0/0.
+        let mut flat = row(100.0, 100.0, 100.0, Some((100.0, 100.0)));
+        flat.mase_scale = 0.0;
+        let m = metrics_of(&[&flat]).expect("rows");
+        assert_eq!(m.metrics.mase, None);
+        assert_eq!(m.metrics.mae, Some(0.0));
+        let json = serde_json::to_string(&m.metrics).expect("serialises");
+        assert!(json.contains(r#""mase":null"#), "{json}");
+        let back: HorizonMetrics = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, m.metrics);
+        // One undefined series makes the aggregate undefined, not a mean of the rest.
+        let moving = row(100.0, 101.0, 100.0, None);
+        let per_series = series_metrics(&[flat, moving], &[1]);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1]);
+        assert_eq!(agg[0].mase, None);
     }
 
     #[test]
@@ -325,7 +353,7 @@ mod tests {
         b.series = "B".into();
         let per_series = series_metrics(&[a, b], &[1]);
         let agg = aggregate(&per_series, &["drift".to_owned()], &[1]);
-        assert_relative_eq!(agg[0].mase, (2.5 + 2.5) / 2.0);
+        assert_relative_eq!(agg[0].mase.expect("defined"), (2.5 + 2.5) / 2.0);
         assert_eq!(agg[0].n_dir, 2);
         assert_eq!(agg[0].dir_acc, Some(1.0));
         assert_eq!(agg[0].coverage80, None, "B has no interval");

@@ -23,7 +23,8 @@ use crate::models::{FittedModel, Forecast, MAX_HORIZON, ModelError, ModelKind, W
 use crate::series::PriceSeries;
 
 pub use metrics::{
-    AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, series_metrics, wilson_band,
+    AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, defined, series_metrics,
+    wilson_band,
 };
 pub use output::{read_forecasts_csv, write_forecasts_csv};
 
@@ -119,10 +120,16 @@ impl Protocol {
         self.test_rows.saturating_sub(self.max_horizon()) / self.spacing.max(1) + 1
     }
 
+    /// How many of a series' latest rows the backtest and the training
+    /// window read: the test region and one window before it.
+    pub fn used_rows(&self) -> usize {
+        self.test_rows + self.window
+    }
+
     /// Origins `o_k = N − T − 1 + S·k` for `k = 0..K` (PROTOCOL §3).
     pub fn origins(&self, series: &str, rows: usize) -> Result<Vec<usize>, BacktestError> {
         self.check()?;
-        let needed = self.test_rows + self.window;
+        let needed = self.used_rows();
         if rows < needed {
             return Err(BacktestError::TooShort {
                 series: series.to_owned(),

@@ -124,10 +124,13 @@ pub fn millis(rfc3339: &str) -> i64 {
 /// Out-of-sample R² against naive on the same points; `None` when the two
 /// were not measured on the same number of points or naive has no error.
 pub fn r2_vs_naive(model: &HorizonMetrics, naive: &HorizonMetrics) -> Option<f64> {
-    if model.n != naive.n || model.n == 0 || naive.rmse <= 0.0 {
+    let (Some(model_rmse), Some(naive_rmse)) = (model.rmse, naive.rmse) else {
+        return None;
+    };
+    if model.n != naive.n || model.n == 0 || naive_rmse <= 0.0 {
         return None;
     }
-    Some(1.0 - (model.rmse * model.rmse) / (naive.rmse * naive.rmse))
+    Some(1.0 - (model_rmse * model_rmse) / (naive_rmse * naive_rmse))
 }
 
 /// The child run of one registry version.
@@ -191,15 +194,15 @@ pub fn version_record(
         let h = m.horizon;
         let naive = metrics.naive.iter().find(|n| n.horizon == h);
         for (name, value) in [
-            ("mae", Some(m.mae)),
-            ("rmse", Some(m.rmse)),
-            ("mape", Some(m.mape)),
-            ("mase", Some(m.mase)),
+            ("mae", m.mae),
+            ("rmse", m.rmse),
+            ("mape", m.mape),
+            ("mase", m.mase),
             ("dir_acc", m.dir_acc),
             ("coverage80", m.coverage80),
             ("width80_rel", m.width80_rel),
-            ("naive_mase", naive.map(|n| n.mase)),
-            ("naive_mae", naive.map(|n| n.mae)),
+            ("naive_mase", naive.and_then(|n| n.mase)),
+            ("naive_mae", naive.and_then(|n| n.mae)),
             ("r2", naive.and_then(|n| r2_vs_naive(m, n))),
         ] {
             record.metric(format!("{name}_h{h}"), value, &mut skipped);
@@ -293,10 +296,10 @@ mod tests {
         HorizonMetrics {
             horizon: h,
             n: 100,
-            mae: 1.0,
-            rmse,
-            mape: 0.01,
-            mase,
+            mae: Some(1.0),
+            rmse: Some(rmse),
+            mape: Some(0.01),
+            mase: Some(mase),
             n_dir: 90,
             dir_acc: Some(0.5),
             coverage80: None,

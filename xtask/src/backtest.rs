@@ -94,7 +94,7 @@ fn render_tables(report: &Report, reference: &[AggregateMetrics]) -> String {
             .aggregate
             .iter()
             .find(|a| a.horizon == h && a.model == "naive")
-            .map(|a| a.mase);
+            .and_then(|a| a.mase);
         let mut table = Table::new(&[
             "model",
             "MASE",
@@ -112,9 +112,9 @@ fn render_tables(report: &Report, reference: &[AggregateMetrics]) -> String {
         for (a, tag) in ours.chain(theirs).filter(|(a, _)| a.horizon == h) {
             table.row(vec![
                 format!("{}{tag}", a.model),
-                num(Some(a.mase), 4),
-                num(naive.map(|n| a.mase / n), 3),
-                num(Some(a.mape), 3),
+                num(a.mase, 4),
+                num(a.mase.zip(naive).map(|(m, n)| m / n), 3),
+                num(a.mape, 3),
                 num(a.dir_acc, 3),
                 a.n_dir.to_string(),
                 num(a.coverage80, 3),

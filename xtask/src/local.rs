@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stockcast::config::PipelineConfig;
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport, new_run_id};
 use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics, version_key};
-use stockcast::steps::{RunInput, Source, Verdict};
+use stockcast::steps::{RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 use stockcast::train;
 
@@ -108,6 +108,7 @@ impl flags::Local {
             Err(e) => return Err(e.into()),
         };
         print_ingest(&report);
+        print_quality(&report);
         let registry = Registry::new(store.clone());
         let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
         let metrics = runtime()?.block_on(async {
@@ -158,6 +159,23 @@ impl flags::Local {
     }
 }
 
+/// The data checks' warnings, and the symbols they skipped.
+fn print_quality(report: &RunReport) {
+    for i in &report.quality.issues {
+        let what = match i.severity {
+            Severity::Error => "skipped",
+            Severity::Warning => "warning",
+        };
+        eprintln!("{what}: {} {:?}: {}", i.symbol, i.check, i.detail);
+    }
+    if !report.quality.skipped.is_empty() {
+        eprintln!(
+            "the data checks skipped {}; the other symbols trained",
+            report.quality.skipped.join(", ")
+        );
+    }
+}
+
 fn print_ingest(report: &RunReport) {
     for i in &report.ingest {
         eprintln!(
@@ -171,7 +189,7 @@ fn print_ingest(report: &RunReport) {
 }
 
 fn mase_at(rows: &[HorizonMetrics], h: usize) -> Option<f64> {
-    rows.iter().find(|m| m.horizon == h).map(|m| m.mase)
+    rows.iter().find(|m| m.horizon == h).and_then(|m| m.mase)
 }
 
 /// MASE at h1, h5 and h21, each beside naive's on the same origins.

@@ -214,18 +214,31 @@ fn no_new_versions(o: &Outcome, p: &mut Vec<String>) {
 
 /// The run's candidates: one new complete version per (symbol, model), and
 /// decisions with reasons for each; production follows the decisions.
+/// The symbols the data checks let through: every input symbol unless the
+/// run's `$.quality.passed` says otherwise.
+fn passed_quality(o: &Outcome) -> Vec<String> {
+    match o.result.output["quality"]["passed"].as_array() {
+        Some(passed) => passed
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        None => o.input.symbols.clone(),
+    }
+}
+
 fn trained_and_decided(o: &Outcome, p: &mut Vec<String>, moved: impl Fn(&str) -> bool) {
     let Some(train) = o.train_output() else {
         p.push("no runs/<run_id>/train.json".into());
         return;
     };
+    let symbols = passed_quality(o);
     let candidates = train["candidates"].as_array().cloned().unwrap_or_default();
-    let expected = o.input.symbols.len() * o.input.models.len();
+    let expected = symbols.len() * o.input.models.len();
     expect(p, candidates.len() == expected, || {
         format!("{} candidates, expected {expected}", candidates.len())
     });
     for &model in &o.input.models {
-        for symbol in &o.input.symbols {
+        for symbol in &symbols {
             let key = (symbol.clone(), model);
             let (before, after) = (
                 o.before.versions.get(&key).map_or(0, BTreeSet::len),
@@ -368,8 +381,43 @@ pub fn quality_failed(o: &Outcome) -> Vec<String> {
         .map_or("", |n| n.message.as_str());
     expect(
         &mut p,
-        message.contains("IBM") && message.contains("missing"),
-        || format!("the alert does not name IBM's gap: {message}"),
+        ["AAPL", "IBM"]
+            .iter()
+            .all(|s| message.contains(&format!(r#""symbol":"{s}""#))),
+        || format!("the alert does not name both symbols' gaps: {message}"),
+    );
+    p
+}
+
+/// IBM failed its checks: alerted, skipped, and AAPL trained and promoted.
+pub fn quality_skipped(o: &Outcome) -> Vec<String> {
+    let mut p = promoted_and_notified(
+        o,
+        &["symbols skipped by the data checks", "models promoted"],
+    );
+    expect(&mut p, passed_quality(o) == ["AAPL"], || {
+        format!(
+            "$.quality.passed is {}",
+            o.result.output["quality"]["passed"]
+        )
+    });
+    let ibm_trained = o
+        .after
+        .versions
+        .iter()
+        .any(|((symbol, _), versions)| symbol == "IBM" && !versions.is_empty());
+    expect(&mut p, !ibm_trained, || {
+        "IBM was trained on bad data".into()
+    });
+    let message = o
+        .result
+        .notifications
+        .first()
+        .map_or("", |n| n.message.as_str());
+    expect(
+        &mut p,
+        message.contains("[\"IBM\"]") && message.contains("missing"),
+        || format!("the alert does not name IBM and its gap: {message}"),
     );
     p
 }

@@ -305,9 +305,11 @@ impl Simulation {
         let mut prices = seed::bundled(&scenarios::SYMBOLS)?;
         match scenario.prices {
             Prices::Bundled => {}
-            Prices::Gap { symbol, days } => {
-                if let Some(bars) = prices.remove(symbol) {
-                    prices.insert(symbol.to_owned(), seed::with_gap(bars, days));
+            Prices::Gap { symbols, days } => {
+                for &symbol in symbols {
+                    if let Some(bars) = prices.remove(symbol) {
+                        prices.insert(symbol.to_owned(), seed::with_gap(bars, days));
+                    }
                 }
             }
             Prices::Recent => {

@@ -61,9 +61,10 @@ pub enum StoreSeed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prices {
     Bundled,
-    /// `days` trading days missing from the middle of one symbol.
+    /// `days` trading days missing from the rows the models use, in each
+    /// of `symbols`.
     Gap {
-        symbol: &'static str,
+        symbols: &'static [&'static str],
         days: usize,
     },
     /// Re-dated to end yesterday, as the monitor needs.
@@ -187,7 +188,20 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             store: StoreSeed::Empty,
             prices: Prices::Gap {
-                symbol: "IBM",
+                symbols: &["IBM"],
+                days: 5,
+            },
+            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → NotifyQualitySkipped → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
+            check: check::quality_skipped,
+            ..training(
+                "quality-skipped",
+                "five trading days missing from IBM's recent prices: IBM skipped and alerted, AAPL trained",
+            )
+        },
+        Scenario {
+            store: StoreSeed::Empty,
+            prices: Prices::Gap {
+                symbols: &["AAPL", "IBM"],
                 days: 5,
             },
             error: Some("Data.QualityFailed"),
@@ -195,7 +209,7 @@ pub fn all() -> Vec<Scenario> {
             check: check::quality_failed,
             ..training(
                 "quality-failed",
-                "five trading days missing from IBM: no training, an alert",
+                "recent trading days missing from every symbol: no training, an alert",
             )
         },
         Scenario {

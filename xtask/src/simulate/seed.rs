@@ -48,11 +48,11 @@ pub fn write_sample(dir: &Path, series: &BTreeMap<String, Vec<Bar>>) -> anyhow::
     Ok(())
 }
 
-/// Drops `n` trading days from the middle of a series: a gap the quality
-/// step must catch.
+/// Drops `n` trading days from among the last 100 rows, which every model
+/// reads: a gap the quality step must catch (an older one only warns).
 pub fn with_gap(mut bars: Vec<Bar>, n: usize) -> Vec<Bar> {
-    let middle = bars.len() / 2;
-    bars.drain(middle..(middle + n).min(bars.len()));
+    let start = bars.len().saturating_sub(100);
+    bars.drain(start..(start + n).min(bars.len()));
     bars
 }
 
