@@ -244,7 +244,7 @@ async fn record(
     };
     let forecast = served.anchored.forecast(longest).map_err(|e| {
         StepError::new(
-            ErrorName::TrainFailed,
+            ErrorName::ModelFailed,
             format!(
                 "{symbol} {}: the production model could not forecast: {e}",
                 served.kind

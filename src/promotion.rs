@@ -17,7 +17,7 @@ impl From<RegistryError> for StepError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Store(s) => s.into(),
-            other => StepError::new(ErrorName::TrainFailed, other.to_string()),
+            other => StepError::new(ErrorName::RegistryInvalid, other.to_string()),
         }
     }
 }

@@ -432,10 +432,18 @@ pub enum ErrorName {
     /// limits, an answer that is not MLflow's); retrying cannot help.
     #[serde(rename = "Mlflow.Refused")]
     MlflowRefused,
+    /// The registry's contents do not allow the operation: a version that
+    /// does not exist, a record that cannot be read, nothing to roll back
+    /// to. A person has to look; retrying reads the same objects.
+    #[serde(rename = "Registry.Invalid")]
+    RegistryInvalid,
+    /// A stored model could not be loaded or could not forecast.
+    #[serde(rename = "Model.Failed")]
+    ModelFailed,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 16] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -450,6 +458,8 @@ impl ErrorName {
         ErrorName::ServiceUnavailable,
         ErrorName::InvalidInput,
         ErrorName::MlflowRefused,
+        ErrorName::RegistryInvalid,
+        ErrorName::ModelFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -468,6 +478,8 @@ impl ErrorName {
             ErrorName::ServiceUnavailable => "Service.Unavailable",
             ErrorName::InvalidInput => "Step.InvalidInput",
             ErrorName::MlflowRefused => "Mlflow.Refused",
+            ErrorName::RegistryInvalid => "Registry.Invalid",
+            ErrorName::ModelFailed => "Model.Failed",
         }
     }
 
@@ -482,6 +494,116 @@ impl ErrorName {
                 | ErrorName::ServiceUnavailable
                 | ErrorName::TrainInterrupted
         )
+    }
+}
+
+/// The workflow tasks that run stockcast code, and the error names each
+/// can return: the ASL's Retry lists exactly the retryable ones, and a
+/// Catch takes the rest (a test checks both workflows against this table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// The ingest function with an `IngestInput`.
+    Ingest,
+    /// The ingest function with `"action": "quality"`.
+    Quality,
+    /// The training job on Batch: its names are in its log and its exit
+    /// code; the job definition's RetryStrategy retries an interruption.
+    Train,
+    GateEvaluate,
+    GatePromote,
+    GateWithdraw,
+    GateMirror,
+    GateRequestApproval,
+    Monitor,
+}
+
+impl Task {
+    pub const ALL: [Task; 9] = [
+        Task::Ingest,
+        Task::Quality,
+        Task::Train,
+        Task::GateEvaluate,
+        Task::GatePromote,
+        Task::GateWithdraw,
+        Task::GateMirror,
+        Task::GateRequestApproval,
+        Task::Monitor,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Ingest => "ingest",
+            Task::Quality => "quality",
+            Task::Train => "train (Batch job)",
+            Task::GateEvaluate => "gate evaluate",
+            Task::GatePromote => "gate promote",
+            Task::GateWithdraw => "gate withdraw",
+            Task::GateMirror => "gate mirror",
+            Task::GateRequestApproval => "gate request_approval",
+            Task::Monitor => "monitor",
+        }
+    }
+
+    /// Every error name the task can return.
+    pub fn errors(self) -> &'static [ErrorName] {
+        use ErrorName::*;
+        match self {
+            // The vendor's answers; the Alpha Vantage key is read through
+            // the secrets extension (Service.Unavailable when it is down).
+            Task::Ingest => &[
+                InvalidInput,
+                VendorThrottled,
+                VendorUnavailable,
+                VendorUnknownSymbol,
+                VendorBadResponse,
+                ServiceUnavailable,
+                StorageConflict,
+                StorageUnavailable,
+            ],
+            // Reads only.
+            Task::Quality => &[InvalidInput, StorageUnavailable],
+            Task::Train => &[
+                InvalidInput,
+                TrainInterrupted,
+                TrainFailed,
+                StorageConflict,
+                StorageUnavailable,
+            ],
+            // A candidate whose metrics cannot be read is rejected, not an
+            // error; staging and the decisions record are compare-and-swap.
+            Task::GateEvaluate => &[InvalidInput, StorageConflict, StorageUnavailable],
+            Task::GatePromote | Task::GateWithdraw => &[
+                InvalidInput,
+                RegistryInvalid,
+                StorageConflict,
+                StorageUnavailable,
+            ],
+            // Reads the store, writes only to MLflow.
+            Task::GateMirror => &[
+                InvalidInput,
+                MlflowRefused,
+                ServiceUnavailable,
+                RegistryInvalid,
+                StorageUnavailable,
+            ],
+            // The state also fails with the answer a person sends back with
+            // the token (SendTaskFailure).
+            Task::GateRequestApproval => &[
+                InvalidInput,
+                GateApprovalRejected,
+                StorageConflict,
+                StorageUnavailable,
+            ],
+            // CloudWatch takes the metrics (Service.Unavailable when it
+            // does not); a production model that cannot forecast.
+            Task::Monitor => &[
+                InvalidInput,
+                ModelFailed,
+                ServiceUnavailable,
+                StorageConflict,
+                StorageUnavailable,
+            ],
+        }
     }
 }
 
@@ -768,7 +890,11 @@ mod tests {
             .map(|n| format!("`{n}`{}", if n.is_retryable() { " (retried)" } else { "" }))
             .collect();
         out.push_str(&names.join(", "));
-        out.push_str(".\n");
+        out.push_str(".\n\n| task | can return |\n|---|---|\n");
+        for task in Task::ALL {
+            let names: Vec<String> = task.errors().iter().map(|n| format!("`{n}`")).collect();
+            out.push_str(&format!("| {} | {} |\n", task.name(), names.join(", ")));
+        }
         for (title, json) in examples() {
             out.push_str(&format!("\n## {title}\n\n```json\n{json}\n```\n"));
         }

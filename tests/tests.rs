@@ -7,3 +7,4 @@ mod infra;
 mod pipeline;
 mod store;
 mod vendors;
+mod workflows;

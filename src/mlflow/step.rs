@@ -78,11 +78,13 @@ pub fn credentials_from_secret(id: &str, text: &str) -> Result<Credentials, Step
 
 impl From<MirrorError> for StepError {
     fn from(e: MirrorError) -> Self {
-        let name = match &e {
+        let name = match e {
             MirrorError::Mlflow(MlflowError::Unreachable { .. } | MlflowError::Server { .. }) => {
                 ErrorName::ServiceUnavailable
             }
-            MirrorError::Registry(_) | MirrorError::Store(_) => ErrorName::StorageUnavailable,
+            // The store and the registry name their own errors.
+            MirrorError::Registry(e) => return e.into(),
+            MirrorError::Store(e) => return e.into(),
             _ => ErrorName::MlflowRefused,
         };
         StepError::new(name, e.to_string())
