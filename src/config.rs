@@ -70,10 +70,7 @@ impl GatePolicy {
         let mut policy = GatePolicy::default();
         let field = |name: &str| get(&format!("STOCKCAST_GATE_{name}"));
         fn value<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, String> {
-            // Numbers parse as JSON numbers, names as JSON strings.
-            serde_json::from_str(text)
-                .or_else(|_| serde_json::from_value(serde_json::Value::String(text.to_owned())))
-                .map_err(|e| format!("STOCKCAST_GATE_{name}={text:?} is invalid: {e}"))
+            var_value(&format!("STOCKCAST_GATE_{name}"), text)
         }
         if let Some(v) = field("METRIC") {
             policy.metric = value("METRIC", &v)?;
@@ -95,6 +92,15 @@ impl GatePolicy {
     }
 }
 
+/// A setting's value from its environment variable's text, or an error that
+/// names the variable. Numbers parse as JSON numbers, names as JSON strings,
+/// `null` as an absent optional.
+fn var_value<T: serde::de::DeserializeOwned>(variable: &str, text: &str) -> Result<T, String> {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_value(serde_json::Value::String(text.to_owned())))
+        .map_err(|e| format!("{variable}={text:?} is invalid: {e}"))
+}
+
 /// Thresholds of the data checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +120,33 @@ pub struct QualityPolicy {
 
 fn default_max_unchanged_days() -> usize {
     10
+}
+
+impl QualityPolicy {
+    /// The policy from the ingest function's `STOCKCAST_QUALITY_*`
+    /// variables, rendered from the environment file's `quality:`. Every
+    /// one must be set (the deployed policy is the file's, never a default
+    /// the code happens to have); a malformed one names itself.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let field = |name: &str| {
+            let variable = format!("STOCKCAST_QUALITY_{name}");
+            let text = get(&variable).ok_or_else(|| {
+                format!("{variable} is not set: the app stack renders it from the environment file's quality:")
+            })?;
+            Ok::<_, String>((variable, text))
+        };
+        let (variable, text) = field("MAX_STALENESS_DAYS")?;
+        let max_staleness_days = var_value(&variable, &text)?;
+        let (variable, text) = field("SPLIT_TOLERANCE")?;
+        let split_tolerance = var_value(&variable, &text)?;
+        let (variable, text) = field("MAX_UNCHANGED_DAYS")?;
+        let max_unchanged_days = var_value(&variable, &text)?;
+        Ok(QualityPolicy {
+            max_staleness_days,
+            split_tolerance,
+            max_unchanged_days,
+        })
+    }
 }
 
 impl Default for QualityPolicy {
@@ -168,5 +201,49 @@ mod tests {
         })
         .expect_err("not a number");
         assert!(bad.contains("STOCKCAST_GATE_HORIZON"), "{bad}");
+    }
+
+    #[test]
+    fn quality_policy_from_vars_needs_every_variable() {
+        let vars = |name: &str| match name {
+            "STOCKCAST_QUALITY_MAX_STALENESS_DAYS" => Some("5".to_owned()),
+            "STOCKCAST_QUALITY_SPLIT_TOLERANCE" => Some("0.03".to_owned()),
+            "STOCKCAST_QUALITY_MAX_UNCHANGED_DAYS" => Some("10".to_owned()),
+            _ => None,
+        };
+        let policy = QualityPolicy::from_vars(vars).expect("valid");
+        assert_eq!(policy.max_staleness_days, Some(5));
+        assert_eq!(policy.max_unchanged_days, 10);
+        let never_stale = QualityPolicy::from_vars(|n: &str| {
+            if n == "STOCKCAST_QUALITY_MAX_STALENESS_DAYS" {
+                Some("null".to_owned())
+            } else {
+                vars(n)
+            }
+        })
+        .expect("null is no limit");
+        assert_eq!(never_stale.max_staleness_days, None);
+        let missing = QualityPolicy::from_vars(|n: &str| {
+            (n != "STOCKCAST_QUALITY_SPLIT_TOLERANCE")
+                .then(|| vars(n))
+                .flatten()
+        })
+        .expect_err("missing");
+        assert!(
+            missing.contains("STOCKCAST_QUALITY_SPLIT_TOLERANCE is not set"),
+            "{missing}"
+        );
+        let bad = QualityPolicy::from_vars(|n: &str| {
+            if n == "STOCKCAST_QUALITY_MAX_UNCHANGED_DAYS" {
+                Some("ten".to_owned())
+            } else {
+                vars(n)
+            }
+        })
+        .expect_err("malformed");
+        assert!(
+            bad.contains("STOCKCAST_QUALITY_MAX_UNCHANGED_DAYS=\"ten\""),
+            "{bad}"
+        );
     }
 }

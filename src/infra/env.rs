@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::GatePolicy;
+use crate::config::{GatePolicy, QualityPolicy};
 use crate::steps::{SentimentSource, Source};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub struct Environment {
     pub batch: BatchSettings,
     pub api: ApiSettings,
     pub gate: GatePolicy,
+    /// The data checks' thresholds, rendered into the ingest function.
+    pub quality: QualityPolicy,
     pub log_retention_days: u32,
     pub data: DataSettings,
     pub dashboard: bool,

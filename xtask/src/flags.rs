@@ -126,12 +126,10 @@ pub struct Deploy {
     #[arg(long)]
     pub image_registry: Option<String>,
     /// The AWS Parameters and Secrets Lambda Extension layer (arm64) of the
-    /// region: AWS publishes one ARN per region.
-    #[arg(
-        long,
-        default_value = "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:12"
-    )]
-    pub secrets_extension_layer: String,
+    /// environment's region: AWS publishes it under another account in each
+    /// region. Known for us-east-1; elsewhere it must be given.
+    #[arg(long)]
+    pub secrets_extension_layer: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -43,11 +43,9 @@ async fn step_env() -> anyhow::Result<StepEnv> {
         vendors.alpha_vantage_key = Some(secret_from_extension(&secret).await?);
     }
     env.vendors = Some(VendorClient::new(vendors)?);
-    // Deployed data is live: a series more than five days old is stale.
-    env.config.quality = QualityPolicy {
-        max_staleness_days: Some(5),
-        ..env.config.quality
-    };
+    // The environment file's policy, as rendered into the function.
+    env.config.quality =
+        QualityPolicy::from_vars(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
     Ok(env)
 }
 

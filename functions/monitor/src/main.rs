@@ -85,6 +85,14 @@ async fn handle(env: &StepEnv, metrics: &Metrics, event: Value) -> Result<Value,
     Ok(output)
 }
 
+/// A variable the template always sets; its absence is a wiring error.
+fn required_var(name: &str) -> Result<String, lambda_runtime::Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} is not set: the app stack sets it on this function").into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     stockcast::logging::init_json();
@@ -92,9 +100,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = aws_config::load_from_env().await;
     let metrics = Arc::new(Metrics {
         client: aws_sdk_cloudwatch::Client::new(&config),
-        namespace: std::env::var("STOCKCAST_METRICS_NAMESPACE")
-            .unwrap_or_else(|_| "Stockcast".into()),
-        environment: std::env::var("STOCKCAST_ENV").unwrap_or_else(|_| "dev".into()),
+        namespace: required_var("STOCKCAST_METRICS_NAMESPACE")?,
+        // The dimension every metric and alarm is keyed by: a missing name
+        // must not publish under another environment's.
+        environment: required_var("STOCKCAST_ENV")?,
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (env, metrics) = (env.clone(), metrics.clone());

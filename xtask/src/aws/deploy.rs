@@ -179,6 +179,32 @@ async fn template_source(
     )))
 }
 
+/// The extension layer AWS publishes in us-east-1 (its account differs in
+/// every region, so no other region's ARN can be derived from it).
+const US_EAST_1_SECRETS_LAYER: &str = "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:12";
+
+/// The secrets extension layer for `region`: the one given, which must be
+/// of that region (a Lambda cannot use another region's layer), or the
+/// known one in us-east-1.
+fn secrets_layer(given: Option<&str>, region: &str) -> anyhow::Result<String> {
+    const WHERE: &str = "AWS lists the ARNs per region at https://docs.aws.amazon.com/secretsmanager/latest/userguide/retrieving-secrets_lambda.html";
+    match given {
+        Some(arn) => {
+            let arn_region = arn.split(':').nth(3).unwrap_or_default();
+            if arn_region != region {
+                bail!(
+                    "--secrets-extension-layer is a layer of {arn_region:?}, but the environment deploys to {region}: pass the arm64 ARN for {region} ({WHERE})"
+                );
+            }
+            Ok(arn.to_owned())
+        }
+        None if region == "us-east-1" => Ok(US_EAST_1_SECRETS_LAYER.to_owned()),
+        None => bail!(
+            "the environment deploys to {region}: pass --secrets-extension-layer with the arm64 ARN of the AWS Parameters and Secrets Lambda Extension there ({WHERE})"
+        ),
+    }
+}
+
 impl flags::Deploy {
     pub fn run(self) -> anyhow::Result<()> {
         let ctx = self.aws.context()?;
@@ -226,7 +252,7 @@ impl flags::Deploy {
             let mut values = BTreeMap::from([
                 (
                     "SecretsExtensionLayerArn".to_owned(),
-                    self.secrets_extension_layer.clone(),
+                    secrets_layer(self.secrets_extension_layer.as_deref(), &ctx.region())?,
                 ),
                 ("TrainImageUri".to_owned(), image_uri),
                 ("ArtifactBucket".to_owned(), bootstrap.bucket.clone()),
@@ -306,4 +332,32 @@ async fn print_outputs(ctx: &Ctx, client: &aws_sdk_cloudformation::Client) -> an
         ctx.env()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secrets_layer_is_the_environment_regions() {
+        assert_eq!(
+            secrets_layer(None, "us-east-1").expect("known"),
+            US_EAST_1_SECRETS_LAYER
+        );
+        let elsewhere = secrets_layer(None, "eu-west-1").expect_err("unknown");
+        assert!(
+            elsewhere
+                .to_string()
+                .contains("pass --secrets-extension-layer"),
+            "{elsewhere}"
+        );
+        let mismatch =
+            secrets_layer(Some(US_EAST_1_SECRETS_LAYER), "eu-west-1").expect_err("wrong region");
+        assert!(mismatch.to_string().contains("\"us-east-1\""), "{mismatch}");
+        let given = "arn:aws:lambda:eu-west-1:123456789012:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:12";
+        assert_eq!(
+            secrets_layer(Some(given), "eu-west-1").expect("same region"),
+            given
+        );
+    }
 }
