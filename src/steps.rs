@@ -380,8 +380,14 @@ pub enum ErrorName {
     DataQualityFailed,
     #[serde(rename = "Storage.Conflict")]
     StorageConflict,
+    /// Storage failed in a way that passes by itself (throttling, a 5xx,
+    /// a timeout), after the store's own retries.
     #[serde(rename = "Storage.Unavailable")]
     StorageUnavailable,
+    /// Storage refused in a way retrying cannot fix (access denied, no
+    /// such bucket, an invalid key).
+    #[serde(rename = "Storage.Refused")]
+    StorageRefused,
     #[serde(rename = "Train.Interrupted")]
     TrainInterrupted,
     #[serde(rename = "Train.Failed")]
@@ -403,7 +409,7 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 15] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -411,6 +417,7 @@ impl ErrorName {
         ErrorName::DataQualityFailed,
         ErrorName::StorageConflict,
         ErrorName::StorageUnavailable,
+        ErrorName::StorageRefused,
         ErrorName::TrainInterrupted,
         ErrorName::TrainFailed,
         ErrorName::GateApprovalRejected,
@@ -429,6 +436,7 @@ impl ErrorName {
             ErrorName::DataQualityFailed => "Data.QualityFailed",
             ErrorName::StorageConflict => "Storage.Conflict",
             ErrorName::StorageUnavailable => "Storage.Unavailable",
+            ErrorName::StorageRefused => "Storage.Refused",
             ErrorName::TrainInterrupted => "Train.Interrupted",
             ErrorName::TrainFailed => "Train.Failed",
             ErrorName::GateApprovalRejected => "Gate.ApprovalRejected",
@@ -480,8 +488,10 @@ impl From<crate::store::StoreError> for StepError {
     fn from(e: crate::store::StoreError) -> Self {
         let name = if e.is_conflict() {
             ErrorName::StorageConflict
-        } else {
+        } else if e.is_transient() {
             ErrorName::StorageUnavailable
+        } else {
+            ErrorName::StorageRefused
         };
         StepError::new(name, e.to_string())
     }

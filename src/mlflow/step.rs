@@ -82,6 +82,7 @@ impl From<MirrorError> for StepError {
             MirrorError::Mlflow(MlflowError::Unreachable { .. } | MlflowError::Server { .. }) => {
                 ErrorName::ServiceUnavailable
             }
+            MirrorError::Store(store) if !store.is_transient() => ErrorName::StorageRefused,
             MirrorError::Registry(_) | MirrorError::Store(_) => ErrorName::StorageUnavailable,
             _ => ErrorName::MlflowRefused,
         };

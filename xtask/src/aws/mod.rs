@@ -123,6 +123,7 @@ impl Ctx {
                 region: Some(self.region().to_owned()),
                 credentials: None,
                 credential_provider: Some(Arc::new(SdkCredentials(provider))),
+                retry: None,
             },
         )?)
     }
