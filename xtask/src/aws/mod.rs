@@ -11,6 +11,7 @@ mod approve;
 mod cfn;
 mod deploy;
 mod destroy;
+mod poll;
 mod resume;
 mod run;
 mod status;
