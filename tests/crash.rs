@@ -380,8 +380,8 @@ where
         step.expected_writes(),
         "{step:?} writes {counted:#?}: its write points changed; update `expected_writes` and the crash points in docs/ARCHITECTURE.md"
     );
-    for n in 0..counted.len() {
-        let what = format!("{step:?} crashed at write {n} ({})", counted[n]);
+    for (n, key) in counted.iter().enumerate() {
+        let what = format!("{step:?} crashed at write {n} ({key})");
         let (store, _dir) = new_store(format!("{step:?}-{n}").to_lowercase()).await;
         copy_store(&seed.template, &store).await;
         let before = read_curated(&store).await;
