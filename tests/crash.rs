@@ -1,5 +1,5 @@
 //! Crash safety of the registry and the curated data (issue 20, item 6):
-//! each step of ingest, train and promote is stopped at every one of its
+//! each of the steps ingest, train, gate (evaluate) and promote is stopped at every one of its
 //! writes, as if the process had been killed there, on the local folder
 //! and on S3 (moto). After the "restart" (the same store, no faults) the
 //! store must be consistent, and a re-run must finish the work.
@@ -15,14 +15,15 @@ use std::sync::atomic::AtomicBool;
 
 use chrono::NaiveDate;
 use stockcast::backtest::Protocol;
-use stockcast::config::PipelineConfig;
+use stockcast::config::{Approval, GatePolicy, PipelineConfig};
 use stockcast::ingest::{IngestContext, curated_key, ingest};
 use stockcast::models::ModelKind;
 use stockcast::promotion;
 use stockcast::registry::{AliasRecord, Registry, StagingRecord, version_key};
 use stockcast::series::{Bar, PriceSeries};
 use stockcast::steps::{
-    Decision, ErrorName, IngestInput, PromoteInput, Source, StepError, TrainInput, Verdict,
+    Candidate, Decision, ErrorName, GateInput, IngestInput, PromoteInput, Source, StepError,
+    TrainInput, Verdict,
 };
 use stockcast::store::{Faults, Store};
 use stockcast::train::{TrainContext, train, train_output_key};
@@ -30,7 +31,7 @@ use stockcast::train::{TrainContext, train, train_output_key};
 use crate::harness::{runtime, sample_dir, temp_root};
 
 const SYMBOL: &str = "IBM";
-const MODELS: [ModelKind; 2] = [ModelKind::Naive, ModelKind::Drift];
+const MODELS: [ModelKind; 2] = [ModelKind::Naive, ModelKind::LinregLag5];
 
 /// The steps crashed, and the number of writes each makes in its scenario.
 #[derive(Debug, Clone, Copy)]
@@ -39,18 +40,22 @@ enum Step {
     Ingest,
     /// Two models: five files per version, then the run record.
     Train,
+    /// The gate under manual approval: linreg_lag5 staged (naive, a
+    /// baseline, is promoted without approval), then the decisions record.
+    Evaluate,
     /// Naive promoted over a production version (production, previous,
-    /// history), drift approved (production, history, staging cleared).
+    /// history), linreg_lag5 approved (production, history, staging cleared).
     Promote,
 }
 
 impl Step {
-    const ALL: [Step; 3] = [Step::Ingest, Step::Train, Step::Promote];
+    const ALL: [Step; 4] = [Step::Ingest, Step::Train, Step::Evaluate, Step::Promote];
 
     fn expected_writes(self) -> usize {
         match self {
             Step::Ingest => 2,
             Step::Train => 2 * 5 + 1,
+            Step::Evaluate => 1 + 1,
             Step::Promote => 6,
         }
     }
@@ -64,6 +69,12 @@ fn config() -> PipelineConfig {
             spacing: 20,
             window: 200,
             horizons: vec![1, 5],
+        },
+        // Every non-baseline candidate waits for approval, whatever its score.
+        gate: GatePolicy {
+            approval: Approval::Manual,
+            min_improvement_over_naive_pct: -1e9,
+            ..GatePolicy::default()
         },
         ..PipelineConfig::default()
     }
@@ -111,7 +122,9 @@ fn decision(model: ModelKind, version: &str, verdict: Verdict) -> Decision {
 struct Seed {
     template: Store,
     _dir: tempfile::TempDir,
-    /// The promote step's input (the others need none).
+    /// The gate's input.
+    gate: Option<GateInput>,
+    /// The promote step's input.
     promote: Option<PromoteInput>,
 }
 
@@ -122,7 +135,7 @@ async fn seed(step: Step) -> Seed {
     let curated_rows = match step {
         // Ingest adds the rest of the file to the first 2000 days.
         Step::Ingest => 2000,
-        Step::Train | Step::Promote => full.bars.len(),
+        Step::Train | Step::Evaluate | Step::Promote => full.bars.len(),
     };
     let curated = PriceSeries::new(SYMBOL, full.bars[..curated_rows].to_vec()).expect("valid");
     template
@@ -130,6 +143,22 @@ async fn seed(step: Step) -> Seed {
         .await
         .expect("seeds curated");
     let mut promote = None;
+    let mut gate = None;
+    if let Step::Evaluate = step {
+        let run = run_train(&template, "seed-1").await.expect("trains");
+        gate = Some(GateInput {
+            run_id: "seed-1".into(),
+            candidates: run
+                .into_iter()
+                .map(|(model, version)| Candidate {
+                    symbol: SYMBOL.into(),
+                    model,
+                    metrics_key: version_key(SYMBOL, model, &version, "metrics.json"),
+                    version,
+                })
+                .collect(),
+        });
+    }
     if let Step::Promote = step {
         let registry = Registry::new(template.clone());
         let first = run_train(&template, "seed-1").await.expect("trains");
@@ -141,21 +170,21 @@ async fn seed(step: Step) -> Seed {
                 .expect("a candidate")
         };
         let naive = ModelKind::Naive;
-        let drift = ModelKind::Drift;
+        let linreg = ModelKind::LinregLag5;
         registry
             .promote(SYMBOL, naive, &version(&first, naive), "seed-1", "seed")
             .await
             .expect("promotes");
-        let staged = version(&second, drift);
+        let staged = version(&second, linreg);
         registry
-            .stage(SYMBOL, drift, &staged, "seed-2", "needs approval")
+            .stage(SYMBOL, linreg, &staged, "seed-2", "needs approval")
             .await
             .expect("stages");
         promote = Some(PromoteInput {
             run_id: "seed-2".into(),
             decisions: vec![
                 decision(naive, &version(&second, naive), Verdict::Promote),
-                decision(drift, &staged, Verdict::NeedsApproval),
+                decision(linreg, &staged, Verdict::NeedsApproval),
             ],
             approved: true,
         });
@@ -163,6 +192,7 @@ async fn seed(step: Step) -> Seed {
     Seed {
         template,
         _dir: dir,
+        gate,
         promote,
     }
 }
@@ -192,6 +222,12 @@ async fn run_step(step: Step, seed: &Seed, store: &Store) -> Result<(), StepErro
             ingest(&ctx, &input).await.map(|_| ())
         }
         Step::Train => run_train(store, "crash").await.map(|_| ()),
+        Step::Evaluate => {
+            let input = seed.gate.as_ref().expect("a gate input");
+            promotion::evaluate(&Registry::new(store.clone()), &config().gate, input)
+                .await
+                .map(|_| ())
+        }
         Step::Promote => {
             let input = seed.promote.as_ref().expect("a promote input");
             promotion::promote(&Registry::new(store.clone()), input)
@@ -338,6 +374,23 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
         Step::Train => {
             let recorded = store.get(&train_output_key("crash")).await.expect("reads");
             assert!(recorded.is_some(), "{what}: the run is recorded");
+        }
+        Step::Evaluate => {
+            let input = seed.gate.as_ref().expect("a gate input");
+            let decisions = store
+                .get(&promotion::decisions_key(&input.run_id))
+                .await
+                .expect("reads");
+            assert!(decisions.is_some(), "{what}: the decisions are recorded");
+            for c in input.candidates.iter().filter(|c| !c.model.is_baseline()) {
+                let staged = registry.staging(SYMBOL, c.model).await.expect("reads");
+                assert_eq!(
+                    staged.and_then(|s| s.version).as_ref(),
+                    Some(&c.version),
+                    "{what}: {} waits for approval",
+                    c.model
+                );
+            }
         }
         Step::Promote => {
             let input = seed.promote.as_ref().expect("a promote input");
