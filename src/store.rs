@@ -151,14 +151,16 @@ impl StoreError {
     }
 }
 
-/// Injected write failures, for crash tests: every write from the
-/// `crash_at`-th on (counting from 0) fails, as if the process had died
-/// there; reads still work, as they would for the process that restarts.
-/// Every attempted write is recorded, so a counting run (no crash) lists
-/// the write points a crash test must cover.
+/// Injected write failures, for crash tests: a crash (`crash_at`) fails
+/// one write and every later one, as if the process had died there; a
+/// blip (`fail_once_at`) fails one write only, as a storage error would.
+/// Reads still work, as they would for the process that restarts. Every
+/// attempted write is recorded, so a counting run lists the write points
+/// a crash test must cover.
 #[derive(Debug, Default)]
 pub struct Faults {
-    crash_at: Option<usize>,
+    /// The first failing write (counting from 0), and whether later ones fail too.
+    fail_at: Option<(usize, bool)>,
     writes: Mutex<Vec<String>>,
 }
 
@@ -171,7 +173,15 @@ impl Faults {
     /// Fails write `n` and every write after it.
     pub fn crash_at(n: usize) -> Arc<Faults> {
         Arc::new(Faults {
-            crash_at: Some(n),
+            fail_at: Some((n, true)),
+            writes: Mutex::default(),
+        })
+    }
+
+    /// Fails write `n` alone.
+    pub fn fail_once_at(n: usize) -> Arc<Faults> {
+        Arc::new(Faults {
+            fail_at: Some((n, false)),
             writes: Mutex::default(),
         })
     }
@@ -181,7 +191,7 @@ impl Faults {
         self.writes.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
-    /// Records a write to `key`; an error if the process is "dead".
+    /// Records a write to `key`; an error if it is one that fails.
     fn write(&self, store: &str, key: &str) -> Result<(), StoreError> {
         let mut writes = self
             .writes
@@ -189,14 +199,13 @@ impl Faults {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = writes.len();
         writes.push(key.to_owned());
-        match self.crash_at {
-            Some(crash_at) if n >= crash_at => Err(StoreError::Backend {
+        match self.fail_at {
+            Some((at, later)) if n == at || (later && n > at) => Err(StoreError::Backend {
                 store: store.to_owned(),
                 key: key.to_owned(),
                 source: object_store::Error::Generic {
                     store: "faults",
-                    source: format!("injected crash: write {n}, at or after write {crash_at}")
-                        .into(),
+                    source: format!("injected failure of write {n}").into(),
                 },
             }),
             _ => Ok(()),

@@ -479,3 +479,35 @@ fn every_write_point_survives_a_crash_on_s3() {
         }
     });
 }
+
+#[test]
+fn a_storage_error_writing_a_version_fails_the_training_step() {
+    // Not a crash: one failed write (throttling that outlasted the retries)
+    // and the process goes on. Training used to record that version as a
+    // model failure in a finished run, which a retry then returned as is.
+    runtime().block_on(async {
+        let seed = seed(Step::Train).await;
+        let dir = temp_root();
+        let store = Store::local(dir.path()).expect("store");
+        copy_store(&seed.template, &store).await;
+        let faults = Faults::fail_once_at(0);
+        let error = run_step(Step::Train, &seed, &store.with_faults(faults.clone()))
+            .await
+            .expect_err("the write failed");
+        assert_eq!(error.name, ErrorName::StorageUnavailable, "{error}");
+        assert!(
+            faults.writes()[0].ends_with("/model.json"),
+            "{:?}",
+            faults.writes()
+        );
+        let recorded = store.get(&train_output_key("crash")).await.expect("reads");
+        assert!(
+            recorded.is_none(),
+            "a failed run is not recorded as finished"
+        );
+        run_step(Step::Train, &seed, &store)
+            .await
+            .expect("the retry trains every model");
+        assert_done(Step::Train, &seed, &store, "after one failed write").await;
+    });
+}
