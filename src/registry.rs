@@ -11,7 +11,11 @@
 //! half-finished training run cannot be mistaken for a finished one.
 //! `production.json` carries the previous version inside it, so a promotion
 //! or rollback is one compare-and-swap: production and previous move
-//! together or not at all. Each move is also recorded under `history/`.
+//! together or not at all. Each move is then recorded under `history/` and
+//! copied to `previous.json`; a move that stops between the swap and those
+//! writes (a crash) leaves history one move behind production, and the next
+//! move of that alias, or a retry of the same one, writes what is missing
+//! first (issue 20).
 //! `staging.json` names the candidate waiting for a person's approval; it is
 //! cleared (to `"version": null`) with a compare-and-swap rather than
 //! deleted, because a delete cannot be conditional and an answer to an older
@@ -166,6 +170,16 @@ pub fn version_key(symbol: &str, model: ModelKind, version: &str, file: &str) ->
 
 pub fn alias_key(symbol: &str, model: ModelKind, alias: &str) -> String {
     format!("{}/aliases/{alias}.json", model_prefix(symbol, model))
+}
+
+/// Where a production move is recorded: sorted by time, one key per move.
+pub fn history_key(symbol: &str, model: ModelKind, record: &AliasRecord) -> String {
+    format!(
+        "{}/history/{}-{}.json",
+        model_prefix(symbol, model),
+        record.updated_at.replace([':', '.'], ""),
+        record.version
+    )
 }
 
 fn no_such_version(symbol: &str, model: ModelKind, version: &str) -> RegistryError {
@@ -519,6 +533,7 @@ impl Registry {
         let mut moved: Option<AliasRecord> = None;
         let mut previous: Option<String> = None;
         let mut already: Option<AliasRecord> = None;
+        let mut replaced: Option<AliasRecord> = None;
         self.store
             .update_with(&key, |current| -> Result<Option<Vec<u8>>, RegistryError> {
                 let current: Option<AliasRecord> =
@@ -538,7 +553,8 @@ impl Registry {
                     already = Some(current.clone());
                     return Ok(None);
                 }
-                previous = current.map(|c| c.version);
+                previous = current.as_ref().map(|c| c.version.clone());
+                replaced = current;
                 let record = AliasRecord {
                     version,
                     previous: previous.clone(),
@@ -552,6 +568,9 @@ impl Registry {
             })
             .await?;
         if let Some(current) = already {
+            // A retried move whose first attempt stopped after the alias
+            // moved (a crash, a timeout): finish what it derives.
+            self.record_move(symbol, model, &current).await?;
             return Ok(Promotion {
                 symbol: symbol.to_owned(),
                 model,
@@ -563,35 +582,80 @@ impl Registry {
             key: key.clone(),
             reason: "alias update produced no record".into(),
         })?;
-        // Derived, informational copies: the production record is the truth.
-        if let Some(prev) = &record.previous {
-            let previous_record = AliasRecord {
-                version: prev.clone(),
-                previous: None,
-                ..record.clone()
-            };
-            let previous_key = alias_key(symbol, model, "previous");
-            self.store
-                .update_with(&previous_key, |_| -> Result<Option<Vec<u8>>, StoreError> {
-                    Ok(Some(pretty_json(&previous_record)))
-                })
-                .await?;
+        // The move it replaced may itself have stopped before its history
+        // entry: record it first, so the history has every move in order.
+        if let Some(replaced) = &replaced {
+            self.record_history(symbol, model, replaced).await?;
         }
-        let history_key = format!(
-            "{}/history/{}-{}.json",
-            model_prefix(symbol, model),
-            record.updated_at.replace([':', '.'], ""),
-            record.version
-        );
-        self.store
-            .create(&history_key, pretty_json(&record))
-            .await?;
+        self.record_move(symbol, model, &record).await?;
         Ok(Promotion {
             symbol: symbol.to_owned(),
             model,
             version: record.version,
             previous,
         })
+    }
+
+    /// Writes what a production move derives from its record, after the
+    /// compare-and-swap that is the move: `previous.json` (an informational
+    /// copy; the production record is the truth) and the history entry.
+    /// Both writes are idempotent, so finishing a move that stopped halfway
+    /// writes only what is missing.
+    async fn record_move(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        record: &AliasRecord,
+    ) -> Result<(), RegistryError> {
+        if let Some(prev) = &record.previous {
+            let bytes = pretty_json(&AliasRecord {
+                version: prev.clone(),
+                previous: None,
+                ..record.clone()
+            });
+            self.store
+                .update_with(
+                    &alias_key(symbol, model, "previous"),
+                    |current| -> Result<Option<Vec<u8>>, StoreError> {
+                        Ok((current != Some(bytes.as_slice())).then(|| bytes.clone()))
+                    },
+                )
+                .await?;
+        }
+        self.record_history(symbol, model, record).await
+    }
+
+    /// Creates the history entry of a production move unless it exists.
+    async fn record_history(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+        record: &AliasRecord,
+    ) -> Result<(), RegistryError> {
+        let key = history_key(symbol, model, record);
+        if self.store.head(&key).await?.is_some() {
+            return Ok(());
+        }
+        match self.store.create(&key, pretty_json(record)).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every production move of (symbol, model), oldest first.
+    pub async fn history(
+        &self,
+        symbol: &str,
+        model: ModelKind,
+    ) -> Result<Vec<AliasRecord>, RegistryError> {
+        let prefix = format!("{}/history/", model_prefix(symbol, model));
+        let mut records = Vec::new();
+        for key in self.store.list(&prefix).await? {
+            if let Some(record) = self.read_json(&key).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
     }
 
     /// Every production alias in the store, with its version's metrics.

@@ -412,8 +412,14 @@ pub enum ErrorName {
     DataQualityFailed,
     #[serde(rename = "Storage.Conflict")]
     StorageConflict,
+    /// Storage failed in a way that passes by itself (throttling, a 5xx,
+    /// a timeout), after the store's own retries.
     #[serde(rename = "Storage.Unavailable")]
     StorageUnavailable,
+    /// Storage refused in a way retrying cannot fix (access denied, no
+    /// such bucket, an invalid key).
+    #[serde(rename = "Storage.Refused")]
+    StorageRefused,
     #[serde(rename = "Train.Interrupted")]
     TrainInterrupted,
     #[serde(rename = "Train.Failed")]
@@ -443,7 +449,7 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 16] = [
+    pub const ALL: [ErrorName; 17] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -451,6 +457,7 @@ impl ErrorName {
         ErrorName::DataQualityFailed,
         ErrorName::StorageConflict,
         ErrorName::StorageUnavailable,
+        ErrorName::StorageRefused,
         ErrorName::TrainInterrupted,
         ErrorName::TrainFailed,
         ErrorName::GateApprovalRejected,
@@ -471,6 +478,7 @@ impl ErrorName {
             ErrorName::DataQualityFailed => "Data.QualityFailed",
             ErrorName::StorageConflict => "Storage.Conflict",
             ErrorName::StorageUnavailable => "Storage.Unavailable",
+            ErrorName::StorageRefused => "Storage.Refused",
             ErrorName::TrainInterrupted => "Train.Interrupted",
             ErrorName::TrainFailed => "Train.Failed",
             ErrorName::GateApprovalRejected => "Gate.ApprovalRejected",
@@ -559,24 +567,32 @@ impl Task {
                 ServiceUnavailable,
                 StorageConflict,
                 StorageUnavailable,
+                StorageRefused,
             ],
             // Reads only.
-            Task::Quality => &[InvalidInput, StorageUnavailable],
+            Task::Quality => &[InvalidInput, StorageUnavailable, StorageRefused],
             Task::Train => &[
                 InvalidInput,
                 TrainInterrupted,
                 TrainFailed,
                 StorageConflict,
                 StorageUnavailable,
+                StorageRefused,
             ],
             // A candidate whose metrics cannot be read is rejected, not an
             // error; staging and the decisions record are compare-and-swap.
-            Task::GateEvaluate => &[InvalidInput, StorageConflict, StorageUnavailable],
+            Task::GateEvaluate => &[
+                InvalidInput,
+                StorageConflict,
+                StorageUnavailable,
+                StorageRefused,
+            ],
             Task::GatePromote | Task::GateWithdraw => &[
                 InvalidInput,
                 RegistryInvalid,
                 StorageConflict,
                 StorageUnavailable,
+                StorageRefused,
             ],
             // Reads the store, writes only to MLflow.
             Task::GateMirror => &[
@@ -585,6 +601,7 @@ impl Task {
                 ServiceUnavailable,
                 RegistryInvalid,
                 StorageUnavailable,
+                StorageRefused,
             ],
             // The state also fails with the answer a person sends back with
             // the token (SendTaskFailure).
@@ -593,6 +610,7 @@ impl Task {
                 GateApprovalRejected,
                 StorageConflict,
                 StorageUnavailable,
+                StorageRefused,
             ],
             // CloudWatch takes the metrics (Service.Unavailable when it
             // does not); a production model that cannot forecast.
@@ -602,6 +620,7 @@ impl Task {
                 ServiceUnavailable,
                 StorageConflict,
                 StorageUnavailable,
+                StorageRefused,
             ],
         }
     }
@@ -634,8 +653,10 @@ impl From<crate::store::StoreError> for StepError {
     fn from(e: crate::store::StoreError) -> Self {
         let name = if e.is_conflict() {
             ErrorName::StorageConflict
-        } else {
+        } else if e.is_transient() {
             ErrorName::StorageUnavailable
+        } else {
+            ErrorName::StorageRefused
         };
         StepError::new(name, e.to_string())
     }

@@ -10,16 +10,62 @@
 //! compare-and-swap, so the library provides it: the check and the write
 //! happen under an exclusive lock file per key, and the write itself is an
 //! atomic rename, so readers never see a partial object.
+//!
+//! A failure is transient or permanent (`StoreError::is_transient`).
+//! Throttling, 5xx answers, timeouts and lost connections are retried here
+//! first, with exponential backoff (`S3_RETRY`), and reach a step as
+//! `Storage.Unavailable`, which the workflow retries again; access denied, a
+//! missing bucket, an invalid key or bad settings cannot pass by themselves
+//! and reach it as `Storage.Refused`, which it does not retry.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion,
+};
+
+/// How S3 requests are retried: throttling (429, `SlowDown`), 5xx answers,
+/// timeouts and lost connections, up to 5 times over at most 30 s, waiting
+/// 100 ms, 200 ms, 400 ms … (with jitter, at most 5 s). object_store's
+/// default waits up to 3 minutes, longer than the ingest function's whole
+/// 120 s timeout: a step must fail with its own error name, not be killed.
+pub const S3_RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 5,
+    retry_timeout: Duration::from_secs(30),
+    init_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// The retry settings of S3 requests (`S3_RETRY`; tests shorten them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    pub init_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    fn to_config(self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: self.init_backoff,
+                max_backoff: self.max_backoff,
+                base: 2.0,
+            },
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
 
 /// The version of an object as read, which a compare-and-swap must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +122,95 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
     }
+
+    /// Whether the same request can succeed later without anyone acting
+    /// (`Storage.Unavailable`): a 5xx, throttling or a timeout that
+    /// outlasted `S3_RETRY`, a lost connection, a local I/O error, a lock
+    /// not taken, or a create that lost a race (a retry re-reads).
+    /// Permanent (`Storage.Refused`): access denied or unauthenticated, a
+    /// bucket that does not exist, an invalid key, bad settings.
+    /// object_store hides the status of other 4xx answers inside `Generic`,
+    /// so those count as transient and are retried a bounded number of times.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::AlreadyExists { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::Lock { .. } => true,
+            StoreError::InvalidKey { .. } | StoreError::Setup { .. } => false,
+            StoreError::Backend { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            ),
+        }
+    }
+}
+
+/// Injected write failures, for crash tests: a crash (`crash_at`) fails
+/// one write and every later one, as if the process had died there; a
+/// blip (`fail_once_at`) fails one write only, as a storage error would.
+/// Reads still work, as they would for the process that restarts. Every
+/// attempted write is recorded, so a counting run lists the write points
+/// a crash test must cover.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The first failing write (counting from 0), and whether later ones fail too.
+    fail_at: Option<(usize, bool)>,
+    writes: Mutex<Vec<String>>,
+}
+
+impl Faults {
+    /// Records writes and fails none.
+    pub fn counting() -> Arc<Faults> {
+        Arc::new(Faults::default())
+    }
+
+    /// Fails write `n` and every write after it.
+    pub fn crash_at(n: usize) -> Arc<Faults> {
+        Arc::new(Faults {
+            fail_at: Some((n, true)),
+            writes: Mutex::default(),
+        })
+    }
+
+    /// Fails write `n` alone.
+    pub fn fail_once_at(n: usize) -> Arc<Faults> {
+        Arc::new(Faults {
+            fail_at: Some((n, false)),
+            writes: Mutex::default(),
+        })
+    }
+
+    /// The keys of the writes attempted so far, in order.
+    pub fn writes(&self) -> Vec<String> {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Records a write to `key`; an error if it is one that fails.
+    fn write(&self, store: &str, key: &str) -> Result<(), StoreError> {
+        let mut writes = self
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = writes.len();
+        writes.push(key.to_owned());
+        match self.fail_at {
+            Some((at, later)) if n == at || (later && n > at) => Err(StoreError::Backend {
+                store: store.to_owned(),
+                key: key.to_owned(),
+                source: object_store::Error::Generic {
+                    store: "faults",
+                    source: format!("injected failure of write {n}").into(),
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Explicit S3 settings, for emulators and tests.
@@ -88,6 +223,8 @@ pub struct S3Options {
     /// Credentials from elsewhere (the AWS SDK's default chain: profiles,
     /// SSO, the container role), when static ones will not do.
     pub credential_provider: Option<object_store::aws::AwsCredentialProvider>,
+    /// How requests are retried; `None` is `S3_RETRY`.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// A handle to the pipeline's storage. Cheap to clone.
@@ -97,6 +234,8 @@ pub struct Store {
     /// Set for the local backend: where per-key lock files live.
     local_root: Option<PathBuf>,
     description: String,
+    /// Injected failures (crash tests only).
+    faults: Option<Arc<Faults>>,
 }
 
 impl Store {
@@ -116,6 +255,7 @@ impl Store {
             inner: Arc::new(fs),
             description: root.display().to_string(),
             local_root: Some(root),
+            faults: None,
         })
     }
 
@@ -134,7 +274,9 @@ impl Store {
 
     /// A store in an S3 bucket with explicit settings; unset ones come from the environment.
     pub fn s3_with(bucket: &str, options: S3Options) -> Result<Self, StoreError> {
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(options.retry.unwrap_or(S3_RETRY).to_config());
         if let Some(endpoint) = options.endpoint {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))
@@ -159,6 +301,7 @@ impl Store {
             inner: Arc::new(s3),
             local_root: None,
             description: format!("s3://{bucket}"),
+            faults: None,
         })
     }
 
@@ -172,6 +315,22 @@ impl Store {
 
     pub fn describe(&self) -> &str {
         &self.description
+    }
+
+    /// The same store, with its writes going through `faults` (crash tests).
+    pub fn with_faults(&self, faults: Arc<Faults>) -> Store {
+        Store {
+            faults: Some(faults),
+            ..self.clone()
+        }
+    }
+
+    /// The one place every write passes, just before it is sent.
+    fn before_write(&self, key: &str) -> Result<(), StoreError> {
+        match &self.faults {
+            Some(faults) => faults.write(&self.description, key),
+            None => Ok(()),
+        }
     }
 
     fn path(key: &str) -> Result<ObjectPath, StoreError> {
@@ -259,6 +418,7 @@ impl Store {
                 Some(v) => PutMode::Update(v.to_update()),
                 None => PutMode::Create,
             };
+            self.before_write(key)?;
             let result = self
                 .inner
                 .put_opts(&path, payload, PutOptions::from(mode))
@@ -294,6 +454,7 @@ impl Store {
         } else {
             PutMode::Create
         };
+        self.before_write(key)?;
         let result = self
             .inner
             .put_opts(&path, payload, PutOptions::from(mode))

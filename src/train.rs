@@ -177,8 +177,11 @@ pub async fn train(
         let naive = horizon_metrics(&rows_of(ModelKind::Naive), &protocol);
         for &model in &input.models {
             let rows = rows_of(model);
-            match write_candidate(ctx, &registry, item, model, &rows, &naive, &input.run_id).await {
-                Ok(candidate) => candidates.push(candidate),
+            // A model that cannot be fitted is this run's finding; storage
+            // that fails is the step's error, retried, never recorded as a
+            // model failure in a finished run (issue 20).
+            match candidate_files(ctx, item, model, &rows, &naive, &input.run_id) {
+                Ok(files) => candidates.push(registry.write_version(files).await?),
                 Err(reason) => failures.push(TrainFailure {
                     symbol: item.series.name.clone(),
                     model,
@@ -207,15 +210,15 @@ fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetr
         .collect()
 }
 
-async fn write_candidate(
+/// Fits a candidate on the latest window and makes the files of its version.
+fn candidate_files(
     ctx: &TrainContext,
-    registry: &Registry,
     item: &Loaded,
     model: ModelKind,
     rows: &[ForecastRow],
     naive: &[HorizonMetrics],
     run_id: &str,
-) -> Result<crate::steps::Candidate, String> {
+) -> Result<VersionFiles, String> {
     let protocol = &ctx.config.protocol;
     let series = &item.series;
     let target = series.target();
@@ -292,14 +295,11 @@ async fn write_candidate(
         code_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
-    registry
-        .write_version(VersionFiles {
-            model: fitted,
-            metrics,
-            lineage,
-            backtest_csv,
-            plot_png,
-        })
-        .await
-        .map_err(|e| e.to_string())
+    Ok(VersionFiles {
+        model: fitted,
+        metrics,
+        lineage,
+        backtest_csv,
+        plot_png,
+    })
 }

@@ -148,6 +148,7 @@ impl Moto {
                 region: Some("us-east-1".into()),
                 credentials: Some(("testing".into(), "testing".into())),
                 credential_provider: None,
+                retry: None,
             },
         )
         .expect("s3 store")

@@ -206,3 +206,105 @@ fn s3_backend_guarantees() {
         );
     });
 }
+
+/// A stand-in for S3 on 127.0.0.1 that answers each request with the next
+/// status of `script` (then its last one again) and counts the requests.
+/// It speaks just enough S3 for a GET: an object's body, ETag and date.
+fn scripted_s3(script: &'static [u16]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clones"));
+            let mut line = String::new();
+            // The request line and headers; a GET has no body.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = script[n.min(script.len() - 1)];
+            let (reason, body) = match status {
+                200 => ("OK", "hello".to_owned()),
+                403 => (
+                    "Forbidden",
+                    "<Error><Code>AccessDenied</Code></Error>".to_owned(),
+                ),
+                _ => (
+                    "Service Unavailable",
+                    "<Error><Code>SlowDown</Code></Error>".to_owned(),
+                ),
+            };
+            let response = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nETag: \"e1\"\r\n\
+                 Last-Modified: Tue, 01 Dec 2026 00:00:00 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (endpoint, requests)
+}
+
+fn scripted_store(endpoint: String, retry: Option<stockcast::store::RetryPolicy>) -> Store {
+    Store::s3_with(
+        "bucket",
+        stockcast::store::S3Options {
+            endpoint: Some(endpoint),
+            region: Some("us-east-1".into()),
+            credentials: Some(("testing".into(), "testing".into())),
+            credential_provider: None,
+            retry,
+        },
+    )
+    .expect("s3 store")
+}
+
+/// Reads `key` through a store on `script` and returns the step error name
+/// (or `None` for success) and the number of requests the server saw.
+fn read_through(
+    script: &'static [u16],
+    retry: Option<stockcast::store::RetryPolicy>,
+) -> (Option<stockcast::steps::ErrorName>, usize) {
+    let (endpoint, requests) = scripted_s3(script);
+    let store = scripted_store(endpoint, retry);
+    let result = runtime().block_on(store.get("curated/IBM.csv"));
+    let name = match result {
+        Ok(object) => {
+            assert_eq!(object.expect("found").bytes.as_ref(), b"hello");
+            None
+        }
+        Err(e) => Some(stockcast::steps::StepError::from(e).name),
+    };
+    (name, requests.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+#[test]
+fn transient_storage_errors_are_retried_and_permanent_ones_are_not() {
+    use stockcast::steps::ErrorName;
+    // Issue 20, item 6. The production retry settings (`S3_RETRY`): two
+    // 503s (S3's SlowDown) and then the object.
+    assert_eq!(read_through(&[503, 503, 200], None), (None, 3));
+    // An outage that outlasts the retries is Storage.Unavailable, which
+    // the workflow retries again (shortened settings: 2 retries, 10 ms).
+    let short = stockcast::store::RetryPolicy {
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(5),
+        init_backoff: std::time::Duration::from_millis(10),
+        max_backoff: std::time::Duration::from_millis(20),
+    };
+    assert_eq!(
+        read_through(&[503], Some(short)),
+        (Some(ErrorName::StorageUnavailable), 3)
+    );
+    // Access denied is asked once and is Storage.Refused: not retried.
+    assert_eq!(
+        read_through(&[403], None),
+        (Some(ErrorName::StorageRefused), 1)
+    );
+    assert!(ErrorName::StorageUnavailable.is_retryable());
+    assert!(!ErrorName::StorageRefused.is_retryable());
+}

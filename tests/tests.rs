@@ -2,6 +2,7 @@
 
 mod backtest;
 mod cost;
+mod crash;
 mod harness;
 mod infra;
 mod pipeline;

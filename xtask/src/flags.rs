@@ -149,6 +149,10 @@ pub struct Run {
     /// Follow the execution until it ends.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow: how long to follow before giving up (the execution
+    /// carries on). A training run that waits for approval can take a day.
+    #[arg(long, value_name = "MINUTES", default_value_t = 120)]
+    pub wait_minutes: u64,
     /// Symbols, comma separated (default: the environment's).
     #[arg(long, value_delimiter = ',')]
     pub symbols: Vec<String>,

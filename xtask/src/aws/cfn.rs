@@ -11,7 +11,16 @@ use aws_sdk_cloudformation::types::{
     Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, StackStatus, Tag,
 };
 
+use super::poll::{Poll, Wait, poll_until};
 use super::{Ctx, confirm};
+
+/// How long CloudFormation may take to compute a change set (seconds, as a rule).
+const CHANGE_SET_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// How long a stack may take to settle. CloudFormation has no limit of its
+/// own; ours take minutes, the slowest being a deletion that waits for a
+/// Batch compute environment or a VPC's network interfaces to go.
+const STACK_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 /// CloudFormation's limit for an inline template body.
 pub const MAX_TEMPLATE_BODY: usize = 51_200;
@@ -206,7 +215,16 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
     let name = created.id().map(str::to_owned).unwrap_or(name);
 
     // Wait for the change set to be computed.
-    let described = loop {
+    let wait = Wait {
+        what: format!("the change set of {}", change.stack_name),
+        id: name.clone(),
+        deadline: CHANGE_SET_DEADLINE,
+        interval: Duration::from_millis(500),
+        next_step: format!(
+            "see why with `aws cloudformation describe-change-set --change-set-name {name}`, then deploy again (the next change set replaces it)"
+        ),
+    };
+    let described = poll_until(&wait, async || {
         let out = client
             .describe_change_set()
             .stack_name(&change.stack_name)
@@ -216,18 +234,24 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
             .context("cannot describe the change set")?;
         match out.status() {
-            Some(ChangeSetStatus::CreateComplete) => break out,
+            Some(ChangeSetStatus::CreateComplete) => Ok(Poll::Done(Some(out))),
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_owned();
                 discard(client, &change.stack_name, &name).await;
                 if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    println!("{}: no changes", change.stack_name);
-                    return Ok(Outcome::NoChanges);
+                    return Ok(Poll::Done(None));
                 }
                 bail!("the change set of {} failed: {reason}", change.stack_name);
             }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            status => Ok(Poll::Pending(
+                status.map_or("unknown", |s| s.as_str()).to_owned(),
+            )),
         }
+    })
+    .await?;
+    let Some(described) = described else {
+        println!("{}: no changes", change.stack_name);
+        return Ok(Outcome::NoChanges);
     };
     let changes = described.changes();
     if changes.is_empty() && change_set_type == ChangeSetType::Update {
@@ -297,7 +321,16 @@ pub async fn follow(
     let mut seen = std::collections::HashSet::new();
     let mut failures = Vec::new();
     let mut quiet_polls = 0;
-    loop {
+    let wait = Wait {
+        what: "stack".into(),
+        id: id.to_owned(),
+        deadline: STACK_DEADLINE,
+        interval: Duration::from_secs(2),
+        next_step: format!(
+            "CloudFormation carries on: watch it with `aws cloudformation describe-stack-events --stack-name {id}`, or `cargo xtask status` once it settles"
+        ),
+    };
+    let settled = poll_until(&wait, async || {
         let events = client
             .describe_stack_events()
             .stack_name(id)
@@ -345,31 +378,33 @@ pub async fn follow(
             .unwrap_or("DELETED".into());
         progress.set_message(format!("{stack}: {text}"));
         if !text.ends_with("_IN_PROGRESS") {
-            progress.finish_and_clear();
-            println!("{stack}: {text}");
-            let ok = matches!(
-                text.as_str(),
-                "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETED"
-            );
-            if !ok {
-                bail!(
-                    "{stack} ended {text}{}",
-                    if failures.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; failed: {}", failures.join("; "))
-                    }
-                );
-            }
-            return Ok(());
+            return Ok(Poll::Done(text));
         }
         // CloudFormation always settles; an emulator may leave a failed
         // stack in progress forever, so a failure followed by a minute of
         // silence ends the wait.
         if !failures.is_empty() && quiet_polls >= 30 {
-            progress.finish_and_clear();
             bail!("{stack} is stuck {text}; failed: {}", failures.join("; "));
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Poll::Pending(text))
+    })
+    .await;
+    progress.finish_and_clear();
+    let text = settled?;
+    println!("{stack}: {text}");
+    let ok = matches!(
+        text.as_str(),
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETED"
+    );
+    if !ok {
+        bail!(
+            "{stack} ended {text}{}",
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!("; failed: {}", failures.join("; "))
+            }
+        );
     }
+    Ok(())
 }

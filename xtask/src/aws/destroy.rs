@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use stockcast::infra::render::STACKS;
 
+use super::poll::{Poll, Wait, poll_until};
 use super::{Ctx, cfn, confirm};
 use crate::flags;
 
@@ -107,11 +108,26 @@ async fn retained(ctx: &Ctx) -> anyhow::Result<Vec<Retained>> {
         .collect())
 }
 
+/// How long emptying a bucket may take: a pass deletes up to 1,000
+/// versions, so this is hours of objects; a bucket that never empties has
+/// something still writing to it.
+const EMPTY_BUCKET_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
 /// Deletes every version and delete marker in a bucket.
 async fn empty_bucket(ctx: &Ctx, bucket: &str) -> anyhow::Result<()> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let s3 = aws_sdk_s3::Client::new(&ctx.sdk);
-    loop {
+    let wait = Wait {
+        what: "bucket".into(),
+        id: format!("s3://{bucket}"),
+        deadline: EMPTY_BUCKET_DEADLINE,
+        interval: Duration::from_millis(100),
+        next_step: format!(
+            "stop whatever still writes to it and run `cargo xtask destroy --env {} --purge-data` again",
+            ctx.env()
+        ),
+    };
+    poll_until(&wait, async || {
         let listed = s3
             .list_object_versions()
             .bucket(bucket)
@@ -138,12 +154,10 @@ async fn empty_bucket(ctx: &Ctx, bucket: &str) -> anyhow::Result<()> {
             })
             .collect();
         if objects.is_empty() {
-            return Ok(());
+            return Ok(Poll::Done(()));
         }
-        println!(
-            "  s3://{bucket}: deleting {} object version(s)",
-            objects.len()
-        );
+        let count = objects.len();
+        println!("  s3://{bucket}: deleting {count} object version(s)");
         s3.delete_objects()
             .bucket(bucket)
             .delete(
@@ -156,8 +170,11 @@ async fn empty_bucket(ctx: &Ctx, bucket: &str) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
             .with_context(|| format!("cannot empty s3://{bucket}"))?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(Poll::Pending(format!(
+            "{count} object version(s) deleted in the last pass, more remain"
+        )))
+    })
+    .await
 }
 
 async fn purge(ctx: &Ctx, resource: &Retained) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ mod approve;
 mod cfn;
 mod deploy;
 mod destroy;
+mod poll;
 mod resume;
 mod run;
 mod status;
@@ -123,6 +124,7 @@ impl Ctx {
                 region: Some(self.region().to_owned()),
                 credentials: None,
                 credential_provider: Some(Arc::new(SdkCredentials(provider))),
+                retry: None,
             },
         )?)
     }

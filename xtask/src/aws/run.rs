@@ -8,6 +8,7 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use stockcast::models::ModelKind;
 use stockcast::steps::RunInput;
 
+use super::poll::{Poll, Wait, poll_until};
 use super::{Ctx, cfn};
 use crate::flags;
 
@@ -61,7 +62,9 @@ impl flags::Run {
             println!("started {execution}");
             println!("  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}");
             if self.follow {
-                follow(&sfn, &execution).await?;
+                let deadline = Duration::from_secs(self.wait_minutes * 60);
+                let console = format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}");
+                follow(&sfn, &execution, deadline, &console).await?;
             }
             Ok(())
         })
@@ -92,13 +95,29 @@ fn detail(event: &HistoryEvent) -> Option<String> {
 }
 
 /// Prints states as they are entered and left (with durations), retries
-/// and errors, until the execution ends; fails if it did not succeed.
-pub async fn follow(sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Result<()> {
+/// and errors, until the execution ends or `deadline` passes; fails if it
+/// did not succeed. `console` is the execution's page, for the message
+/// when the wait gives up.
+pub async fn follow(
+    sfn: &aws_sdk_sfn::Client,
+    execution: &str,
+    deadline: Duration,
+    console: &str,
+) -> anyhow::Result<()> {
     let mut next_event = 0_i64;
     let mut entered: HashMap<String, aws_smithy_types::DateTime> = HashMap::new();
     let mut attempts: HashMap<String, u32> = HashMap::new();
     let mut current = String::new();
-    loop {
+    let wait = Wait {
+        what: "execution".into(),
+        id: execution.to_owned(),
+        deadline,
+        interval: Duration::from_secs(2),
+        next_step: format!(
+            "it carries on without us: see it at {console} or with `aws stepfunctions describe-execution --execution-arn {execution}`, or follow longer with --wait-minutes"
+        ),
+    };
+    poll_until(&wait, async || {
         let mut pages = sfn
             .get_execution_history()
             .execution_arn(execution)
@@ -168,11 +187,14 @@ pub async fn follow(sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Resul
             .context("cannot describe the execution")?;
         match status.status() {
             ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok(Poll::Pending(match current.as_str() {
+                    "" => status.status().as_str().to_owned(),
+                    state => format!("{} in state {state}", status.status().as_str()),
+                }))
             }
             ExecutionStatus::Succeeded => {
                 println!("execution succeeded");
-                return Ok(());
+                Ok(Poll::Done(()))
             }
             other => anyhow::bail!(
                 "execution {}: {}{}",
@@ -184,5 +206,6 @@ pub async fn follow(sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Resul
                     .unwrap_or_default()
             ),
         }
-    }
+    })
+    .await
 }
