@@ -386,6 +386,10 @@ pub struct Serve {
     /// Seconds a cached model or price series is trusted before revalidation.
     #[arg(long, default_value_t = 60)]
     pub revalidate_secs: u64,
+    /// Require this key in `x-api-key` on every route, as API Gateway does
+    /// in AWS (a missing or wrong key is its 403 `{"message":"Forbidden"}`).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
 }
 
 /// Installs the pinned external tools the tests need (the AWS emulator,

@@ -29,6 +29,7 @@ impl flags::Serve {
             registry,
             ApiConfig {
                 revalidate_after: Duration::from_secs(self.revalidate_secs),
+                api_key: self.api_key.clone(),
                 ..ApiConfig::default()
             },
         );
