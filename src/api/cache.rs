@@ -107,6 +107,11 @@ impl ModelCache {
                 return Ok(Some(state.clone()));
             }
         }
+        // The state is as old as the moment storage was read, not the moment
+        // the read (or a reload after it) ended: stamping it later would let
+        // a slow reload stretch the interval in which a promotion may go
+        // unseen (issue 20's load test checks this bound).
+        let checked = Instant::now();
         let fingerprint = self.fingerprint(symbol).await?;
         if fingerprint.data.is_none() && fingerprint.aliases.is_empty() {
             return Ok(None);
@@ -115,11 +120,11 @@ impl ModelCache {
             && state.fingerprint == fingerprint
         {
             if let Ok(mut t) = state.checked_at.lock() {
-                *t = Instant::now();
+                *t = (*t).max(checked);
             }
             return Ok(Some(state));
         }
-        let state = Arc::new(self.load(symbol, fingerprint).await?);
+        let state = Arc::new(self.load(symbol, fingerprint, checked).await?);
         if let Ok(mut map) = self.symbols.lock() {
             map.insert(symbol.to_owned(), state.clone());
         }
@@ -165,7 +170,12 @@ impl ModelCache {
         Ok(Fingerprint { data, aliases })
     }
 
-    async fn load(&self, symbol: &str, fingerprint: Fingerprint) -> Result<SymbolState, ApiError> {
+    async fn load(
+        &self,
+        symbol: &str,
+        fingerprint: Fingerprint,
+        checked: Instant,
+    ) -> Result<SymbolState, ApiError> {
         let store = self.registry.store();
         let series = match read_curated(store, symbol).await {
             Ok(found) => found.map(|curated| curated.series),
@@ -214,7 +224,7 @@ impl ModelCache {
                 .and_then(|s| s.bars.last().map(|b| b.date))
                 .or_else(|| models.iter().find_map(|m| m.metrics.as_ref()?.data_through)),
             fingerprint,
-            checked_at: Mutex::new(Instant::now()),
+            checked_at: Mutex::new(checked),
             models,
         })
     }

@@ -336,6 +336,10 @@ async fn bad_input_gets_a_4xx_with_a_code_and_never_a_5xx() {
         ("POST", "/predict", json, br#"{"symbol":{"s":"MSFT"}}"#.to_vec(), 400, "invalid_request"),
         ("POST", "/predict", json, br#"{"symbol":""}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"   "}"#.to_vec(), 400, "invalid_symbol"),
+        // Issue 20: the contract's pattern has no room for spaces or a leading dot.
+        ("POST", "/predict", json, br#"{"symbol":" MSFT"}"#.to_vec(), 400, "invalid_symbol"),
+        ("POST", "/predict", json, br#"{"symbol":"MSFT\n"}"#.to_vec(), 400, "invalid_symbol"),
+        ("POST", "/predict", json, br#"{"symbol":".MSFT"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"ABCDEFGHIJKLMNOPQ"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"MS FT"}"#.to_vec(), 400, "invalid_symbol"),
         ("POST", "/predict", json, br#"{"symbol":"MSFT;DROP"}"#.to_vec(), 400, "invalid_symbol"),
@@ -452,6 +456,81 @@ async fn storage_failure_is_a_503_with_retry_after() {
             .and_then(|v| v.to_str().ok()),
         Some("5")
     );
+}
+
+/// A key set in the config is required on every route, as API Gateway
+/// requires it in AWS, and a refusal is the gateway's 403 (issue 20).
+#[tokio::test]
+async fn an_api_key_where_one_is_set_is_required_on_every_route() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/openapi.json")).expect("openapi.json parses");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = seeded_store(dir.path()).await;
+    let keyed = app(ApiState::new(
+        Registry::new(store.clone()),
+        ApiConfig {
+            api_key: Some("local-key".into()),
+            ..ApiConfig::default()
+        },
+    ));
+    let open = router(&store, Duration::from_secs(60));
+    let predict = br#"{"symbol":"MSFT"}"#;
+    for (method, path, body) in [
+        ("POST", "/predict", &predict[..]),
+        ("GET", "/models", &b""[..]),
+        ("GET", "/health", &b""[..]),
+    ] {
+        let send = |router: Router, key: Option<&'static str>| async move {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/json");
+            if let Some(key) = key {
+                request = request.header(key::API_KEY_HEADER, key);
+            }
+            let response = router
+                .oneshot(request.body(Body::from(body.to_vec())).expect("request"))
+                .await
+                .expect("infallible");
+            let status = response.status().as_u16();
+            let has_id = response.headers().contains_key(REQUEST_ID);
+            let bytes = to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, json, has_id)
+        };
+        for key in [None, Some("wrong-key"), Some("local-key ")] {
+            let (status, json, has_id) = send(keyed.clone(), key).await;
+            assert_eq!(status, 403, "{method} {path} with {key:?}: {json}");
+            assert_eq!(json, serde_json::json!({"message": "Forbidden"}));
+            assert!(has_id, "a refusal has a request id too");
+            let documented = doc["paths"][path][method.to_lowercase()]["responses"]["403"]["$ref"]
+                .as_str()
+                .and_then(|r| doc.pointer(r.trim_start_matches('#')))
+                .unwrap_or_else(|| panic!("openapi.json documents no 403 for {method} {path}"));
+            conforms(
+                &doc,
+                &documented["content"]["application/json"]["schema"],
+                &json,
+                "$",
+            )
+            .unwrap_or_else(|e| panic!("{method} {path} 403: {e}"));
+        }
+        assert_eq!(
+            send(keyed.clone(), Some("local-key")).await.0,
+            200,
+            "{method} {path}"
+        );
+        // Without a key in the config (the Lambda, plain `xtask serve`) the
+        // header is not looked at.
+        assert_eq!(send(open.clone(), None).await.0, 200, "{method} {path}");
+        assert_eq!(
+            send(open.clone(), Some("any")).await.0,
+            200,
+            "{method} {path}"
+        );
+    }
 }
 
 /// Checks `value` against an OpenAPI 3.0 schema (the subset docs/openapi.json

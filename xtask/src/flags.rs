@@ -374,6 +374,16 @@ pub struct BenchApi {
     /// The model trained and asked for.
     #[arg(long, default_value = "arima", value_parser = parse_model)]
     pub model: ModelKind,
+    /// While the load runs, promote and roll back the model every second in
+    /// the served store, and check every answer's version against what was
+    /// production within the revalidation interval before it; any error or
+    /// stale answer fails the run.
+    #[arg(long)]
+    pub promotions: bool,
+    /// Seconds the server trusts its cache (`serve --revalidate-secs`):
+    /// by default 60, as deployed, or 0.25 with --promotions.
+    #[arg(long, value_parser = parse_seconds)]
+    pub revalidate_secs: Option<f64>,
 }
 
 /// Serves the prediction API (the same router as the Lambda) on
@@ -385,9 +395,14 @@ pub struct Serve {
     /// The store: a folder or s3://bucket.
     #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
     pub root: String,
-    /// Seconds a cached model or price series is trusted before revalidation.
-    #[arg(long, default_value_t = 60)]
-    pub revalidate_secs: u64,
+    /// Seconds a cached model or price series is trusted before
+    /// revalidation (fractions allowed: 0.25).
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
+    pub revalidate_secs: f64,
+    /// Require this key in `x-api-key` on every route, as API Gateway does
+    /// in AWS (a missing or wrong key is its 403 `{"message":"Forbidden"}`).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
 }
 
 /// Installs the pinned external tools the tests need (the AWS emulator,
@@ -544,6 +559,17 @@ pub struct Ci {}
 pub fn parse_approval(s: &str) -> Result<Approval, String> {
     serde_json::from_value(serde_json::Value::String(s.trim().to_owned()))
         .map_err(|_| format!("{s:?} is not automatic or manual"))
+}
+
+/// A duration in seconds: finite and not negative, so that
+/// `Duration::from_secs_f64` cannot panic on it.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "seconds should be a number in range [0, 86400], but is {s:?}"
+        )),
+    }
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {

@@ -28,7 +28,8 @@ impl flags::Serve {
         let state = ApiState::new(
             registry,
             ApiConfig {
-                revalidate_after: Duration::from_secs(self.revalidate_secs),
+                revalidate_after: Duration::from_secs_f64(self.revalidate_secs),
+                api_key: self.api_key.clone(),
                 ..ApiConfig::default()
             },
         );

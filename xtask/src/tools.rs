@@ -54,7 +54,21 @@ pub const ACTIONLINT: PythonTool = PythonTool {
     bin: "actionlint",
 };
 
-pub const ALL_PYTHON: [PythonTool; 5] = [MOTO, CFN_LINT, CHECKOV, CARGO_ZIGBUILD, ACTIONLINT];
+/// The contract fuzzer the API test runs against `cargo xtask serve`
+/// with docs/openapi.json (issue 20).
+pub const SCHEMATHESIS: PythonTool = PythonTool {
+    requirement: "schemathesis==4.32.5",
+    bin: "schemathesis",
+};
+
+pub const ALL_PYTHON: [PythonTool; 6] = [
+    MOTO,
+    CFN_LINT,
+    CHECKOV,
+    CARGO_ZIGBUILD,
+    ACTIONLINT,
+    SCHEMATHESIS,
+];
 
 /// The MLflow tracking server the mirror test runs against, slim: the
 /// `mlflow` package itself goes in afterwards without its dependencies
@@ -360,6 +374,7 @@ pub fn test_environment() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
         ("STOCKCAST_SKOPEO", ensure_debian(SKOPEO)?),
         ("STOCKCAST_ACTIONLINT", ensure_python(ACTIONLINT)?),
         ("STOCKCAST_MLFLOW_SERVER", ensure_mlflow()?),
+        ("STOCKCAST_SCHEMATHESIS", ensure_python(SCHEMATHESIS)?),
     ])
 }
 

@@ -1,0 +1,142 @@
+//! Contract fuzzing (issue 20): schemathesis, pinned by `tools.rs`, runs
+//! every one of its checks with docs/openapi.json against `cargo xtask serve`
+//! on 127.0.0.1: no server errors, only documented status codes, content
+//! types, headers and response schemas, data outside the contract refused,
+//! data inside it accepted, and the API key enforced. Any failure fails the
+//! test with schemathesis's report.
+
+#[allow(dead_code)]
+#[path = "../../tests/harness.rs"]
+mod harness;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+/// The key the local server requires, as API Gateway requires one in AWS.
+const API_KEY: &str = "contract-test-key";
+
+/// Fixed, so a failure reproduces with the command the test prints.
+const SEED: &str = "20";
+
+/// Test cases per operation: the coverage phase's boundary values plus
+/// this many fuzzed ones; about ten seconds against a debug build.
+const MAX_EXAMPLES: &str = "500";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_contract() {
+    let Some(schemathesis) = harness::tool("STOCKCAST_SCHEMATHESIS") else {
+        return;
+    };
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8 path");
+    // Two baselines keep the seeding to a second; what is fuzzed is the
+    // router's handling of requests, which does not depend on the model.
+    let seeded = Command::new(XTASK)
+        .current_dir(&project)
+        .args(["local", "--root", root_arg, "--symbols", "AAPL,MSFT"])
+        .args(["--models", "naive,drift"])
+        .output()
+        .expect("runs xtask local");
+    assert!(
+        seeded.status.success(),
+        "cargo xtask local failed:\n{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+
+    let port = harness::free_port();
+    let _server = Server(
+        Command::new(XTASK)
+            .current_dir(&project)
+            .args(["serve", "--root", root_arg, "--port", &port.to_string()])
+            .args(["--api-key", API_KEY])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts xtask serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let url = format!("http://127.0.0.1:{port}");
+    let header = format!("x-api-key: {API_KEY}");
+    let contract = project.join("docs/openapi.json");
+    let args = [
+        "run",
+        contract.to_str().expect("utf-8 path"),
+        "--url",
+        &url,
+        "--header",
+        &header,
+        "--checks",
+        "all",
+        "--continue-on-failure",
+        "--seed",
+        SEED,
+        "--max-examples",
+        MAX_EXAMPLES,
+        // One worker, and no example database to read or write, so a run
+        // depends only on the seed and the server.
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "10",
+        "--no-color",
+    ];
+    // Run from an empty folder: schemathesis reads a schemathesis.toml from
+    // its working directory, and nothing here should configure it.
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let output = Command::new(&schemathesis)
+        .args(args)
+        .current_dir(scratch.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs schemathesis");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let command = format!("schemathesis {}", args.join(" "));
+    assert!(
+        output.status.success(),
+        "schemathesis found failures ({}); reproduce against `cargo xtask serve --api-key {API_KEY}` with\n{command}\n---- schemathesis ----\n{report}\n----------------------",
+        output.status
+    );
+    // Exit 0 with nothing tested would pass silently: every operation ran.
+    assert!(
+        report.contains("Tested: 3") && report.contains(" passed"),
+        "schemathesis should have tested all three operations:\n{report}"
+    );
+    eprintln!(
+        "schemathesis: {} in {:.1} s",
+        report
+            .lines()
+            .find(|l| l.contains(" generated"))
+            .unwrap_or("no summary line")
+            .trim(),
+        started.elapsed().as_secs_f64()
+    );
+}
