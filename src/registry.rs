@@ -157,7 +157,7 @@ pub struct ProductionEntry {
     pub symbol: String,
     pub model: ModelKind,
     pub alias: AliasRecord,
-    pub metrics: Option<VersionMetrics>,
+    pub metrics: VersionMetrics,
 }
 
 pub fn model_prefix(symbol: &str, model: ModelKind) -> String {
@@ -665,7 +665,9 @@ impl Registry {
             let Some(alias) = self.read_json::<AliasRecord>(&key).await? else {
                 continue;
             };
-            let metrics = self.metrics(&symbol, model, &alias.version).await.ok();
+            // Production points at a complete version: metrics it cannot
+            // read are an error, not a model without a score.
+            let metrics = self.metrics(&symbol, model, &alias.version).await?;
             out.push(ProductionEntry {
                 symbol,
                 model,

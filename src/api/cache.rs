@@ -30,7 +30,7 @@ pub struct ServedModel {
     pub promoted: bool,
     pub trained_at: String,
     pub anchored: FittedModel,
-    pub metrics: Option<VersionMetrics>,
+    pub metrics: VersionMetrics,
 }
 
 /// What changes when data is ingested, a model is trained or promoted.
@@ -55,9 +55,9 @@ impl SymbolState {
     /// with the best backtest score by the gate's metric and horizon.
     pub fn default_model(&self, gate: &GatePolicy) -> Option<&ServedModel> {
         let score = |m: &ServedModel| {
+            // An undefined score sorts last.
             m.metrics
-                .as_ref()
-                .and_then(|x| x.metric(gate.metric, gate.horizon))
+                .metric(gate.metric, gate.horizon)
                 .unwrap_or(f64::INFINITY)
         };
         self.models
@@ -202,13 +202,14 @@ impl ModelCache {
                 }
                 None => fitted,
             };
-            let metrics = self.registry.metrics(symbol, *kind, version).await.ok();
+            // A listed version has both files; one that cannot be read is
+            // an error to show, not metrics or a date to leave out.
+            let metrics = self.registry.metrics(symbol, *kind, version).await?;
             let trained_at = self
                 .registry
                 .lineage(symbol, *kind, version)
-                .await
-                .map(|l| l.created_at)
-                .unwrap_or_default();
+                .await?
+                .created_at;
             models.push(ServedModel {
                 kind: *kind,
                 version: version.clone(),
@@ -222,7 +223,7 @@ impl ModelCache {
             data_through: series
                 .as_ref()
                 .and_then(|s| s.bars.last().map(|b| b.date))
-                .or_else(|| models.iter().find_map(|m| m.metrics.as_ref()?.data_through)),
+                .or_else(|| models.iter().find_map(|m| m.metrics.data_through)),
             fingerprint,
             checked_at: Mutex::new(checked),
             models,

@@ -352,14 +352,20 @@ async fn predict(
         .anchored
         .forecast(days)
         .map_err(|e| ApiError::unavailable(format!("the model could not forecast: {e}")))?;
-    let dates = match symbol_state.data_through {
-        Some(d) => calendar::next_trading_days(d, days),
-        None => Vec::new(),
-    };
+    // A forecast is dated from the last curated day; without one there is
+    // no honest date to give (never 1970-01-01).
+    let data_through = symbol_state.data_through.ok_or_else(|| {
+        ApiError::unavailable(format!(
+            "{} has no curated prices to date a forecast from: ingest it first",
+            request.symbol
+        ))
+    })?;
+    let dates = calendar::next_trading_days(data_through, days);
     let forecasts = (0..days)
-        .map(|i| ForecastPoint {
+        .zip(dates)
+        .map(|(i, date)| ForecastPoint {
             step: i + 1,
-            date: dates.get(i).copied().unwrap_or_default(),
+            date,
             forecast: forecast.mean[i],
             lo80: forecast.lower.as_ref().map(|l| l[i]),
             hi80: forecast.upper.as_ref().map(|u| u[i]),
@@ -402,13 +408,9 @@ async fn models(State(state): State<ApiState>) -> Result<Response, ApiError> {
             symbol: e.symbol,
             model_type: e.model,
             version: e.alias.version,
-            data_through: e.metrics.as_ref().and_then(|m| m.data_through),
-            metrics: e
-                .metrics
-                .as_ref()
-                .map(|m| m.horizons.clone())
-                .unwrap_or_default(),
-            naive: e.metrics.map(|m| m.naive).unwrap_or_default(),
+            data_through: e.metrics.data_through,
+            metrics: e.metrics.horizons,
+            naive: e.metrics.naive,
         })
         .collect();
     Ok(axum::Json(ModelsResponse { models }).into_response())

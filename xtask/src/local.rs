@@ -290,7 +290,7 @@ impl flags::Models {
                 .and_then(|(_, _, r)| r.version.clone())
         };
         for e in &entries {
-            let m = e.metrics.as_ref();
+            let m = Some(&e.metrics);
             let mut row = vec![
                 e.symbol.clone(),
                 e.model.name().to_owned(),

@@ -78,10 +78,11 @@ async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         for entry in entries {
             let mase = entry
                 .metrics
-                .as_ref()
-                .and_then(|m| m.metric(stockcast::config::GateMetric::Mase, 5))
-                .map(|v| format!("MASE h5 {v:.4}"))
-                .unwrap_or_default();
+                .metric(stockcast::config::GateMetric::Mase, 5)
+                .map_or_else(
+                    || "MASE h5 undefined".to_owned(),
+                    |v| format!("MASE h5 {v:.4}"),
+                );
             println!(
                 "  {:<8} {:<12} {:<28} {mase}",
                 entry.symbol,
