@@ -46,7 +46,7 @@ fn now() -> String {
 
 fn corrupt(key: &str, e: serde_json::Error) -> StepError {
     StepError::new(
-        ErrorName::StorageUnavailable,
+        ErrorName::RegistryInvalid,
         format!("{key} is not an approval record: {e}"),
     )
 }

@@ -131,8 +131,14 @@ impl Score {
     }
 }
 
+/// The model cache's errors as the workflow names them: an unreadable
+/// registry entry is for a person, anything else passes by itself.
 fn unavailable(e: ApiError) -> StepError {
-    StepError::new(ErrorName::StorageUnavailable, e.message)
+    let name = match e.code {
+        "registry_unreadable" => ErrorName::RegistryInvalid,
+        _ => ErrorName::StorageUnavailable,
+    };
+    StepError::new(name, e.message)
 }
 
 /// Records today's served forecasts and scores the past ones.
@@ -166,7 +172,7 @@ pub async fn monitor(
             };
             let record: ServedForecast = serde_json::from_slice(&object.bytes).map_err(|e| {
                 StepError::new(
-                    ErrorName::StorageUnavailable,
+                    ErrorName::RegistryInvalid,
                     format!("{record_key} is not a served forecast: {e}"),
                 )
             })?;

@@ -438,9 +438,10 @@ pub enum ErrorName {
     /// limits, an answer that is not MLflow's); retrying cannot help.
     #[serde(rename = "Mlflow.Refused")]
     MlflowRefused,
-    /// The registry's contents do not allow the operation: a version that
-    /// does not exist, a record that cannot be read, nothing to roll back
-    /// to. A person has to look; retrying reads the same objects.
+    /// The store's records do not allow the operation: a version that does
+    /// not exist, a record (metrics, a run's train output, an approval, a
+    /// served forecast) that cannot be read, nothing to roll back to. A
+    /// person has to look; retrying reads the same objects.
     #[serde(rename = "Registry.Invalid")]
     RegistryInvalid,
     /// A stored model could not be loaded or could not forecast.
@@ -583,6 +584,7 @@ impl Task {
             // error; staging and the decisions record are compare-and-swap.
             Task::GateEvaluate => &[
                 InvalidInput,
+                RegistryInvalid,
                 StorageConflict,
                 StorageUnavailable,
                 StorageRefused,
@@ -607,6 +609,7 @@ impl Task {
             // the token (SendTaskFailure).
             Task::GateRequestApproval => &[
                 InvalidInput,
+                RegistryInvalid,
                 GateApprovalRejected,
                 StorageConflict,
                 StorageUnavailable,
@@ -614,8 +617,11 @@ impl Task {
             ],
             // CloudWatch takes the metrics (Service.Unavailable when it
             // does not); a production model that cannot forecast.
+            // Curated prices that cannot be read stop the scoring.
             Task::Monitor => &[
                 InvalidInput,
+                RegistryInvalid,
+                DataQualityFailed,
                 ModelFailed,
                 ServiceUnavailable,
                 StorageConflict,

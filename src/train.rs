@@ -59,7 +59,7 @@ pub async fn recorded_output(
         .map(Some)
         .map_err(|e| {
             StepError::new(
-                ErrorName::StorageUnavailable,
+                ErrorName::RegistryInvalid,
                 format!("{key} is not a train output: {e}"),
             )
         })
