@@ -154,7 +154,7 @@ pub struct Run {
     #[arg(long, value_name = "MINUTES", default_value_t = 120)]
     pub wait_minutes: u64,
     /// Symbols, comma separated (default: the environment's).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
     pub symbols: Vec<String>,
 }
 
@@ -288,7 +288,7 @@ pub struct Ingest {
     #[arg(long, value_parser = parse_sentiment)]
     pub sentiment: Option<stockcast::steps::SentimentSource>,
     /// Symbols, comma separated (indices like ^GSPC work with yahoo).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_symbol, required = true)]
     pub symbols: Vec<String>,
     /// The store: a folder or s3://bucket.
     #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
@@ -415,7 +415,7 @@ pub struct Tools {}
 #[derive(Debug, Args)]
 pub struct Local {
     /// Symbols to run, comma separated (default: every file in --sample).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
     pub symbols: Vec<String>,
     /// Models to train, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
@@ -570,6 +570,13 @@ pub fn parse_seconds(s: &str) -> Result<f64, String> {
             "seconds should be a number in range [0, 86400], but is {s:?}"
         )),
     }
+}
+
+/// A symbol flag is checked by the one symbol rule before anything runs.
+pub fn parse_symbol(s: &str) -> Result<String, String> {
+    stockcast::symbol::check_symbol(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {

@@ -57,3 +57,19 @@ fn serving_an_empty_store_says_to_run_the_pipeline_first() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_symbol_flag_is_checked_before_anything_runs() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let root = empty.path().to_str().expect("utf-8 path");
+    let stderr = failure(&["local", "--root", root, "--symbols", "AAPL,../sample/IBM"]);
+    assert!(
+        stderr.contains(r#"symbol "../sample/IBM" has characters other than letters"#),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).expect("lists").count(),
+        0,
+        "nothing was written"
+    );
+}

@@ -92,6 +92,14 @@ async fn run() -> anyhow::Result<ExitCode> {
     let mut config = PipelineConfig::default();
     if let Some(horizons) = job.horizons {
         config.protocol.horizons = horizons;
+        // Checked once, here, against the variable's name: a bad horizon
+        // must not reach every symbol's backtest as a model failure.
+        config.protocol.check().with_context(|| {
+            format!(
+                "STOCKCAST_HORIZONS={:?} is not valid",
+                config.protocol.horizons
+            )
+        })?;
     }
     let total = count_fits(job.input.symbols.len(), &job.input.models, &config.protocol);
     let done = Arc::new(AtomicUsize::new(0));

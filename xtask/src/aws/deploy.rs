@@ -252,7 +252,7 @@ impl flags::Deploy {
             let mut values = BTreeMap::from([
                 (
                     "SecretsExtensionLayerArn".to_owned(),
-                    secrets_layer(self.secrets_extension_layer.as_deref(), &ctx.region())?,
+                    secrets_layer(self.secrets_extension_layer.as_deref(), ctx.region())?,
                 ),
                 ("TrainImageUri".to_owned(), image_uri),
                 ("ArtifactBucket".to_owned(), bootstrap.bucket.clone()),
