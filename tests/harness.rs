@@ -53,6 +53,39 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A process a test started (a server), killed when the test ends.
+#[allow(dead_code)] // xtask's tests start servers; the library's do not.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` (a server that listens on the loopback `port`) and
+/// waits until it does, for at most 30 s.
+#[allow(dead_code)]
+pub fn spawn_listening(mut command: std::process::Command, port: u16) -> KillOnDrop {
+    let server = KillOnDrop(
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starts the server"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listened on port {port} within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}
+
 /// The moto AWS emulator on 127.0.0.1, stopped when dropped.
 pub struct Moto {
     child: std::process::Child,

@@ -9,10 +9,9 @@
 #[path = "../../tests/harness.rs"]
 mod harness;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
@@ -25,15 +24,6 @@ const SEED: &str = "20";
 /// Test cases per operation: the coverage phase's boundary values plus
 /// this many fuzzed ones; about ten seconds against a debug build.
 const MAX_EXAMPLES: &str = "500";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn schemathesis_finds_nothing_against_the_contract() {
@@ -58,24 +48,12 @@ fn schemathesis_finds_nothing_against_the_contract() {
     );
 
     let port = harness::free_port();
-    let _server = Server(
-        Command::new(XTASK)
-            .current_dir(&project)
-            .args(["serve", "--root", root_arg, "--port", &port.to_string()])
-            .args(["--api-key", API_KEY])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts xtask serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut serve = Command::new(XTASK);
+    serve
+        .current_dir(&project)
+        .args(["serve", "--root", root_arg, "--port", &port.to_string()])
+        .args(["--api-key", API_KEY]);
+    let _server = harness::spawn_listening(serve, port);
 
     let url = format!("http://127.0.0.1:{port}");
     let header = format!("x-api-key: {API_KEY}");

@@ -4,26 +4,15 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
-struct Server(Child);
+#[allow(dead_code)]
+#[path = "../../tests/harness.rs"]
+mod harness;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use harness::free_port;
 
 /// One HTTP/1.1 request; returns the status, the headers and the body.
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
@@ -88,23 +77,11 @@ fn local_then_serve_answers_the_readme_examples() {
     assert!(status.success(), "cargo xtask local failed");
 
     let port = free_port();
-    let _server = Server(
-        Command::new(XTASK)
-            .current_dir(&project)
-            .args(["serve", "--root", root_arg, "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts xtask serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut serve = Command::new(XTASK);
+    serve
+        .current_dir(&project)
+        .args(["serve", "--root", root_arg, "--port", &port.to_string()]);
+    let _server = harness::spawn_listening(serve, port);
     let (status, head, body) = http(port, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
     assert!(

@@ -354,11 +354,7 @@ pub fn training_failed(o: &Outcome) -> Vec<String> {
     no_new_versions(o, &mut p);
     production_unchanged(o, &mut p);
     expect_subjects(o, &mut p, &["run failed"]);
-    let said = o
-        .result
-        .notifications
-        .first()
-        .is_some_and(|n| n.message.contains("States.TaskFailed"));
+    let said = first_message(o).contains("States.TaskFailed");
     expect(&mut p, said, || {
         "the failure notification does not name States.TaskFailed".into()
     });
@@ -374,11 +370,7 @@ pub fn quality_failed(o: &Outcome) -> Vec<String> {
         "models were written".into()
     });
     expect_subjects(o, &mut p, &["data quality failed"]);
-    let message = o
-        .result
-        .notifications
-        .first()
-        .map_or("", |n| n.message.as_str());
+    let message = first_message(o);
     expect(
         &mut p,
         ["AAPL", "IBM"]
@@ -387,6 +379,14 @@ pub fn quality_failed(o: &Outcome) -> Vec<String> {
         || format!("the alert does not name both symbols' gaps: {message}"),
     );
     p
+}
+
+/// The first notification's text, or "" where nothing was notified.
+fn first_message(o: &Outcome) -> &str {
+    o.result
+        .notifications
+        .first()
+        .map_or("", |n| n.message.as_str())
 }
 
 /// IBM failed its checks: alerted, skipped, and AAPL trained and promoted.
@@ -409,11 +409,7 @@ pub fn quality_skipped(o: &Outcome) -> Vec<String> {
     expect(&mut p, !ibm_trained, || {
         "IBM was trained on bad data".into()
     });
-    let message = o
-        .result
-        .notifications
-        .first()
-        .map_or("", |n| n.message.as_str());
+    let message = first_message(o);
     expect(
         &mut p,
         message.contains("[\"IBM\"]") && message.contains("missing"),
