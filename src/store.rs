@@ -24,25 +24,41 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
-    UpdateVersion,
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, UpdateVersion,
 };
 
 /// How S3 requests are retried: throttling (429, `SlowDown`), 5xx answers,
 /// timeouts and lost connections, up to 5 times over at most 30 s, waiting
-/// 100 ms, 200 ms, 400 ms … (with jitter, at most 5 s). object_store's
-/// default waits up to 3 minutes, longer than the ingest function's whole
-/// 120 s timeout: a step must fail with its own error name, not be killed.
+/// 100 ms, 200 ms, 400 ms … (with jitter, at most 5 s), each request given
+/// 10 s (object_store's default is 30 s) and 2 s to connect. object_store's
+/// default retries for up to 3 minutes, longer than the ingest function's
+/// whole 120 s timeout: a step must fail with its own error name, not be
+/// killed. (The budget is per request: a step making many requests against
+/// a degraded S3 can still reach its own timeout.)
 pub const S3_RETRY: RetryPolicy = RetryPolicy {
     max_retries: 5,
     retry_timeout: Duration::from_secs(30),
     init_backoff: Duration::from_millis(100),
     max_backoff: Duration::from_secs(5),
 };
+
+/// The predict function answers within its 10 s timeout: two retries
+/// within 3 s, then the API's 503 with Retry-After, never a gateway 5xx.
+pub const S3_RETRY_SERVING: RetryPolicy = RetryPolicy {
+    max_retries: 2,
+    retry_timeout: Duration::from_secs(3),
+    init_backoff: Duration::from_millis(50),
+    max_backoff: Duration::from_secs(1),
+};
+
+/// How long one S3 request may take, and to connect.
+const S3_REQUEST_TIMEOUT: &str = "10s";
+const S3_CONNECT_TIMEOUT: &str = "2s";
 
 /// The retry settings of S3 requests (`S3_RETRY`; tests shorten them).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,7 +292,15 @@ impl Store {
     pub fn s3_with(bucket: &str, options: S3Options) -> Result<Self, StoreError> {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
-            .with_retry(options.retry.unwrap_or(S3_RETRY).to_config());
+            .with_retry(options.retry.unwrap_or(S3_RETRY).to_config())
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                S3_REQUEST_TIMEOUT,
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                S3_CONNECT_TIMEOUT,
+            );
         if let Some(endpoint) = options.endpoint {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))

@@ -13,7 +13,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use stockcast::api::{ApiConfig, ApiState, app};
 use stockcast::registry::Registry;
-use stockcast::store::Store;
+use stockcast::store::{S3_RETRY_SERVING, S3Options, Store};
 use tower::ServiceExt;
 use tower::util::MapRequest;
 
@@ -26,7 +26,15 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 fn state_from_env() -> anyhow::Result<ApiState> {
     let bucket = std::env::var("STOCKCAST_BUCKET").context("STOCKCAST_BUCKET is not set")?;
-    let store = Store::s3(&bucket).context("failed to open the data bucket")?;
+    let store = Store::s3_with(
+        &bucket,
+        S3Options {
+            endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
+            retry: Some(S3_RETRY_SERVING),
+            ..S3Options::default()
+        },
+    )
+    .context("failed to open the data bucket")?;
     let revalidate = match std::env::var("STOCKCAST_REVALIDATE_SECS") {
         Ok(v) => v.parse::<u64>().with_context(|| {
             format!("STOCKCAST_REVALIDATE_SECS should be whole seconds, but is {v:?}")

@@ -31,6 +31,10 @@ use stockcast::train::{TrainContext, count_fits, train};
 
 /// The exit code of a process stopped by SIGTERM (128 + 15).
 const INTERRUPTED: u8 = 143;
+/// A failure a new attempt can fix (storage still unavailable after the
+/// store's own retries): EX_TEMPFAIL, which the job definition's
+/// RetryStrategy retries like an interruption.
+const TEMPORARY: u8 = 75;
 
 struct Job {
     input: TrainInput,
@@ -136,8 +140,12 @@ async fn run() -> anyhow::Result<ExitCode> {
             tracing::warn!(error = %e, "interrupted");
             Ok(ExitCode::from(INTERRUPTED))
         }
+        Err(e) if e.name.is_retryable() => {
+            tracing::error!(error = %e, "training failed; a new attempt can fix it");
+            Ok(ExitCode::from(TEMPORARY))
+        }
         Err(e) => {
-            tracing::error!(error = %e, retryable = e.name.is_retryable(), "training failed");
+            tracing::error!(error = %e, "training failed");
             Ok(ExitCode::FAILURE)
         }
     }
