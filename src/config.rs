@@ -101,12 +101,16 @@ fn var_value<T: serde::de::DeserializeOwned>(variable: &str, text: &str) -> Resu
         .map_err(|e| format!("{variable}={text:?} is invalid: {e}"))
 }
 
-/// Thresholds of the data checks.
+/// Thresholds of the data checks. Every field must be written where the
+/// policy is read from a file (an environment's `quality:`): a forgotten
+/// line must not deploy with freshness off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QualityPolicy {
-    /// Calendar days the last close may lag the check date; `None` skips
-    /// freshness (the bundled sample data is historical).
+    /// Calendar days the last close may lag the check date; `null` skips
+    /// freshness (the bundled sample data is historical). Required, `null`
+    /// included.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub max_staleness_days: Option<u32>,
     /// A one-day move whose ratio lies within this fraction of a split
     /// ratio (2:1, 3:1, …, or their inverses) is flagged as an unadjusted split.
@@ -114,12 +118,7 @@ pub struct QualityPolicy {
     /// Trading days the price may stay exactly unchanged: a longer run at
     /// the end of the series means it has stopped moving (a halted or
     /// pegged instrument, on which every scaled metric is 0/0).
-    #[serde(default = "default_max_unchanged_days")]
     pub max_unchanged_days: usize,
-}
-
-fn default_max_unchanged_days() -> usize {
-    10
 }
 
 impl QualityPolicy {
@@ -154,7 +153,7 @@ impl Default for QualityPolicy {
         QualityPolicy {
             max_staleness_days: None,
             split_tolerance: 0.03,
-            max_unchanged_days: default_max_unchanged_days(),
+            max_unchanged_days: 10,
         }
     }
 }
@@ -201,6 +200,22 @@ mod tests {
         })
         .expect_err("not a number");
         assert!(bad.contains("STOCKCAST_GATE_HORIZON"), "{bad}");
+    }
+
+    #[test]
+    fn quality_policy_in_a_file_needs_every_key() {
+        let full = "max_staleness_days: null\nsplit_tolerance: 0.03\nmax_unchanged_days: 10\n";
+        let policy: QualityPolicy = serde_norway::from_str(full).expect("parses");
+        assert_eq!(policy.max_staleness_days, None);
+        for missing in ["max_staleness_days", "max_unchanged_days"] {
+            let text: String = full
+                .lines()
+                .filter(|l| !l.starts_with(missing))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let err = serde_norway::from_str::<QualityPolicy>(&text).expect_err(missing);
+            assert!(err.to_string().contains(missing), "{err}");
+        }
     }
 
     #[test]
