@@ -211,8 +211,8 @@ pub fn verdict(symbols: &[String], issues: Vec<QualityIssue>) -> QualityOutput {
     let (skipped, passed): (Vec<String>, Vec<String>) =
         symbols.iter().cloned().partition(|s| failed(s));
     QualityOutput {
-        ok: !passed.is_empty(),
-        all_passed: skipped.is_empty(),
+        ok: skipped.is_empty(),
+        any_passed: !passed.is_empty(),
         passed,
         skipped,
         issues,
@@ -306,11 +306,18 @@ mod tests {
             (issues[0].check, issues[0].severity),
             (QualityCheck::Gaps, Severity::Error)
         );
-        // The first row in use is judged with the one before it as strictly.
+        // The first row in use is judged with the one before it as strictly
+        // (removing a row shifts the region by one: the gap lands between
+        // the first row in use and the one before it) …
         let mut boundary = bars.clone();
-        boundary.remove(first_used);
+        boundary.remove(first_used - 1);
         let issues = check_bars("IBM", &boundary, &QualityPolicy::default(), used, today());
         assert_eq!(issues[0].severity, Severity::Error, "{issues:?}");
+        // … and a gap one row earlier is history.
+        let mut before = bars.clone();
+        before.remove(first_used - 2);
+        let issues = check_bars("IBM", &before, &QualityPolicy::default(), used, today());
+        assert_eq!(issues[0].severity, Severity::Warning, "{issues:?}");
     }
 
     #[test]
@@ -360,16 +367,16 @@ mod tests {
                 issue("IBM", Severity::Warning),
             ],
         );
-        assert!(out.ok && !out.all_passed);
+        assert!(out.any_passed && !out.ok);
         assert_eq!(out.passed, ["AAPL", "IBM"]);
         assert_eq!(out.skipped, ["FLAT"]);
         let none = verdict(
             &symbols,
             symbols.iter().map(|s| issue(s, Severity::Error)).collect(),
         );
-        assert!(!none.ok);
+        assert!(!none.any_passed && !none.ok);
         assert!(none.passed.is_empty());
         let all = verdict(&symbols, vec![issue("IBM", Severity::Warning)]);
-        assert!(all.ok && all.all_passed);
+        assert!(all.ok && all.any_passed);
     }
 }

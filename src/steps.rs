@@ -172,12 +172,12 @@ pub struct QualityIssue {
 /// the others go on; the run stops only where no symbol passed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityOutput {
-    /// At least one symbol passed: training (or monitoring) goes on with
-    /// `passed`.
-    pub ok: bool,
     /// Every symbol passed (the workflows alert on the skipped otherwise).
+    pub ok: bool,
+    /// At least one symbol passed: training (or monitoring) goes on with
+    /// `passed`; where none did, the run stops.
     #[serde(default)]
-    pub all_passed: bool,
+    pub any_passed: bool,
     /// The symbols the next steps use, in input order.
     #[serde(default)]
     pub passed: Vec<String>,
@@ -574,6 +574,7 @@ impl Task {
             Task::Quality => &[InvalidInput, StorageUnavailable, StorageRefused],
             Task::Train => &[
                 InvalidInput,
+                RegistryInvalid,
                 TrainInterrupted,
                 TrainFailed,
                 StorageConflict,
@@ -743,8 +744,8 @@ mod tests {
             (
                 "quality output",
                 to(&QualityOutput {
-                    ok: true,
-                    all_passed: false,
+                    ok: false,
+                    any_passed: true,
                     passed: vec!["AAPL".into()],
                     skipped: vec!["IBM".into()],
                     issues: vec![
