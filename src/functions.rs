@@ -50,7 +50,7 @@ impl StepEnv {
     /// Vendors are left to the ingest function.
     pub fn from_env() -> Result<StepEnv, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let bucket = var("STOCKCAST_BUCKET").ok_or("STOCKCAST_BUCKET is not set")?;
+        let bucket = required_var("STOCKCAST_BUCKET")?;
         let store = Store::s3(&bucket).map_err(|e| e.to_string())?;
         let mut config = PipelineConfig::default();
         config.gate = crate::config::GatePolicy::from_vars(var)?;
@@ -69,6 +69,15 @@ impl StepEnv {
             mlflow: MirrorTarget::from_vars(var),
         })
     }
+}
+
+/// A variable the stacks always set on a deployed function or job; its
+/// absence is a wiring error, named, never a default.
+pub fn required_var(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} is not set: the stacks set it on every deployed function"))
 }
 
 /// A step error as a Lambda reports it: the name is the `errorType` that

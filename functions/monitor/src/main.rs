@@ -12,7 +12,7 @@ use std::sync::Arc;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use stockcast::functions::{StepEnv, monitor_event};
+use stockcast::functions::{StepEnv, monitor_event, required_var};
 use stockcast::steps::{ErrorName, MonitorOutput, StepError};
 
 /// Where the metrics go.
@@ -83,14 +83,6 @@ async fn handle(env: &StepEnv, metrics: &Metrics, event: Value) -> Result<Value,
         .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
     metrics.publish(&parsed).await?;
     Ok(output)
-}
-
-/// A variable the template always sets; its absence is a wiring error.
-fn required_var(name: &str) -> Result<String, lambda_runtime::Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("{name} is not set: the app stack sets it on this function").into())
 }
 
 #[tokio::main]

@@ -25,7 +25,8 @@ async fn main() -> Result<(), lambda_http::Error> {
 }
 
 fn state_from_env() -> anyhow::Result<ApiState> {
-    let bucket = std::env::var("STOCKCAST_BUCKET").context("STOCKCAST_BUCKET is not set")?;
+    let bucket =
+        stockcast::functions::required_var("STOCKCAST_BUCKET").map_err(anyhow::Error::msg)?;
     let store = Store::s3_with(
         &bucket,
         S3Options {

@@ -15,7 +15,7 @@ use stockcast::spend_cap::{CapState, SpendCap};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     stockcast::logging::init_json();
-    let env = std::env::var("STOCKCAST_ENV").map_err(|_| "STOCKCAST_ENV is not set")?;
+    let env = stockcast::functions::required_var("STOCKCAST_ENV")?;
     let config = aws_config::load_from_env().await;
     let cap = Arc::new(SpendCap::new(
         aws_sdk_scheduler::Client::new(&config),

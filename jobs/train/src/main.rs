@@ -43,10 +43,7 @@ struct Job {
 }
 
 fn var(name: &str) -> anyhow::Result<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .with_context(|| format!("{name} is not set"))
+    stockcast::functions::required_var(name).map_err(anyhow::Error::msg)
 }
 
 fn json_var<T: DeserializeOwned>(name: &str) -> anyhow::Result<T> {
