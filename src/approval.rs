@@ -6,6 +6,8 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{RunId, VersionId};
+use crate::layout;
 use crate::promotion;
 use crate::registry::{Registry, pretty_json};
 use crate::steps::{
@@ -18,14 +20,10 @@ use crate::store::Store;
 /// the answer itself promotes or withdraws (`answer_local`).
 pub const LOCAL_TOKEN: &str = "local";
 
-pub fn approval_key(run_id: &str) -> String {
-    format!("approvals/{run_id}.json")
-}
-
 /// `approvals/<run_id>.json`: a pending or answered approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
-    pub run_id: String,
+    pub run_id: RunId,
     pub task_token: String,
     pub decisions: Vec<Decision>,
     pub requested_at: String,
@@ -57,7 +55,7 @@ pub async fn request(
     store: &Store,
     request: &ApprovalRequest,
 ) -> Result<ApprovalRecord, StepError> {
-    let key = approval_key(&request.run_id);
+    let key = layout::approval(&request.run_id);
     let record = ApprovalRecord {
         run_id: request.run_id.clone(),
         task_token: request.task_token.clone(),
@@ -84,8 +82,8 @@ pub async fn request(
 }
 
 /// The pending approval of a run, if any.
-pub async fn pending(store: &Store, run_id: &str) -> Result<Option<ApprovalRecord>, StepError> {
-    let key = approval_key(run_id);
+pub async fn pending(store: &Store, run_id: &RunId) -> Result<Option<ApprovalRecord>, StepError> {
+    let key = layout::approval(run_id);
     let Some(object) = store.get(&key).await? else {
         return Ok(None);
     };
@@ -105,7 +103,7 @@ pub async fn answer<F>(
 where
     F: AsyncFnOnce(&str, &ApprovalResult) -> Result<(), StepError>,
 {
-    let key = approval_key(&answer.run_id);
+    let key = layout::approval(&answer.run_id);
     let Some(object) = store.get(&key).await? else {
         return Err(StepError::new(
             ErrorName::InvalidInput,
@@ -169,7 +167,7 @@ pub struct LocalOutcome {
     pub result: ApprovalResult,
     pub promoted: Vec<Promotion>,
     /// Versions whose staging was cleared by a rejection.
-    pub withdrawn: Vec<String>,
+    pub withdrawn: Vec<VersionId>,
 }
 
 /// Answers a run of the local pipeline: claims the answer like `answer`,
@@ -235,7 +233,7 @@ mod tests {
 
     fn request_for(run_id: &str, token: &str) -> ApprovalRequest {
         ApprovalRequest {
-            run_id: run_id.into(),
+            run_id: run_id.parse().expect("valid run id"),
             task_token: token.into(),
             decisions: vec![],
         }
@@ -243,7 +241,7 @@ mod tests {
 
     fn answer_for(run_id: &str, approve: bool) -> ApprovalAnswer {
         ApprovalAnswer {
-            run_id: run_id.into(),
+            run_id: run_id.parse().expect("valid run id"),
             approve,
             reason: Some("looked at the plots".into()),
             by: Some("alice".into()),
@@ -262,7 +260,7 @@ mod tests {
             .await
             .expect("kept");
         assert_eq!(
-            pending(&store, "r1")
+            pending(&store, &"r1".parse().expect("valid"))
                 .await
                 .expect("reads")
                 .map(|r| r.task_token)
@@ -282,7 +280,12 @@ mod tests {
         .expect("answered");
         assert!(result.approved);
         assert_eq!(sent, vec![("token-2".to_owned(), true)]);
-        assert!(pending(&store, "r1").await.expect("reads").is_none());
+        assert!(
+            pending(&store, &"r1".parse().expect("valid"))
+                .await
+                .expect("reads")
+                .is_none()
+        );
         let again = answer(
             &store,
             &answer_for("r1", false),
@@ -318,7 +321,12 @@ mod tests {
         .await
         .expect_err("send failed");
         assert_eq!(failed.name, ErrorName::ServiceUnavailable);
-        assert!(pending(&store, "r2").await.expect("reads").is_some());
+        assert!(
+            pending(&store, &"r2".parse().expect("valid"))
+                .await
+                .expect("reads")
+                .is_some()
+        );
         let missing = answer(
             &store,
             &answer_for("nope", true),

@@ -22,7 +22,7 @@ use crate::promotion;
 use crate::registry::Registry;
 use crate::secrets::SecretSource;
 use crate::steps::{
-    ApprovalResult, ErrorName, GateInput, GateRequest, IngestInput, MonitorInput, QualityInput,
+    ApprovalResult, ErrorName, GateInput, GateRequest, IngestRequest, MonitorInput, MonitorOutput,
     StepError,
 };
 use crate::store::Store;
@@ -198,32 +198,25 @@ fn reply<T: Serialize>(value: &T) -> Result<Value, StepError> {
     serde_json::to_value(value).map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))
 }
 
-fn action(event: &Value) -> Option<&str> {
-    event.get("action").and_then(Value::as_str)
-}
-
 /// The ingest function: an `IngestInput` fetches one symbol;
 /// `{"action":"quality",…}` runs the data checks.
 pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, StepError> {
-    match action(&event) {
-        Some("quality") => {
-            let input: QualityInput = parse(event, "quality input")?;
-            reply(
-                &crate::quality::check(
-                    &env.store,
-                    &input,
-                    &env.config.quality,
-                    env.config.protocol.used_rows(),
-                    chrono::Utc::now().date_naive(),
-                )
-                .await?,
+    if let Some(map) = event.as_object_mut() {
+        map.entry("action").or_insert_with(|| Value::from("ingest"));
+    }
+    match parse::<IngestRequest>(event, "ingest request")? {
+        IngestRequest::Quality(input) => {
+            let found = crate::quality::check(
+                &env.store,
+                &input,
+                &env.config.quality,
+                env.config.protocol.used_rows(),
+                chrono::Utc::now().date_naive(),
             )
+            .await?;
+            reply(&crate::quality::for_state(found, &input.run_id))
         }
-        None | Some("ingest") => {
-            if let Some(map) = event.as_object_mut() {
-                map.remove("action");
-            }
-            let input: IngestInput = parse(event, "ingest input")?;
+        IngestRequest::Ingest(input) => {
             let context = IngestContext {
                 store: env.store.clone(),
                 sample_dir: env.sample_dir.clone(),
@@ -231,10 +224,6 @@ pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, Step
             };
             reply(&ingest(&context, &input).await?)
         }
-        Some(other) => Err(StepError::new(
-            ErrorName::InvalidInput,
-            format!("unknown action {other:?}; expected ingest or quality"),
-        )),
     }
 }
 
@@ -255,7 +244,7 @@ pub async fn gate_event(
                         ErrorName::InvalidInput,
                         format!(
                             "run {run_id} has no {}: the train step has not finished",
-                            train::train_output_key(&run_id)
+                            crate::layout::run_train(&run_id)
                         ),
                     )
                 })?;
@@ -286,19 +275,59 @@ pub async fn gate_event(
 }
 
 /// The monitor function: record today's served forecasts, score past ones.
-pub async fn monitor_event(env: &StepEnv, mut event: Value) -> Result<Value, StepError> {
+pub async fn monitor_event(env: &StepEnv, event: Value) -> Result<Value, StepError> {
+    reply(&monitor_step(env, event).await?)
+}
+
+/// The monitor's typed output, for the Lambda that also publishes it.
+pub async fn monitor_step(env: &StepEnv, mut event: Value) -> Result<MonitorOutput, StepError> {
     if let Some(map) = event.as_object_mut() {
         map.remove("action");
     }
     let input: MonitorInput = parse(event, "monitor input")?;
-    reply(
-        &monitor::monitor(
-            &env.store,
-            &env.config.gate,
-            &env.monitor,
-            &input,
-            chrono::Utc::now().date_naive(),
-        )
-        .await?,
+    monitor::monitor(
+        &env.store,
+        &env.config.gate,
+        &env.monitor,
+        &input,
+        chrono::Utc::now().date_naive(),
     )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_symbol_that_is_a_path_is_refused_before_anything_is_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sample = dir.path().join("sample");
+        std::fs::create_dir_all(&sample).expect("sample folder");
+        // A file outside the sample folder that a path-like symbol would reach.
+        std::fs::write(
+            dir.path().join("IBM.csv"),
+            "date,open,high,low,close,adj_close,volume\n",
+        )
+        .expect("writes");
+        let env = StepEnv {
+            store: Store::local(&dir.path().join("store")).expect("store"),
+            config: PipelineConfig::default(),
+            monitor: MonitorPolicy::default(),
+            sample_dir: sample,
+            vendors: None,
+            mlflow: None,
+        };
+        let event = serde_json::json!({"run_id": "r", "symbol": "../IBM", "source": "sample"});
+        let refused = ingest_event(&env, event).await.expect_err("a path");
+        assert_eq!(refused.name, ErrorName::InvalidInput, "{}", refused.message);
+        assert!(
+            refused
+                .message
+                .contains("symbol \"../IBM\" has characters other"),
+            "{}",
+            refused.message
+        );
+        assert!(env.store.list("raw/").await.expect("lists").is_empty());
+    }
 }

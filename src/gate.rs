@@ -9,6 +9,7 @@
 //! can read.
 
 use crate::config::{Approval, GatePolicy};
+use crate::ids::VersionId;
 use crate::registry::VersionMetrics;
 use crate::steps::Verdict;
 
@@ -25,7 +26,7 @@ pub struct Judgement {
 /// Production's score on the candidate's origins, and which version it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductionScore {
-    pub version: String,
+    pub version: VersionId,
     /// `None` where production's metric is undefined (or was never
     /// recorded at the gate's horizon).
     pub metric: Option<f64>,
@@ -36,101 +37,126 @@ pub fn decide(
     candidate: &VersionMetrics,
     production: Option<&ProductionScore>,
 ) -> Judgement {
-    let h = policy.horizon;
-    let label = format!("{} h{h}", policy.metric.name());
-    let metric = candidate.metric(policy.metric, h);
-    let naive = candidate.naive_metric(policy.metric, h);
-    let mut judgement = Judgement {
-        verdict: Verdict::Reject,
-        reasons: Vec::new(),
-        metric,
-        naive,
+    let mut reasons = Vec::new();
+    let verdict = judge(policy, candidate, production, &mut reasons).unwrap_or_else(|why| {
+        reasons.push(why);
+        Verdict::Reject
+    });
+    Judgement {
+        verdict,
+        reasons,
+        metric: candidate.metric(policy.metric, policy.horizon),
+        naive: candidate.naive_metric(policy.metric, policy.horizon),
         production: production.and_then(|p| p.metric),
-    };
+    }
+}
+
+/// The rules in order: each one passed adds its reason and the next is
+/// asked; the first one failed is the rejection's reason.
+fn judge(
+    policy: &GatePolicy,
+    candidate: &VersionMetrics,
+    production: Option<&ProductionScore>,
+    reasons: &mut Vec<String>,
+) -> Result<Verdict, String> {
+    let label = format!("{} h{}", policy.metric.name(), policy.horizon);
     if candidate.failures > 0 {
-        judgement.reasons.push(format!(
+        return Err(format!(
             "{} of {} backtest origins failed; a candidate must have none",
             candidate.failures, candidate.origins
         ));
-        return judgement;
     }
-    let (Some(c), Some(n)) = (metric, naive) else {
-        // Nothing goes live on a score that cannot be computed, baselines
-        // included: a NaN would pass every comparison below.
-        let whose = match (metric, naive) {
-            (None, None) => "the candidate's and naive's",
-            (None, Some(_)) => "the candidate's",
-            _ => "naive's",
-        };
-        let why = if candidate.has_horizon(h) {
-            "undefined (a flat window makes naive's in-sample error, MASE's scale, zero)"
-        } else {
-            "missing (the backtest did not score this horizon)"
-        };
-        judgement.reasons.push(format!(
-            "{whose} {label} is {why}: nothing is promoted on a metric that cannot be computed"
-        ));
-        return judgement;
-    };
+    let (c, n) = defined_scores(policy, candidate, &label)?;
     if candidate.model.is_baseline() {
-        judgement.verdict = Verdict::Promote;
-        judgement.reasons.push(format!(
+        reasons.push(format!(
             "baseline: always servable; {label} {c:.4} (naive {n:.4}), refreshed on the latest data"
         ));
-        return judgement;
+        return Ok(Verdict::Promote);
     }
+    reasons.push(beats_naive(policy, &label, c, n)?);
+    reasons.push(against_production(policy, &label, c, production)?);
+    Ok(match policy.approval {
+        Approval::Automatic => Verdict::Promote,
+        Approval::Manual => {
+            reasons.push("manual approval required".to_owned());
+            Verdict::NeedsApproval
+        }
+    })
+}
+
+/// The candidate's and naive's deciding metric, both defined: nothing goes
+/// live on a score that cannot be computed, baselines included (a NaN
+/// would pass every comparison after).
+fn defined_scores(
+    policy: &GatePolicy,
+    candidate: &VersionMetrics,
+    label: &str,
+) -> Result<(f64, f64), String> {
+    let h = policy.horizon;
+    match (
+        candidate.metric(policy.metric, h),
+        candidate.naive_metric(policy.metric, h),
+    ) {
+        (Some(c), Some(n)) => Ok((c, n)),
+        (metric, naive) => {
+            let whose = match (metric, naive) {
+                (None, None) => "the candidate's and naive's",
+                (None, Some(_)) => "the candidate's",
+                _ => "naive's",
+            };
+            let why = if candidate.has_horizon(h) {
+                "undefined (a flat window makes naive's in-sample error, MASE's scale, zero)"
+            } else {
+                "missing (the backtest did not score this horizon)"
+            };
+            Err(format!(
+                "{whose} {label} is {why}: nothing is promoted on a metric that cannot be computed"
+            ))
+        }
+    }
+}
+
+fn beats_naive(policy: &GatePolicy, label: &str, c: f64, n: f64) -> Result<String, String> {
     let over_naive = improvement_pct(n, c);
     if over_naive <= policy.min_improvement_over_naive_pct {
-        judgement.reasons.push(format!(
+        return Err(format!(
             "{label} {c:.4} does not beat naive {n:.4} by more than {:.2} % ({over_naive:+.2} %)",
             policy.min_improvement_over_naive_pct
         ));
-        return judgement;
     }
-    judgement.reasons.push(format!(
+    Ok(format!(
         "{label} {c:.4} < naive {n:.4} by {over_naive:.2} %"
-    ));
-    match production {
-        None => judgement
-            .reasons
-            .push("first version of this model for this symbol".to_owned()),
-        Some(ProductionScore {
-            version,
-            metric: None,
-        }) => judgement.reasons.push(format!(
-            "production {version} has no defined {label} on these origins: judged against naive alone"
-        )),
-        Some(ProductionScore {
-            version,
-            metric: Some(p),
-        }) => {
-            let over_production = improvement_pct(*p, c);
-            if over_production < policy.min_improvement_over_production_pct {
-                judgement.reasons.push(format!(
-                    "loses to production {version} ({label} {p:.4}): {over_production:+.2} %, the policy needs at least {:.2} %",
-                    policy.min_improvement_over_production_pct
-                ));
-                return judgement;
-            }
-            judgement.reasons.push(if over_production == 0.0 {
-                format!(
-                    "ties production {version} ({label} {p:.4}) on the same origins: refreshed on newer data"
-                )
-            } else {
-                format!("beats production {version} ({label} {p:.4}) by {over_production:.2} %")
-            });
-        }
-    }
-    judgement.verdict = match policy.approval {
-        Approval::Automatic => Verdict::Promote,
-        Approval::Manual => {
-            judgement
-                .reasons
-                .push("manual approval required".to_owned());
-            Verdict::NeedsApproval
-        }
+    ))
+}
+
+fn against_production(
+    policy: &GatePolicy,
+    label: &str,
+    c: f64,
+    production: Option<&ProductionScore>,
+) -> Result<String, String> {
+    let Some(ProductionScore { version, metric }) = production else {
+        return Ok("first version of this model for this symbol".to_owned());
     };
-    judgement
+    let Some(p) = *metric else {
+        return Ok(format!(
+            "production {version} has no defined {label} on these origins: judged against naive alone"
+        ));
+    };
+    let over_production = improvement_pct(p, c);
+    if over_production < policy.min_improvement_over_production_pct {
+        return Err(format!(
+            "loses to production {version} ({label} {p:.4}): {over_production:+.2} %, the policy needs at least {:.2} %",
+            policy.min_improvement_over_production_pct
+        ));
+    }
+    Ok(if over_production == 0.0 {
+        format!(
+            "ties production {version} ({label} {p:.4}) on the same origins: refreshed on newer data"
+        )
+    } else {
+        format!("beats production {version} ({label} {p:.4}) by {over_production:.2} %")
+    })
 }
 
 /// How much lower `candidate` is than `reference`, in percent of `reference`.
@@ -145,6 +171,7 @@ fn improvement_pct(reference: f64, candidate: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::backtest::Protocol;
+    use crate::ids::{RunId, Symbol};
     use crate::models::ModelKind;
     use crate::registry::HorizonMetrics;
 
@@ -165,10 +192,10 @@ mod tests {
 
     fn metrics(model: ModelKind, mase: f64, naive: f64, failures: usize) -> VersionMetrics {
         VersionMetrics {
-            symbol: "AAPL".into(),
+            symbol: Symbol::from_static("AAPL"),
             model,
-            version: "v2".into(),
-            run_id: "r".into(),
+            version: VersionId::from_static("v2"),
+            run_id: RunId::from_static("r"),
             protocol: Protocol::default(),
             origins: 96,
             first_origin: None,
@@ -188,7 +215,7 @@ mod tests {
         reason_contains: &str,
     ) {
         let production = production.map(|metric| ProductionScore {
-            version: "v1".into(),
+            version: VersionId::from_static("v1"),
             metric: crate::backtest::defined(metric),
         });
         let j = decide(policy, &candidate, production.as_ref());

@@ -13,19 +13,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 
+use crate::ids::Symbol;
+use crate::layout;
 use crate::series::{Bar, PriceSeries};
 use crate::steps::{ErrorName, IngestInput, IngestOutput, SentimentSource, Source, StepError};
 use crate::store::{Store, StoreError};
 use crate::vendors::alpha_vantage::{self, DailyFunction};
 use crate::vendors::{self, Request, VendorClient, VendorError};
-
-pub fn curated_key(symbol: &str) -> String {
-    format!("curated/{symbol}.csv")
-}
-
-pub fn sentiment_key(symbol: &str) -> String {
-    format!("curated/{symbol}{}", crate::series::SENTIMENT_SUFFIX)
-}
 
 /// Why a symbol's curated data could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +42,13 @@ pub struct Curated {
 }
 
 /// A symbol's curated prices and news; `None` without a price file.
-pub async fn read_curated(store: &Store, symbol: &str) -> Result<Option<Curated>, CuratedError> {
-    let key = curated_key(symbol);
+pub async fn read_curated(store: &Store, symbol: &Symbol) -> Result<Option<Curated>, CuratedError> {
+    let key = layout::curated(symbol);
     let Some(object) = store.get(&key).await? else {
         return Ok(None);
     };
     let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)?;
-    let news_key = sentiment_key(symbol);
+    let news_key = layout::sentiment(symbol);
     let (sentiment, sentiment_digest) = match store.get(&news_key).await? {
         Some(news) => (
             crate::series::parse_sentiment_csv(&news_key, &news.bytes)?,
@@ -182,34 +176,10 @@ pub fn merge(existing: &[Bar], incoming: &[Bar]) -> Merge {
 
 /// Runs the ingest step for one symbol.
 pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOutput, StepError> {
-    // Before anything is read or fetched: the symbol names a file, a key and a URL.
-    crate::symbol::check_symbol(&input.symbol)
-        .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
     let fetched_at = Utc::now();
     let mut warnings = Vec::new();
     let (incoming, raw_key) = match input.source {
-        Source::Sample => {
-            let (raw, series) = fetch_sample(&ctx.sample_dir, &input.symbol)?;
-            // Raw first. The sample files are keyed by content, so a re-run
-            // stores nothing new.
-            let day = series
-                .bars
-                .last()
-                .map(|b| b.date)
-                .unwrap_or(fetched_at.date_naive());
-            let digest = crate::digest::sha256_hex(&raw);
-            let raw_key = format!(
-                "raw/{}/{}/{day}/{}.csv",
-                input.source,
-                input.symbol,
-                &digest[..16]
-            );
-            match ctx.store.create(&raw_key, raw).await {
-                Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            (series, raw_key)
-        }
+        Source::Sample => store_sample(ctx, input, fetched_at).await?,
         source => {
             let client = ctx.vendors.as_ref().ok_or_else(|| {
                 StepError::new(
@@ -234,40 +204,7 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
             warnings.push(format!("news sentiment not updated: {e}"));
         }
     }
-    let key = curated_key(&input.symbol);
-    let mut outcome = None;
-    let mut refused = None;
-    ctx.store
-        .update_with(&key, |current| -> Result<Option<Vec<u8>>, StepError> {
-            let existing = match current {
-                Some(bytes) => match PriceSeries::from_csv_bytes(&input.symbol, &key, bytes) {
-                    Ok(series) => series.bars,
-                    Err(e) => {
-                        // Never merge into (and so rewrite) a file that fails
-                        // validation: leave it as it is for the quality step to report.
-                        refused = Some(e.to_string());
-                        return Ok(None);
-                    }
-                },
-                None => Vec::new(),
-            };
-            let merged = merge(&existing, &incoming.bars);
-            let changed = merged.added > 0 || !merged.corrected.is_empty();
-            let csv = PriceSeries {
-                name: input.symbol.clone(),
-                bars: merged.bars.clone(),
-                sentiment: Vec::new(),
-            }
-            .to_csv();
-            outcome = Some(merged);
-            Ok(changed.then(|| csv.into_bytes()))
-        })
-        .await?;
-    let merged = outcome.unwrap_or(Merge {
-        bars: Vec::new(),
-        added: 0,
-        corrected: Vec::new(),
-    });
+    let (merged, refused) = merge_into_curated(ctx, input, &incoming).await?;
     warnings.extend(merged.corrected.iter().map(|d| {
         format!("{d}: the source corrected this day's values; the correction was applied")
     }));
@@ -287,21 +224,71 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
     })
 }
 
-/// The raw key of one vendor response: create-only, one per attempt, under
-/// the vendor that answered (news may come from another vendor than prices).
-fn vendor_raw_key(
-    vendor: &str,
+/// Reads a bundled sample file and stores it raw first. The sample files
+/// are keyed by content, so a re-run stores nothing new.
+async fn store_sample(
+    ctx: &IngestContext,
     input: &IngestInput,
     fetched_at: chrono::DateTime<Utc>,
-    what: &str,
-    attempt: u32,
-) -> String {
-    format!(
-        "raw/{vendor}/{}/{}/{}-{what}-{attempt}.json",
-        input.symbol,
-        fetched_at.date_naive(),
-        fetched_at.format("%Y%m%dT%H%M%S%.3fZ")
-    )
+) -> Result<(PriceSeries, String), StepError> {
+    let (raw, series) = fetch_sample(&ctx.sample_dir, &input.symbol)?;
+    let day = series
+        .bars
+        .last()
+        .map(|b| b.date)
+        .unwrap_or(fetched_at.date_naive());
+    let digest = crate::digest::sha256_hex(&raw);
+    let raw_key = layout::raw_sample(input.source.name(), &input.symbol, day, &digest);
+    match ctx.store.create(&raw_key, raw).await {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok((series, raw_key)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Merges the incoming bars into the curated series by date (one
+/// compare-and-swap). Returns the merge, and why nothing was merged where
+/// the curated file fails validation: it is never rewritten then, and the
+/// quality step reports it.
+async fn merge_into_curated(
+    ctx: &IngestContext,
+    input: &IngestInput,
+    incoming: &PriceSeries,
+) -> Result<(Merge, Option<String>), StepError> {
+    let key = layout::curated(&input.symbol);
+    let mut outcome = None;
+    let mut refused = None;
+    ctx.store
+        .update_with(&key, |current| -> Result<Option<Vec<u8>>, StepError> {
+            let existing = match current {
+                Some(bytes) => match PriceSeries::from_csv_bytes(&input.symbol, &key, bytes) {
+                    Ok(series) => series.bars,
+                    Err(e) => {
+                        // Never merge into (and so rewrite) a file that fails
+                        // validation: leave it as it is for the quality step to report.
+                        refused = Some(e.to_string());
+                        return Ok(None);
+                    }
+                },
+                None => Vec::new(),
+            };
+            let merged = merge(&existing, &incoming.bars);
+            let changed = merged.added > 0 || !merged.corrected.is_empty();
+            let csv = PriceSeries {
+                name: input.symbol.to_string(),
+                bars: merged.bars.clone(),
+                sentiment: Vec::new(),
+            }
+            .to_csv();
+            outcome = Some(merged);
+            Ok(changed.then(|| csv.into_bytes()))
+        })
+        .await?;
+    let merged = outcome.unwrap_or(Merge {
+        bars: Vec::new(),
+        added: 0,
+        corrected: Vec::new(),
+    });
+    Ok((merged, refused))
 }
 
 /// Fetches daily bars from a vendor, storing every response before parsing
@@ -326,7 +313,13 @@ async fn fetch_vendor(
         let response = client.fetch(request, &input.symbol).await;
         let (result, raw_key) = match response {
             Ok(response) => {
-                let raw_key = vendor_raw_key(input.source.name(), input, fetched_at, "daily", sent);
+                let raw_key = layout::raw_response(
+                    input.source.name(),
+                    &input.symbol,
+                    fetched_at,
+                    "daily",
+                    sent,
+                );
                 ctx.store.create(&raw_key, response.body.clone()).await?;
                 (
                     vendors::parse_daily(request, &response, &input.symbol),
@@ -376,7 +369,7 @@ async fn ingest_sentiment(
     let response = client.fetch(request, &input.symbol).await?;
     ctx.store
         .create(
-            &vendor_raw_key(source.name(), input, fetched_at, "news", 0),
+            &layout::raw_response(source.name(), &input.symbol, fetched_at, "news", 0),
             response.body.clone(),
         )
         .await?;
@@ -387,7 +380,7 @@ async fn ingest_sentiment(
     }
     ctx.store
         .update_with(
-            &sentiment_key(&input.symbol),
+            &layout::sentiment(&input.symbol),
             |current| -> Result<Option<Vec<u8>>, StepError> {
                 let mut rows: std::collections::BTreeMap<String, String> = current
                     .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -430,6 +423,7 @@ fn fetch_sample(dir: &Path, symbol: &str) -> Result<(Vec<u8>, PriceSeries), Step
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::RunId;
 
     fn bar(day: u32, close: f64) -> Bar {
         Bar::close_only(
@@ -438,43 +432,11 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_symbol_that_is_a_path_is_refused_before_anything_is_read() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sample = dir.path().join("sample");
-        std::fs::create_dir_all(&sample).expect("sample folder");
-        // A file outside the sample folder that a path-like symbol would reach.
-        std::fs::write(
-            dir.path().join("IBM.csv"),
-            "date,open,high,low,close,adj_close,volume\n",
-        )
-        .expect("writes");
-        let ctx = IngestContext {
-            store: Store::local(&dir.path().join("store")).expect("store"),
-            sample_dir: sample,
-            vendors: None,
-        };
-        let input = IngestInput {
-            run_id: "r".into(),
-            symbol: "../IBM".into(),
-            source: Source::Sample,
-            sentiment: None,
-        };
-        let refused = ingest(&ctx, &input).await.expect_err("a path");
-        assert_eq!(refused.name, ErrorName::InvalidInput, "{}", refused.message);
-        assert!(
-            refused.message.contains("\"../IBM\""),
-            "{}",
-            refused.message
-        );
-        assert!(ctx.store.list("raw/").await.expect("lists").is_empty());
-    }
-
     #[test]
     fn news_is_asked_for_company_tickers_only_and_only_where_the_input_says() {
-        let input = |symbol: &str, source, sentiment| IngestInput {
-            run_id: "r".into(),
-            symbol: symbol.into(),
+        let input = |symbol: &'static str, source, sentiment| IngestInput {
+            run_id: RunId::from_static("r"),
+            symbol: Symbol::from_static(symbol),
             source,
             sentiment,
         };

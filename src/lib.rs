@@ -17,8 +17,10 @@ pub mod digest;
 pub mod features;
 pub mod functions;
 pub mod gate;
+pub mod ids;
 pub mod infra;
 pub mod ingest;
+pub mod layout;
 pub mod logging;
 pub mod mlflow;
 pub mod models;
@@ -31,11 +33,11 @@ pub mod registry;
 pub mod rng;
 pub mod secrets;
 pub mod series;
+pub mod serving;
 #[cfg(feature = "spend-cap")]
 pub mod spend_cap;
 pub mod steps;
 pub mod store;
-pub mod symbol;
 pub mod train;
 pub mod vendors;
 

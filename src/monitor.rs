@@ -15,21 +15,19 @@
 //! CloudWatch; drift is declared when the ratio passes the threshold over
 //! enough points.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::cache::ModelCache;
-use crate::api::error::ApiError;
-use crate::calendar;
 use crate::config::GatePolicy;
-use crate::ingest::curated_key;
+use crate::ids::{RunId, Symbol, VersionId};
+use crate::layout;
 use crate::models::ModelKind;
 use crate::registry::{Registry, pretty_json};
 use crate::series::PriceSeries;
-use crate::steps::{ErrorName, MonitorInput, MonitorOutput, StepError};
+use crate::serving::{self, ModelCache, ServingError};
+use crate::steps::{ErrorName, MonitorInput, MonitorMetrics, MonitorOutput, StepError};
 use crate::store::{Store, StoreError};
 
 /// The monitor's settings.
@@ -59,23 +57,19 @@ impl Default for MonitorPolicy {
     }
 }
 
-pub fn forecast_key(symbol: &str, origin: NaiveDate) -> String {
-    format!("forecasts/{symbol}/{origin}.json")
-}
-
 /// One served forecast, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServedForecast {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     /// The last day of data the forecast was made from.
     pub origin: NaiveDate,
     /// The target value at the origin: the naive forecast of every horizon.
     pub last_value: f64,
     pub points: Vec<ServedPoint>,
     pub recorded_at: String,
-    pub run_id: String,
+    pub run_id: RunId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,14 +125,24 @@ impl Score {
     }
 }
 
-/// The model cache's errors as the workflow names them: an unreadable
-/// registry entry is for a person, anything else passes by itself.
-fn unavailable(e: ApiError) -> StepError {
-    let name = match e.code {
-        "registry_unreadable" => ErrorName::RegistryInvalid,
-        _ => ErrorName::StorageUnavailable,
-    };
-    StepError::new(name, e.message)
+/// The serving core's errors as the workflow names them: storage keeps its
+/// own transient/permanent names, an unreadable record or price file is for
+/// a person, a model that cannot re-anchor or forecast is the model's.
+impl From<ServingError> for StepError {
+    fn from(e: ServingError) -> Self {
+        let name = match e {
+            ServingError::Store(store) => return store.into(),
+            ServingError::Registry(_) => ErrorName::RegistryInvalid,
+            ServingError::UnreadableData { .. } => ErrorName::DataQualityFailed,
+            ServingError::AnchorFailed { .. } | ServingError::ForecastFailed { .. } => {
+                ErrorName::ModelFailed
+            }
+            ServingError::NoSuchModel { .. }
+            | ServingError::NoProductionModel { .. }
+            | ServingError::NoData { .. } => ErrorName::RegistryInvalid,
+        };
+        StepError::new(name, e.to_string())
+    }
 }
 
 /// Records today's served forecasts and scores the past ones.
@@ -158,44 +162,62 @@ pub async fn monitor(
     let mut recorded = Vec::new();
     let since = today - chrono::Duration::days(policy.lookback_days);
     for symbol in &input.symbols {
-        let key = curated_key(symbol);
-        let Some(object) = store.get(&key).await? else {
-            continue;
-        };
-        let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)
-            .map_err(|e| StepError::new(ErrorName::DataQualityFailed, e.to_string()))?;
-        let dates: Vec<NaiveDate> = series.bars.iter().map(|b| b.date).collect();
-        let target = series.target();
-        for record_key in store.list(&format!("forecasts/{symbol}/")).await? {
-            let Some(object) = store.get(&record_key).await? else {
-                continue;
-            };
-            let record: ServedForecast = serde_json::from_slice(&object.bytes).map_err(|e| {
-                StepError::new(
-                    ErrorName::RegistryInvalid,
-                    format!("{record_key} is not a served forecast: {e}"),
-                )
-            })?;
-            if record.origin >= since {
-                score.add(&record, &dates, &target);
-            }
-        }
-        let Some(&last_value) = target.last() else {
+        let Some(last_value) = score_symbol(store, symbol, since, &mut score).await? else {
             continue;
         };
         if let Some(key) = record(&cache, gate, policy, symbol, last_value, &input.run_id).await? {
             recorded.push(key);
         }
     }
-    let mut metrics = BTreeMap::new();
-    metrics.insert("scored_points".to_owned(), score.points as f64);
-    if let Some(ratio) = score.mase_ratio() {
-        metrics.insert("mase_ratio".to_owned(), ratio);
+    let (drift, reason) = drift(&score, policy);
+    Ok(MonitorOutput {
+        drift,
+        metrics: MonitorMetrics {
+            scored_points: score.points,
+            mase_ratio: score.mase_ratio(),
+            directional_accuracy: score.directional_accuracy(),
+        },
+        reason,
+        recorded,
+    })
+}
+
+/// Scores a symbol's recorded forecasts within the lookback; returns its
+/// latest value, or `None` where it has no curated data.
+async fn score_symbol(
+    store: &Store,
+    symbol: &Symbol,
+    since: NaiveDate,
+    score: &mut Score,
+) -> Result<Option<f64>, StepError> {
+    let key = layout::curated(symbol);
+    let Some(object) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    let series = PriceSeries::from_csv_bytes(symbol, &key, &object.bytes)
+        .map_err(|e| StepError::new(ErrorName::DataQualityFailed, e.to_string()))?;
+    let dates: Vec<NaiveDate> = series.bars.iter().map(|b| b.date).collect();
+    let target = series.target();
+    for record_key in store.list(&layout::forecasts(symbol)).await? {
+        let Some(object) = store.get(&record_key).await? else {
+            continue;
+        };
+        let record: ServedForecast = serde_json::from_slice(&object.bytes).map_err(|e| {
+            StepError::new(
+                ErrorName::RegistryInvalid,
+                format!("{record_key} is not a served forecast: {e}"),
+            )
+        })?;
+        if record.origin >= since {
+            score.add(&record, &dates, &target);
+        }
     }
-    if let Some(accuracy) = score.directional_accuracy() {
-        metrics.insert("directional_accuracy".to_owned(), accuracy);
-    }
-    let (drift, reason) = match score.mase_ratio() {
+    Ok(target.last().copied())
+}
+
+/// Whether the scored points say production has drifted, and why.
+fn drift(score: &Score, policy: &MonitorPolicy) -> (bool, String) {
+    match score.mase_ratio() {
         _ if score.points < policy.min_points => (
             false,
             format!(
@@ -221,13 +243,7 @@ pub async fn monitor(
             false,
             "prices did not move over the scored points".to_owned(),
         ),
-    };
-    Ok(MonitorOutput {
-        drift,
-        metrics,
-        reason,
-        recorded,
-    })
+    }
 }
 
 /// Writes the forecast the API serves for `symbol` now, once per origin.
@@ -235,50 +251,46 @@ async fn record(
     cache: &ModelCache,
     gate: &GatePolicy,
     policy: &MonitorPolicy,
-    symbol: &str,
+    symbol: &Symbol,
     last_value: f64,
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<Option<String>, StepError> {
-    let Some(state) = cache.symbol(symbol).await.map_err(unavailable)? else {
+    let Some(state) = cache.symbol(symbol).await? else {
         return Ok(None);
     };
-    let (Some(served), Some(origin)) = (state.default_model(gate), state.data_through) else {
+    let (Some(origin), Some(&longest)) = (state.data_through, policy.horizons.iter().max()) else {
         return Ok(None);
     };
-    let Some(&longest) = policy.horizons.iter().max() else {
-        return Ok(None);
+    // What the API answers a request without `model_type`; a symbol with
+    // no production model yet has nothing served to record.
+    let choice = match serving::choose(&state, symbol, None, gate) {
+        Ok(choice) => choice,
+        Err(ServingError::NoProductionModel { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let forecast = served.anchored.forecast(longest).map_err(|e| {
-        StepError::new(
-            ErrorName::ModelFailed,
-            format!(
-                "{symbol} {}: the production model could not forecast: {e}",
-                served.kind
-            ),
-        )
-    })?;
-    let dates = calendar::next_trading_days(origin, longest);
+    let points = serving::forecast(&state, symbol, choice.served, longest)?;
     let record = ServedForecast {
-        symbol: symbol.to_owned(),
-        model: served.kind,
-        version: served.version.clone(),
+        symbol: symbol.clone(),
+        model: choice.served.kind,
+        version: choice.served.version.clone(),
         origin,
         last_value,
         points: policy
             .horizons
             .iter()
             .filter_map(|&h| {
+                let point = points.get(h.checked_sub(1)?)?;
                 Some(ServedPoint {
                     h,
-                    date: *dates.get(h.checked_sub(1)?)?,
-                    forecast: *forecast.mean.get(h - 1)?,
+                    date: point.date,
+                    forecast: point.forecast,
                 })
             })
             .collect(),
         recorded_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        run_id: run_id.to_owned(),
+        run_id: run_id.clone(),
     };
-    let key = forecast_key(symbol, origin);
+    let key = layout::forecast(symbol, origin);
     match cache
         .registry()
         .store()
@@ -310,9 +322,9 @@ mod tests {
         ];
         let target = vec![100.0, 102.0, 99.0, 104.0];
         let record = ServedForecast {
-            symbol: "X".into(),
+            symbol: Symbol::from_static("X"),
             model: ModelKind::Arima,
-            version: "v".into(),
+            version: VersionId::from_static("v"),
             origin: d("2026-11-03"),
             last_value: 102.0,
             points: vec![
@@ -333,7 +345,7 @@ mod tests {
                 },
             ],
             recorded_at: String::new(),
-            run_id: String::new(),
+            run_id: RunId::from_static("r"),
         };
         let mut score = Score::default();
         score.add(&record, &dates, &target);

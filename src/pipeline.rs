@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::approval;
 use crate::config::PipelineConfig;
+use crate::ids::{IdError, RunId, Symbol};
 use crate::ingest::{IngestContext, ingest};
+use crate::layout;
 use crate::promotion;
 use crate::quality;
 use crate::registry::{Registry, pretty_json};
@@ -37,7 +39,7 @@ pub struct LocalPipeline {
 /// What each step of a run returned.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    pub run_id: String,
+    pub run_id: RunId,
     pub input: RunInput,
     pub config: PipelineConfig,
     pub started_at: String,
@@ -86,13 +88,21 @@ fn list_issues(report: &RunReport) -> String {
         .join("\n")
 }
 
-pub fn manifest_key(run_id: &str) -> String {
-    format!("runs/{run_id}/manifest.json")
+/// A run id that sorts by time: `2026-11-27T09-00-12Z-local`.
+pub fn new_run_id(kind: &str) -> Result<RunId, IdError> {
+    RunId::new(format!(
+        "{}-{kind}",
+        Utc::now().format("%Y-%m-%dT%H-%M-%SZ")
+    ))
 }
 
-/// A run id that sorts by time: `2026-11-27T09-00-12Z-local`.
-pub fn new_run_id(kind: &str) -> String {
-    format!("{}-{kind}", Utc::now().format("%Y-%m-%dT%H-%M-%SZ"))
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Names the step an error came from.
+fn step(step: &'static str) -> impl Fn(StepError) -> PipelineError {
+    move |error| PipelineError::Step { step, error }
 }
 
 impl LocalPipeline {
@@ -104,47 +114,9 @@ impl LocalPipeline {
         input: RunInput,
         progress: Progress,
     ) -> Result<RunReport, PipelineError> {
-        let step = |step: &'static str| move |error: StepError| PipelineError::Step { step, error };
-        let started_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        // A vendor where prices or news come from one.
-        let vendors = match (input.source, input.sentiment) {
-            (crate::steps::Source::Sample, None) => None,
-            _ => Some(
-                crate::vendors::VendorClient::new(crate::vendors::VendorConfig::from_env())
-                    .map_err(|e| step("ingest")(e.into()))?,
-            ),
-        };
-        let ingest_context = IngestContext {
-            store: self.store.clone(),
-            sample_dir: self.sample_dir.clone(),
-            vendors,
-        };
-        let mut ingested = Vec::new();
-        for symbol in &input.symbols {
-            let step_input = IngestInput {
-                run_id: input.run_id.clone(),
-                symbol: symbol.clone(),
-                source: input.source,
-                sentiment: input.sentiment,
-            };
-            ingested.push(
-                ingest(&ingest_context, &step_input)
-                    .await
-                    .map_err(step("ingest"))?,
-            );
-        }
-        let quality = quality::check(
-            &self.store,
-            &QualityInput {
-                run_id: input.run_id.clone(),
-                symbols: input.symbols.clone(),
-            },
-            &self.config.quality,
-            self.config.protocol.used_rows(),
-            Utc::now().date_naive(),
-        )
-        .await
-        .map_err(step("quality"))?;
+        let started_at = now();
+        let ingested = self.ingest_all(&input).await.map_err(step("ingest"))?;
+        let quality = self.check_quality(&input).await.map_err(step("quality"))?;
         let mut report = RunReport {
             run_id: input.run_id.clone(),
             input: input.clone(),
@@ -162,23 +134,10 @@ impl LocalPipeline {
             self.finish(&mut report).await.map_err(step("manifest"))?;
             return Err(PipelineError::QualityFailed(Box::new(report)));
         }
-        let train_context = TrainContext {
-            store: self.store.clone(),
-            config: self.config.clone(),
-            git_commit: self.git_commit.clone(),
-            stop: Default::default(),
-        };
-        let trained = train(
-            &train_context,
-            &TrainInput {
-                run_id: input.run_id.clone(),
-                symbols: report.quality.passed.clone(),
-                models: input.models.clone(),
-            },
-            progress,
-        )
-        .await
-        .map_err(step("train"))?;
+        let trained = self
+            .train(&input, &report.quality.passed, progress)
+            .await
+            .map_err(step("train"))?;
         let registry = Registry::new(self.store.clone());
         let gate_input = GateInput {
             run_id: input.run_id.clone(),
@@ -187,39 +146,14 @@ impl LocalPipeline {
         let decided = promotion::evaluate(&registry, &self.config.gate, &gate_input)
             .await
             .map_err(step("gate"))?;
-        // As the training workflow: a run with a candidate waiting for
-        // approval promotes nothing until the answer (which promotes all).
-        let promoted = if decided.needs_approval {
-            // Nothing waits locally: the staged candidates stay until
-            // `cargo xtask approve --root …` or `reject` answers.
-            let request = ApprovalRequest {
-                run_id: input.run_id.clone(),
-                task_token: approval::LOCAL_TOKEN.to_owned(),
-                decisions: decided.decisions.clone(),
-            };
-            approval::request(&self.store, &request)
-                .await
-                .map_err(step("approval"))?;
-            PromoteOutput {
-                promoted: Vec::new(),
-            }
-        } else {
-            promotion::promote(
-                &registry,
-                &PromoteInput {
-                    run_id: input.run_id.clone(),
-                    decisions: decided.decisions.clone(),
-                    approved: false,
-                },
-            )
-            .await
-            .map_err(step("promote"))?
-        };
+        let promoted = self
+            .promote_or_stage(&registry, &input.run_id, &decided)
+            .await?;
         report.artifacts = trained
             .candidates
             .iter()
-            .map(|c| c.metrics_key.trim_end_matches("metrics.json").to_owned())
-            .chain([promotion::decisions_key(&input.run_id)])
+            .map(|c| layout::version(&c.symbol, c.model, &c.version))
+            .chain([layout::decisions(&input.run_id)])
             .collect();
         report.train = Some(trained);
         report.gate = Some(decided);
@@ -228,10 +162,104 @@ impl LocalPipeline {
         Ok(report)
     }
 
+    /// Ingests every symbol of the run, one after the other.
+    async fn ingest_all(&self, input: &RunInput) -> Result<Vec<IngestOutput>, StepError> {
+        // A vendor where prices or news come from one.
+        let vendors = match (input.source, input.sentiment) {
+            (crate::steps::Source::Sample, None) => None,
+            _ => Some(crate::vendors::VendorClient::new(
+                crate::vendors::VendorConfig::from_env(),
+            )?),
+        };
+        let context = IngestContext {
+            store: self.store.clone(),
+            sample_dir: self.sample_dir.clone(),
+            vendors,
+        };
+        let mut ingested = Vec::new();
+        for symbol in &input.symbols {
+            let step_input = IngestInput {
+                run_id: input.run_id.clone(),
+                symbol: symbol.clone(),
+                source: input.source,
+                sentiment: input.sentiment,
+            };
+            ingested.push(ingest(&context, &step_input).await?);
+        }
+        Ok(ingested)
+    }
+
+    async fn check_quality(&self, input: &RunInput) -> Result<QualityOutput, StepError> {
+        quality::check(
+            &self.store,
+            &QualityInput {
+                run_id: input.run_id.clone(),
+                symbols: input.symbols.clone(),
+            },
+            &self.config.quality,
+            self.config.protocol.used_rows(),
+            Utc::now().date_naive(),
+        )
+        .await
+    }
+
+    async fn train(
+        &self,
+        input: &RunInput,
+        passed: &[Symbol],
+        progress: Progress,
+    ) -> Result<TrainOutput, StepError> {
+        let context = TrainContext {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            git_commit: self.git_commit.clone(),
+            stop: Default::default(),
+        };
+        let train_input = TrainInput {
+            run_id: input.run_id.clone(),
+            symbols: passed.to_vec(),
+            models: input.models.clone(),
+        };
+        train(&context, &train_input, progress).await
+    }
+
+    /// As the training workflow: a run with a candidate waiting for
+    /// approval promotes nothing until the answer (which promotes all).
+    async fn promote_or_stage(
+        &self,
+        registry: &Registry,
+        run_id: &RunId,
+        decided: &GateOutput,
+    ) -> Result<PromoteOutput, PipelineError> {
+        if decided.needs_approval {
+            // Nothing waits locally: the staged candidates stay until
+            // `cargo xtask approve --root …` or `reject` answers.
+            let request = ApprovalRequest {
+                run_id: run_id.clone(),
+                task_token: approval::LOCAL_TOKEN.to_owned(),
+                decisions: decided.decisions.clone(),
+            };
+            approval::request(&self.store, &request)
+                .await
+                .map_err(step("approval"))?;
+            return Ok(PromoteOutput {
+                promoted: Vec::new(),
+            });
+        }
+        let input = PromoteInput {
+            run_id: run_id.clone(),
+            decisions: decided.decisions.clone(),
+            approved: false,
+        };
+        promotion::promote(registry, &input)
+            .await
+            .map_err(step("promote"))
+    }
+
     async fn finish(&self, report: &mut RunReport) -> Result<(), StepError> {
-        report.finished_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        report.finished_at = now();
         self.store
-            .create(&manifest_key(&report.run_id), pretty_json(report))
+            .create(&layout::run_manifest(&report.run_id), pretty_json(report))
             .await?;
         Ok(())
     }

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::config::GatePolicy;
 use crate::gate::{self, ProductionScore};
+use crate::ids::RunId;
+use crate::layout;
 use crate::registry::{Registry, RegistryError, VersionMetrics, pretty_json};
 use crate::steps::{
     Candidate, Decision, ErrorName, GateInput, GateOutput, PromoteInput, PromoteOutput, StepError,
@@ -22,13 +24,9 @@ impl From<RegistryError> for StepError {
     }
 }
 
-pub fn decisions_key(run_id: &str) -> String {
-    format!("decisions/{run_id}.json")
-}
-
 #[derive(Serialize)]
 struct DecisionRecord<'a> {
-    run_id: &'a str,
+    run_id: &'a RunId,
     policy: &'a GatePolicy,
     #[serde(flatten)]
     output: &'a GateOutput,
@@ -184,7 +182,7 @@ pub async fn evaluate(
     registry
         .store()
         .update_with(
-            &decisions_key(&input.run_id),
+            &layout::decisions(&input.run_id),
             |_| -> Result<Option<Vec<u8>>, StepError> { Ok(Some(pretty_json(&record))) },
         )
         .await?;

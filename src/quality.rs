@@ -12,10 +12,11 @@ use chrono::NaiveDate;
 
 use crate::calendar;
 use crate::config::QualityPolicy;
-use crate::ingest::curated_key;
+use crate::ids::{RunId, Symbol};
+use crate::layout;
 use crate::series::{self, Bar, ProblemKind};
 use crate::steps::{QualityCheck, QualityInput, QualityIssue, QualityOutput, Severity, StepError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Split ratios whose unadjusted jump would show in a price series.
 const SPLIT_RATIOS: [f64; 8] = [2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 1.5];
@@ -29,7 +30,7 @@ fn target(bar: &Bar) -> f64 {
 /// models read (`test_rows + window`); `today` is the date freshness is
 /// judged at.
 pub fn check_bars(
-    symbol: &str,
+    symbol: &Symbol,
     bars: &[Bar],
     policy: &QualityPolicy,
     used_rows: usize,
@@ -169,7 +170,9 @@ fn unchanged_runs(bars: &[Bar], max_days: usize) -> Vec<std::ops::Range<usize>> 
     runs
 }
 
-/// Runs the quality step over the curated series of `input.symbols`.
+/// Runs the quality step over the curated series of `input.symbols` and
+/// records every finding, warnings included, in `runs/<run_id>/quality.json`
+/// (a re-run of the step rewrites it). Returns them all.
 pub async fn check(
     store: &Store,
     input: &QualityInput,
@@ -179,7 +182,7 @@ pub async fn check(
 ) -> Result<QualityOutput, StepError> {
     let mut issues = Vec::new();
     for symbol in &input.symbols {
-        let key = curated_key(symbol);
+        let key = layout::curated(symbol);
         let error = |check, detail| QualityIssue {
             symbol: symbol.clone(),
             check,
@@ -198,17 +201,42 @@ pub async fn check(
             Err(e) => issues.push(error(QualityCheck::Unreadable, e.to_string())),
         }
     }
-    Ok(verdict(&input.symbols, issues))
+    let output = verdict(&input.symbols, issues);
+    let report = crate::registry::pretty_json(&output);
+    store
+        .update_with(
+            &layout::run_quality(&input.run_id),
+            |current| -> Result<Option<Vec<u8>>, StoreError> {
+                Ok((current != Some(report.as_slice())).then(|| report.clone()))
+            },
+        )
+        .await?;
+    Ok(output)
+}
+
+/// What the workflow state carries: the errors (why a symbol was skipped,
+/// which the alerts list) and a count of the warnings, whose text stays in
+/// the run's quality report, so the state stays small whatever the
+/// universe's size (Step Functions caps it at 256 KB).
+pub fn for_state(mut output: QualityOutput, run_id: &RunId) -> QualityOutput {
+    output.warnings = output
+        .issues
+        .iter()
+        .filter(|i| i.severity == Severity::Warning)
+        .count();
+    output.issues.retain(|i| i.severity == Severity::Error);
+    output.report_key = Some(layout::run_quality(run_id));
+    output
 }
 
 /// Which symbols go on: those without an error.
-pub fn verdict(symbols: &[String], issues: Vec<QualityIssue>) -> QualityOutput {
-    let failed = |symbol: &String| {
+pub fn verdict(symbols: &[Symbol], issues: Vec<QualityIssue>) -> QualityOutput {
+    let failed = |symbol: &Symbol| {
         issues
             .iter()
             .any(|i| &i.symbol == symbol && i.severity == Severity::Error)
     };
-    let (skipped, passed): (Vec<String>, Vec<String>) =
+    let (skipped, passed): (Vec<Symbol>, Vec<Symbol>) =
         symbols.iter().cloned().partition(|s| failed(s));
     QualityOutput {
         ok: skipped.is_empty(),
@@ -216,6 +244,8 @@ pub fn verdict(symbols: &[String], issues: Vec<QualityIssue>) -> QualityOutput {
         passed,
         skipped,
         issues,
+        warnings: 0,
+        report_key: None,
     }
 }
 
@@ -239,7 +269,7 @@ mod tests {
     fn sample_data_passes() {
         for symbol in ["AAPL", "GOOG", "GSPC", "IBM", "MSFT"] {
             let issues = check_bars(
-                symbol,
+                &Symbol::from_static(symbol),
                 &sample(symbol),
                 &QualityPolicy::default(),
                 1500,
@@ -247,6 +277,51 @@ mod tests {
             );
             assert!(issues.is_empty(), "{symbol}: {issues:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_run_keeps_every_finding_and_the_state_only_the_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::local(dir.path()).expect("store");
+        // IBM with one missing day long before the rows in use: a warning.
+        let mut bars = sample("IBM");
+        bars.remove(100);
+        let series = crate::series::PriceSeries::new("IBM", bars).expect("valid");
+        let ibm = Symbol::from_static("IBM");
+        store
+            .create(&layout::curated(&ibm), series.to_csv())
+            .await
+            .expect("writes");
+        // MSFT was never ingested: an error.
+        let input = QualityInput {
+            run_id: RunId::from_static("r1"),
+            symbols: vec![ibm, Symbol::from_static("MSFT")],
+        };
+        let policy = QualityPolicy::default();
+        let all = check(&store, &input, &policy, 1500, today())
+            .await
+            .expect("checks");
+        assert_eq!(all.passed, ["IBM"]);
+        assert_eq!(all.skipped, ["MSFT"]);
+        let report = store
+            .get(&layout::run_quality(&input.run_id))
+            .await
+            .expect("reads")
+            .expect("the run's quality report");
+        let recorded: QualityOutput = serde_json::from_slice(&report.bytes).expect("parses");
+        assert_eq!(recorded, all);
+        let state = for_state(all, &input.run_id);
+        assert_eq!(state.warnings, 1);
+        assert!(
+            state.issues.iter().all(|i| i.severity == Severity::Error) && state.issues.len() == 1,
+            "{:?}",
+            state.issues
+        );
+        assert_eq!(state.report_key.as_deref(), Some("runs/r1/quality.json"));
+        // A re-run of the step rewrites the report rather than failing.
+        check(&store, &input, &policy, 1500, today())
+            .await
+            .expect("checks again");
     }
 
     #[test]
@@ -264,7 +339,7 @@ mod tests {
             max_staleness_days: Some(5),
             ..QualityPolicy::default()
         };
-        let issues = check_bars("IBM", &bars, &policy, 1500, today());
+        let issues = check_bars(&Symbol::from_static("IBM"), &bars, &policy, 1500, today());
         let checks: std::collections::BTreeSet<QualityCheck> =
             issues.iter().map(|i| i.check).collect();
         for expected in [
@@ -291,7 +366,13 @@ mod tests {
         // A missing day long before the rows any model reads …
         let mut old_gap = bars.clone();
         old_gap.remove(100);
-        let issues = check_bars("IBM", &old_gap, &QualityPolicy::default(), used, today());
+        let issues = check_bars(
+            &Symbol::from_static("IBM"),
+            &old_gap,
+            &QualityPolicy::default(),
+            used,
+            today(),
+        );
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(
             (issues[0].check, issues[0].severity),
@@ -300,7 +381,13 @@ mod tests {
         // … and the same gap among them.
         let mut recent_gap = bars.clone();
         recent_gap.remove(first_used + 10);
-        let issues = check_bars("IBM", &recent_gap, &QualityPolicy::default(), used, today());
+        let issues = check_bars(
+            &Symbol::from_static("IBM"),
+            &recent_gap,
+            &QualityPolicy::default(),
+            used,
+            today(),
+        );
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(
             (issues[0].check, issues[0].severity),
@@ -311,12 +398,24 @@ mod tests {
         // the first row in use and the one before it) …
         let mut boundary = bars.clone();
         boundary.remove(first_used - 1);
-        let issues = check_bars("IBM", &boundary, &QualityPolicy::default(), used, today());
+        let issues = check_bars(
+            &Symbol::from_static("IBM"),
+            &boundary,
+            &QualityPolicy::default(),
+            used,
+            today(),
+        );
         assert_eq!(issues[0].severity, Severity::Error, "{issues:?}");
         // … and a gap one row earlier is history.
         let mut before = bars.clone();
         before.remove(first_used - 2);
-        let issues = check_bars("IBM", &before, &QualityPolicy::default(), used, today());
+        let issues = check_bars(
+            &Symbol::from_static("IBM"),
+            &before,
+            &QualityPolicy::default(),
+            used,
+            today(),
+        );
         assert_eq!(issues[0].severity, Severity::Warning, "{issues:?}");
     }
 
@@ -334,7 +433,13 @@ mod tests {
         let n = stopped.len();
         // 11 unchanged days after the first: one more than the limit of 10.
         flat(&mut stopped[n - 12..]);
-        let issues = check_bars("FLAT", &stopped, &policy, 1500, today());
+        let issues = check_bars(
+            &Symbol::from_static("FLAT"),
+            &stopped,
+            &policy,
+            1500,
+            today(),
+        );
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].check, QualityCheck::Unchanged);
         assert_eq!(issues[0].severity, Severity::Error);
@@ -342,20 +447,35 @@ mod tests {
         // Exactly the limit is allowed.
         let mut at_limit = sample("IBM");
         flat(&mut at_limit[n - 11..]);
-        assert!(check_bars("FLAT", &at_limit, &policy, 1500, today()).is_empty());
+        assert!(
+            check_bars(
+                &Symbol::from_static("FLAT"),
+                &at_limit,
+                &policy,
+                1500,
+                today()
+            )
+            .is_empty()
+        );
         // A halt in the middle that ended.
         let mut halted = sample("IBM");
         flat(&mut halted[n - 100..n - 70]);
-        let issues = check_bars("HALT", &halted, &policy, 1500, today());
+        let issues = check_bars(
+            &Symbol::from_static("HALT"),
+            &halted,
+            &policy,
+            1500,
+            today(),
+        );
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].severity, Severity::Warning);
     }
 
     #[test]
     fn the_verdict_skips_failing_symbols_and_stops_only_when_none_pass() {
-        let symbols: Vec<String> = ["AAPL", "FLAT", "IBM"].map(String::from).to_vec();
+        let symbols: Vec<Symbol> = ["AAPL", "FLAT", "IBM"].map(Symbol::from_static).to_vec();
         let issue = |symbol: &str, severity| QualityIssue {
-            symbol: symbol.into(),
+            symbol: Symbol::new(symbol).expect("valid symbol"),
             check: QualityCheck::Gaps,
             detail: String::new(),
             severity,

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::backtest::HorizonMetrics;
 use crate::backtest::Protocol;
 use crate::config::GateMetric;
+use crate::ids::{RunId, Symbol, VersionId};
+use crate::layout::{self, Alias, ModelKey, VersionFile};
 use crate::models::{FittedModel, ModelKind};
 use crate::steps::{Candidate, Promotion};
 use crate::store::{Store, StoreError};
@@ -39,23 +41,23 @@ pub enum RegistryError {
     Corrupt { key: String, reason: String },
     #[error("{symbol}/{model} has no version {version}")]
     NoSuchVersion {
-        symbol: String,
+        symbol: Symbol,
         model: ModelKind,
-        version: String,
+        version: VersionId,
     },
     #[error("{symbol}/{model} has no production version")]
-    NoProduction { symbol: String, model: ModelKind },
+    NoProduction { symbol: Symbol, model: ModelKind },
     #[error("{symbol}/{model} has no previous version to roll back to; name one with --to")]
-    NothingToRollBackTo { symbol: String, model: ModelKind },
+    NothingToRollBackTo { symbol: Symbol, model: ModelKind },
 }
 
 /// `metrics.json`: a version's backtest, with naive's on the same origins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionMetrics {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
-    pub run_id: String,
+    pub version: VersionId,
+    pub run_id: RunId,
     pub protocol: Protocol,
     pub origins: usize,
     pub first_origin: Option<NaiveDate>,
@@ -103,10 +105,10 @@ impl VersionMetrics {
 /// `lineage.json`: what a version was made from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lineage {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
-    pub run_id: String,
+    pub version: VersionId,
+    pub run_id: RunId,
     pub data_key: String,
     pub data_digest: String,
     /// SHA-256 of the news sentiment file the features read, where there
@@ -124,9 +126,9 @@ pub struct Lineage {
 /// An alias file: which version it names, and the one it named before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AliasRecord {
-    pub version: String,
-    pub previous: Option<String>,
-    pub run_id: String,
+    pub version: VersionId,
+    pub previous: Option<VersionId>,
+    pub run_id: RunId,
     pub reason: String,
     pub updated_at: String,
 }
@@ -135,8 +137,8 @@ pub struct AliasRecord {
 /// approved, rejected or timed out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagingRecord {
-    pub version: Option<String>,
-    pub run_id: String,
+    pub version: Option<VersionId>,
+    pub run_id: RunId,
     pub reason: String,
     pub updated_at: String,
 }
@@ -154,48 +156,31 @@ pub struct VersionFiles {
 /// A production alias with its version's metrics, for listings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductionEntry {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
     pub alias: AliasRecord,
     pub metrics: VersionMetrics,
 }
 
-pub fn model_prefix(symbol: &str, model: ModelKind) -> String {
-    format!("models/{symbol}/{model}")
-}
-
-pub fn version_key(symbol: &str, model: ModelKind, version: &str, file: &str) -> String {
-    format!("{}/versions/{version}/{file}", model_prefix(symbol, model))
-}
-
-pub fn alias_key(symbol: &str, model: ModelKind, alias: &str) -> String {
-    format!("{}/aliases/{alias}.json", model_prefix(symbol, model))
-}
-
-/// Where a production move is recorded: sorted by time, one key per move.
-pub fn history_key(symbol: &str, model: ModelKind, record: &AliasRecord) -> String {
-    format!(
-        "{}/history/{}-{}.json",
-        model_prefix(symbol, model),
-        record.updated_at.replace([':', '.'], ""),
-        record.version
-    )
-}
-
-fn no_such_version(symbol: &str, model: ModelKind, version: &str) -> RegistryError {
+fn no_such_version(symbol: &Symbol, model: ModelKind, version: &VersionId) -> RegistryError {
     RegistryError::NoSuchVersion {
-        symbol: symbol.to_owned(),
+        symbol: symbol.clone(),
         model,
-        version: version.to_owned(),
+        version: version.clone(),
     }
 }
 
 /// A new version id: sortable by time, unique across retries of a run.
-pub fn new_version_id() -> String {
+pub fn new_version_id() -> VersionId {
     let now = Utc::now();
     let entropy =
         crate::digest::sha256_hex(format!("{:?}{:?}", now, std::thread::current().id()).as_bytes());
-    format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), &entropy[..6])
+    VersionId::new(format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        &entropy[..6]
+    ))
+    .expect("a timestamp and hex digits make a valid version id")
 }
 
 fn timestamp() -> String {
@@ -247,21 +232,23 @@ impl Registry {
             metrics.model,
             metrics.version.clone(),
         );
-        let key = |file: &str| version_key(&symbol, kind, &version, file);
+        let key = |file: VersionFile| layout::version_file(&symbol, kind, &version, file);
         self.store
-            .create(&key("model.json"), model.to_json())
+            .create(&key(VersionFile::Model), model.to_json())
             .await?;
         self.store
-            .create(&key("backtest.csv"), backtest_csv)
-            .await?;
-        self.store.create(&key("plot.png"), plot_png).await?;
-        self.store
-            .create(&key("metrics.json"), pretty_json(&metrics))
+            .create(&key(VersionFile::BacktestCsv), backtest_csv)
             .await?;
         self.store
-            .create(&key("lineage.json"), pretty_json(&lineage))
+            .create(&key(VersionFile::PlotPng), plot_png)
             .await?;
-        let metrics_key = key("metrics.json");
+        self.store
+            .create(&key(VersionFile::Metrics), pretty_json(&metrics))
+            .await?;
+        self.store
+            .create(&key(VersionFile::Lineage), pretty_json(&lineage))
+            .await?;
+        let metrics_key = key(VersionFile::Metrics);
         Ok(Candidate {
             symbol,
             model: kind,
@@ -273,57 +260,56 @@ impl Registry {
     /// Complete versions of a (symbol, model), oldest first.
     pub async fn versions(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-    ) -> Result<Vec<String>, RegistryError> {
-        let prefix = format!("{}/versions/", model_prefix(symbol, model));
-        let keys = self.store.list(&prefix).await?;
+    ) -> Result<Vec<VersionId>, RegistryError> {
+        let keys = self.store.list(&layout::versions(symbol, model)).await?;
         Ok(keys
             .iter()
-            .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix("/lineage.json"))
-            .map(str::to_owned)
+            .filter_map(|k| ModelKey::complete_version(k))
+            .map(|(_, _, version)| version)
             .collect())
     }
 
     /// Reads one JSON file of a version.
     async fn version_file<T: serde::de::DeserializeOwned>(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
-        file: &str,
+        version: &VersionId,
+        file: VersionFile,
     ) -> Result<T, RegistryError> {
-        self.read_json(&version_key(symbol, model, version, file))
+        self.read_json(&layout::version_file(symbol, model, version, file))
             .await?
             .ok_or_else(|| no_such_version(symbol, model, version))
     }
 
     pub async fn metrics(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
+        version: &VersionId,
     ) -> Result<VersionMetrics, RegistryError> {
-        self.version_file(symbol, model, version, "metrics.json")
+        self.version_file(symbol, model, version, VersionFile::Metrics)
             .await
     }
 
     pub async fn lineage(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
+        version: &VersionId,
     ) -> Result<Lineage, RegistryError> {
-        self.version_file(symbol, model, version, "lineage.json")
+        self.version_file(symbol, model, version, VersionFile::Lineage)
             .await
     }
 
     /// Fails unless `version` is a complete version of (symbol, model).
     async fn ensure_version(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
+        version: &VersionId,
     ) -> Result<(), RegistryError> {
         if self
             .versions(symbol, model)
@@ -339,11 +325,11 @@ impl Registry {
 
     pub async fn fitted_model(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
+        version: &VersionId,
     ) -> Result<FittedModel, RegistryError> {
-        let key = version_key(symbol, model, version, "model.json");
+        let key = layout::version_file(symbol, model, version, VersionFile::Model);
         let object = self
             .store
             .get(&key)
@@ -358,21 +344,21 @@ impl Registry {
 
     pub async fn production(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
     ) -> Result<Option<AliasRecord>, RegistryError> {
-        self.read_json(&alias_key(symbol, model, "production"))
+        self.read_json(&layout::alias(symbol, model, Alias::Production))
             .await
     }
 
     /// The version waiting for approval, if any (a cleared record is none).
     pub async fn staging(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
     ) -> Result<Option<StagingRecord>, RegistryError> {
         Ok(self
-            .read_json::<StagingRecord>(&alias_key(symbol, model, "staging"))
+            .read_json::<StagingRecord>(&layout::alias(symbol, model, Alias::Staging))
             .await?
             .filter(|s| s.version.is_some()))
     }
@@ -381,22 +367,22 @@ impl Registry {
     /// candidate replaces an older one that nobody answered.
     pub async fn stage(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
-        run_id: &str,
+        version: &VersionId,
+        run_id: &RunId,
         reason: &str,
     ) -> Result<(), RegistryError> {
         self.ensure_version(symbol, model, version).await?;
         let record = StagingRecord {
-            version: Some(version.to_owned()),
-            run_id: run_id.to_owned(),
+            version: Some(version.clone()),
+            run_id: run_id.clone(),
             reason: reason.to_owned(),
             updated_at: timestamp(),
         };
         self.store
             .update_with(
-                &alias_key(symbol, model, "staging"),
+                &layout::alias(symbol, model, Alias::Staging),
                 |_| -> Result<Option<Vec<u8>>, StoreError> { Ok(Some(pretty_json(&record))) },
             )
             .await?;
@@ -408,13 +394,13 @@ impl Registry {
     /// whether it was cleared.
     pub async fn unstage(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
-        run_id: &str,
+        version: &VersionId,
+        run_id: &RunId,
         reason: &str,
     ) -> Result<bool, RegistryError> {
-        let key = alias_key(symbol, model, "staging");
+        let key = layout::alias(symbol, model, Alias::Staging);
         let cleared = self
             .store
             .update_with(&key, |current| -> Result<Option<Vec<u8>>, RegistryError> {
@@ -426,12 +412,12 @@ impl Registry {
                         key: key.clone(),
                         reason: e.to_string(),
                     })?;
-                if record.version.as_deref() != Some(version) {
+                if record.version.as_ref() != Some(version) {
                     return Ok(None);
                 }
                 Ok(Some(pretty_json(&StagingRecord {
                     version: None,
-                    run_id: run_id.to_owned(),
+                    run_id: run_id.clone(),
                     reason: reason.to_owned(),
                     updated_at: timestamp(),
                 })))
@@ -443,9 +429,9 @@ impl Registry {
     /// Every (symbol, model) with a candidate waiting for approval.
     pub async fn staged_models(
         &self,
-    ) -> Result<Vec<(String, ModelKind, StagingRecord)>, RegistryError> {
+    ) -> Result<Vec<(Symbol, ModelKind, StagingRecord)>, RegistryError> {
         let mut out = Vec::new();
-        for (symbol, model, _) in self.alias_files("staging").await? {
+        for (symbol, model, _) in self.alias_files(Alias::Staging).await? {
             if let Some(record) = self.staging(&symbol, model).await? {
                 out.push((symbol, model, record));
             }
@@ -456,18 +442,18 @@ impl Registry {
     /// (symbol, model, key) of every alias file with this name.
     async fn alias_files(
         &self,
-        alias: &str,
-    ) -> Result<Vec<(String, ModelKind, String)>, RegistryError> {
-        let suffix = format!("/aliases/{alias}.json");
-        let keys = self.store.list("models/").await?;
+        wanted: Alias,
+    ) -> Result<Vec<(Symbol, ModelKind, String)>, RegistryError> {
+        let keys = self.store.list(layout::MODELS).await?;
         Ok(keys
             .into_iter()
-            .filter(|k| k.ends_with(&suffix))
-            .filter_map(|key| {
-                let parts: Vec<&str> = key.split('/').collect();
-                let symbol = (*parts.get(1)?).to_owned();
-                let model = parts.get(2)?.parse::<ModelKind>().ok()?;
-                Some((symbol, model, key))
+            .filter_map(|key| match ModelKey::parse(&key)? {
+                ModelKey::Alias {
+                    symbol,
+                    model,
+                    alias,
+                } if alias == wanted => Some((symbol, model, key)),
+                _ => None,
             })
             .collect())
     }
@@ -476,32 +462,33 @@ impl Registry {
     /// compare-and-swap, retried if another writer moved it meanwhile.
     pub async fn promote(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        version: &str,
-        run_id: &str,
+        version: &VersionId,
+        run_id: &RunId,
         reason: &str,
     ) -> Result<Promotion, RegistryError> {
         self.ensure_version(symbol, model, version).await?;
-        self.move_production(symbol, model, run_id, reason, |_| Ok(version.to_owned()))
+        self.move_production(symbol, model, run_id, reason, |_| Ok(version.clone()))
             .await
     }
 
     /// Moves production back to its previous version (or to `to`), recording why.
     pub async fn rollback(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        to: Option<&str>,
+        to: Option<&VersionId>,
         reason: &str,
     ) -> Result<Promotion, RegistryError> {
         if let Some(target) = to {
             self.ensure_version(symbol, model, target).await?;
         }
-        let run_id = format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+        let run_id = RunId::new(format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ")))
+            .expect("a timestamp makes a valid run id");
         self.move_production(symbol, model, &run_id, reason, |current| {
             match (to, current) {
-                (Some(target), _) => Ok(target.to_owned()),
+                (Some(target), _) => Ok(target.clone()),
                 (
                     None,
                     Some(AliasRecord {
@@ -509,11 +496,11 @@ impl Registry {
                     }),
                 ) => Ok(p.clone()),
                 (None, Some(_)) => Err(RegistryError::NothingToRollBackTo {
-                    symbol: symbol.to_owned(),
+                    symbol: symbol.clone(),
                     model,
                 }),
                 (None, None) => Err(RegistryError::NoProduction {
-                    symbol: symbol.to_owned(),
+                    symbol: symbol.clone(),
                     model,
                 }),
             }
@@ -523,15 +510,15 @@ impl Registry {
 
     async fn move_production(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
-        run_id: &str,
+        run_id: &RunId,
         reason: &str,
-        target: impl Fn(Option<&AliasRecord>) -> Result<String, RegistryError>,
+        target: impl Fn(Option<&AliasRecord>) -> Result<VersionId, RegistryError>,
     ) -> Result<Promotion, RegistryError> {
-        let key = alias_key(symbol, model, "production");
+        let key = layout::alias(symbol, model, Alias::Production);
         let mut moved: Option<AliasRecord> = None;
-        let mut previous: Option<String> = None;
+        let mut previous: Option<VersionId> = None;
         let mut already: Option<AliasRecord> = None;
         let mut replaced: Option<AliasRecord> = None;
         self.store
@@ -558,7 +545,7 @@ impl Registry {
                 let record = AliasRecord {
                     version,
                     previous: previous.clone(),
-                    run_id: run_id.to_owned(),
+                    run_id: run_id.clone(),
                     reason: reason.to_owned(),
                     updated_at: timestamp(),
                 };
@@ -572,7 +559,7 @@ impl Registry {
             // moved (a crash, a timeout): finish what it derives.
             self.record_move(symbol, model, &current).await?;
             return Ok(Promotion {
-                symbol: symbol.to_owned(),
+                symbol: symbol.clone(),
                 model,
                 version: current.version,
                 previous: current.previous,
@@ -589,7 +576,7 @@ impl Registry {
         }
         self.record_move(symbol, model, &record).await?;
         Ok(Promotion {
-            symbol: symbol.to_owned(),
+            symbol: symbol.clone(),
             model,
             version: record.version,
             previous,
@@ -603,7 +590,7 @@ impl Registry {
     /// writes only what is missing.
     async fn record_move(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
         record: &AliasRecord,
     ) -> Result<(), RegistryError> {
@@ -615,7 +602,7 @@ impl Registry {
             });
             self.store
                 .update_with(
-                    &alias_key(symbol, model, "previous"),
+                    &layout::alias(symbol, model, Alias::Previous),
                     |current| -> Result<Option<Vec<u8>>, StoreError> {
                         Ok((current != Some(bytes.as_slice())).then(|| bytes.clone()))
                     },
@@ -628,11 +615,11 @@ impl Registry {
     /// Creates the history entry of a production move unless it exists.
     async fn record_history(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
         record: &AliasRecord,
     ) -> Result<(), RegistryError> {
-        let key = history_key(symbol, model, record);
+        let key = layout::history_entry(symbol, model, &record.updated_at, &record.version);
         if self.store.head(&key).await?.is_some() {
             return Ok(());
         }
@@ -645,12 +632,11 @@ impl Registry {
     /// Every production move of (symbol, model), oldest first.
     pub async fn history(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         model: ModelKind,
     ) -> Result<Vec<AliasRecord>, RegistryError> {
-        let prefix = format!("{}/history/", model_prefix(symbol, model));
         let mut records = Vec::new();
-        for key in self.store.list(&prefix).await? {
+        for key in self.store.list(&layout::history(symbol, model)).await? {
             if let Some(record) = self.read_json(&key).await? {
                 records.push(record);
             }
@@ -661,7 +647,7 @@ impl Registry {
     /// Every production alias in the store, with its version's metrics.
     pub async fn production_models(&self) -> Result<Vec<ProductionEntry>, RegistryError> {
         let mut out = Vec::new();
-        for (symbol, model, key) in self.alias_files("production").await? {
+        for (symbol, model, key) in self.alias_files(Alias::Production).await? {
             let Some(alias) = self.read_json::<AliasRecord>(&key).await? else {
                 continue;
             };

@@ -9,12 +9,12 @@
 //! so that Step Functions can pass the whole state object.
 //! docs/STEPS.md shows an example of each.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{RunId, Symbol, VersionId};
 use crate::models::ModelKind;
 
 /// Where prices come from.
@@ -68,13 +68,23 @@ impl fmt::Display for SentimentSource {
     }
 }
 
+/// EventBridge Scheduler's placeholder for a firing's time, which the
+/// schedules of the orchestration stack put in the run id.
+pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+
+/// A schedule's input as the scheduler sends it when it fires at `at`
+/// (`2026-11-27T09:00:00Z`): what the cost model and the tests read.
+pub fn as_fired(input: &str, at: &str) -> String {
+    input.replace(SCHEDULED_TIME, at)
+}
+
 /// The input of a pipeline run (either state machine, or `cargo xtask local`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub env: String,
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub models: Vec<ModelKind>,
     #[serde(default = "default_horizons")]
     pub horizons: Vec<usize>,
@@ -97,8 +107,8 @@ fn default_source() -> Source {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestInput {
-    pub run_id: String,
-    pub symbol: String,
+    pub run_id: RunId,
+    pub symbol: Symbol,
     pub source: Source,
     /// Also fetch the symbol's news sentiment from here; absent in inputs
     /// written before the field existed, which fetched none.
@@ -108,7 +118,7 @@ pub struct IngestInput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestOutput {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub source: Source,
     /// New trading days added to the curated series.
     pub rows_added: usize,
@@ -123,8 +133,8 @@ pub struct IngestOutput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityInput {
-    pub run_id: String,
-    pub symbols: Vec<String>,
+    pub run_id: RunId,
+    pub symbols: Vec<Symbol>,
 }
 
 /// The data checks run before training.
@@ -161,7 +171,7 @@ pub enum Severity {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityIssue {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub check: QualityCheck,
     pub detail: String,
     #[serde(default)]
@@ -180,33 +190,40 @@ pub struct QualityOutput {
     pub any_passed: bool,
     /// The symbols the next steps use, in input order.
     #[serde(default)]
-    pub passed: Vec<String>,
+    pub passed: Vec<Symbol>,
     /// The symbols with an error, in input order.
     #[serde(default)]
-    pub skipped: Vec<String>,
-    /// Errors and warnings, every one found (not just the first).
+    pub skipped: Vec<Symbol>,
+    /// Every finding (not just the first); in the workflow state, the
+    /// errors only, with the warnings counted in `warnings` and listed in
+    /// the report at `report_key`.
     pub issues: Vec<QualityIssue>,
+    #[serde(default)]
+    pub warnings: usize,
+    /// `runs/<run_id>/quality.json`: every finding of the run.
+    #[serde(default)]
+    pub report_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainInput {
-    pub run_id: String,
-    pub symbols: Vec<String>,
+    pub run_id: RunId,
+    pub symbols: Vec<Symbol>,
     pub models: Vec<ModelKind>,
 }
 
 /// A version written to the registry, waiting for the gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     pub metrics_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainFailure {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
     pub reason: String,
 }
@@ -219,7 +236,7 @@ pub struct TrainOutput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub candidates: Vec<Candidate>,
 }
 
@@ -234,9 +251,9 @@ pub enum Verdict {
 /// The gate's decision on one candidate, with the reasons a person reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     pub decision: Verdict,
     pub reasons: Vec<String>,
     /// The candidate's primary metric, naive's and production's on the same origins.
@@ -254,7 +271,7 @@ pub struct GateOutput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromoteInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub decisions: Vec<Decision>,
     /// Promote `needs_approval` decisions too (after a manual approval).
     #[serde(default)]
@@ -263,10 +280,10 @@ pub struct PromoteInput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Promotion {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
-    pub previous: Option<String>,
+    pub version: VersionId,
+    pub previous: Option<VersionId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,7 +294,7 @@ pub struct PromoteOutput {
 /// Clear the staging of a run's candidates that waited for approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WithdrawInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub decisions: Vec<Decision>,
     /// Why, recorded in the cleared staging record (`rejected`, `timed out`).
     pub reason: String,
@@ -286,7 +303,7 @@ pub struct WithdrawInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WithdrawOutput {
     /// The versions whose staging was cleared (those still staged).
-    pub withdrawn: Vec<String>,
+    pub withdrawn: Vec<VersionId>,
 }
 
 /// What the mirror step did: `mirrored: false` where the environment names
@@ -302,7 +319,7 @@ pub struct MirrorOutput {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifyInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub subject: String,
     pub message: String,
 }
@@ -312,6 +329,16 @@ pub struct NotifyOutput {
     pub key: String,
 }
 
+/// The ingest Lambda's requests, told apart by `action`; the ingest Map's
+/// states send an `IngestInput` without one, which is `ingest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum IngestRequest {
+    Ingest(IngestInput),
+    /// The data checks of the run's symbols.
+    Quality(QualityInput),
+}
+
 /// The gate Lambda's requests, told apart by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -319,14 +346,14 @@ pub enum GateRequest {
     /// Decide on the candidates that the run's train step recorded in
     /// `runs/<run_id>/train.json` (the workflow passes only the run id).
     Evaluate {
-        run_id: String,
+        run_id: RunId,
     },
     Promote(PromoteInput),
     /// Clear staging after a rejection or an approval timeout.
     Withdraw(WithdrawInput),
     /// Mirror the store into the environment's MLflow server, if it names one.
     Mirror {
-        run_id: String,
+        run_id: RunId,
     },
     /// Keep the workflow's task token until a person answers.
     RequestApproval(ApprovalRequest),
@@ -336,14 +363,14 @@ pub enum GateRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRequest {
-    pub run_id: String,
+    pub run_id: RunId,
     pub task_token: String,
     pub decisions: Vec<Decision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalAnswer {
-    pub run_id: String,
+    pub run_id: RunId,
     pub approve: bool,
     #[serde(default)]
     pub reason: Option<String>,
@@ -376,8 +403,21 @@ impl ApprovalResult {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorInput {
-    pub run_id: String,
-    pub symbols: Vec<String>,
+    pub run_id: RunId,
+    pub symbols: Vec<Symbol>,
+}
+
+/// What the monitor publishes to CloudWatch; a ratio that cannot be
+/// computed yet (nothing realised, prices that did not move) is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorMetrics {
+    pub scored_points: usize,
+    /// Model error over naive error on the same points: above 1,
+    /// production is worse than doing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mase_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directional_accuracy: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,10 +425,8 @@ pub struct MonitorOutput {
     /// Whether served forecasts have drifted past the threshold: the daily
     /// workflow then starts a training run.
     pub drift: bool,
-    /// Aggregates over every realised forecast in the lookback window:
-    /// `mase_ratio` (model error over naive error), `directional_accuracy`,
-    /// `scored_points`.
-    pub metrics: BTreeMap<String, f64>,
+    /// Aggregates over every realised forecast in the lookback window.
+    pub metrics: MonitorMetrics,
     /// Why drift is or is not declared.
     #[serde(default)]
     pub reason: String,
@@ -677,18 +715,32 @@ mod tests {
         s.parse().expect("valid date")
     }
 
+    /// An example's JSON, and whether that JSON reads back as the value.
+    struct Example {
+        json: String,
+        reads_back: bool,
+    }
+
+    fn to<T>(value: &T) -> Example
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq,
+    {
+        let json = serde_json::to_string_pretty(value).unwrap_or_default();
+        let reads_back = serde_json::from_str::<T>(&json).is_ok_and(|back| back == *value);
+        Example { json, reads_back }
+    }
+
     /// One example of every contract, in workflow order: the source of docs/STEPS.md.
-    fn examples() -> Vec<(&'static str, String)> {
-        let to = |v: &dyn AsJson| v.pretty();
+    fn examples() -> Vec<(&'static str, Example)> {
         let candidate = Candidate {
-            symbol: "AAPL".into(),
+            symbol: Symbol::from_static("AAPL"),
             model: ModelKind::Arima,
-            version: "20261127T090312.114Z-3fa2c1".into(),
+            version: VersionId::from_static("20261127T090312.114Z-3fa2c1"),
             metrics_key: "models/AAPL/arima/versions/20261127T090312.114Z-3fa2c1/metrics.json"
                 .into(),
         };
         let decision = Decision {
-            symbol: "AAPL".into(),
+            symbol: Symbol::from_static("AAPL"),
             model: ModelKind::Arima,
             version: candidate.version.clone(),
             decision: Verdict::Promote,
@@ -704,9 +756,9 @@ mod tests {
             (
                 "run input (state machine input, `cargo xtask local`)",
                 to(&RunInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     env: "dev".into(),
-                    symbols: vec!["AAPL".into(), "^GSPC".into()],
+                    symbols: vec![Symbol::from_static("AAPL"), Symbol::from_static("^GSPC")],
                     models: vec![ModelKind::Naive, ModelKind::Drift, ModelKind::LinregLag5, ModelKind::Arima],
                     horizons: vec![1, 5, 21],
                     source: Source::Yahoo,
@@ -716,8 +768,8 @@ mod tests {
             (
                 "ingest input",
                 to(&IngestInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
-                    symbol: "AAPL".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
+                    symbol: Symbol::from_static("AAPL"),
                     source: Source::Yahoo,
                     sentiment: Some(SentimentSource::AlphaVantage),
                 }),
@@ -725,7 +777,7 @@ mod tests {
             (
                 "ingest output",
                 to(&IngestOutput {
-                    symbol: "AAPL".into(),
+                    symbol: Symbol::from_static("AAPL"),
                     source: Source::Yahoo,
                     rows_added: 3,
                     rows_corrected: 1,
@@ -737,38 +789,34 @@ mod tests {
             (
                 "quality input",
                 to(&QualityInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
-                    symbols: vec!["AAPL".into(), "IBM".into()],
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
+                    symbols: vec![Symbol::from_static("AAPL"), Symbol::from_static("IBM")],
                 }),
             ),
             (
-                "quality output",
+                "quality output (the workflow state's: errors, and the warnings counted; runs/<run_id>/quality.json has every finding)",
                 to(&QualityOutput {
                     ok: false,
                     any_passed: true,
-                    passed: vec!["AAPL".into()],
-                    skipped: vec!["IBM".into()],
+                    passed: vec![Symbol::from_static("AAPL")],
+                    skipped: vec![Symbol::from_static("IBM")],
                     issues: vec![
                         QualityIssue {
-                            symbol: "IBM".into(),
+                            symbol: Symbol::from_static("IBM"),
                             check: QualityCheck::DuplicateDates,
                             detail: "row 8121: date 2026-11-24 appears twice".into(),
                             severity: Severity::Error,
                         },
-                        QualityIssue {
-                            symbol: "AAPL".into(),
-                            check: QualityCheck::Gaps,
-                            detail: "1 trading day(s) missing between 1998-03-02 and 1998-03-04 (first: 1998-03-03)".into(),
-                            severity: Severity::Warning,
-                        },
                     ],
+                    warnings: 1,
+                    report_key: Some("runs/2026-11-27T09-00-00Z-training/quality.json".into()),
                 }),
             ),
             (
                 "train input",
                 to(&TrainInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
-                    symbols: vec!["AAPL".into()],
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
+                    symbols: vec![Symbol::from_static("AAPL")],
                     models: vec![ModelKind::Naive, ModelKind::Arima],
                 }),
             ),
@@ -777,7 +825,7 @@ mod tests {
                 to(&TrainOutput {
                     candidates: vec![candidate.clone()],
                     failures: vec![TrainFailure {
-                        symbol: "AAPL".into(),
+                        symbol: Symbol::from_static("AAPL"),
                         model: ModelKind::LinregLag5,
                         reason: "fitting on the latest window failed: linreg_lag5 could not be estimated: Matrix is non-invertible".into(),
                     }],
@@ -786,7 +834,7 @@ mod tests {
             (
                 "gate input",
                 to(&GateInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     candidates: vec![candidate.clone()],
                 }),
             ),
@@ -801,7 +849,7 @@ mod tests {
             (
                 "promote input",
                 to(&PromoteInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     decisions: vec![decision],
                     approved: false,
                 }),
@@ -810,29 +858,29 @@ mod tests {
                 "promote output",
                 to(&PromoteOutput {
                     promoted: vec![Promotion {
-                        symbol: "AAPL".into(),
+                        symbol: Symbol::from_static("AAPL"),
                         model: ModelKind::Arima,
                         version: candidate.version.clone(),
-                        previous: Some("20261120T090301.002Z-aa01b2".into()),
+                        previous: Some(VersionId::from_static("20261120T090301.002Z-aa01b2")),
                     }],
                 }),
             ),
             (
                 "notify input",
                 to(&NotifyInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     subject: "stockcast dev: training promoted 1 model".into(),
                     message: "AAPL arima 20261127T090312.114Z-3fa2c1: MASE h5 2.7100 < naive 2.8000 by 3.21 %".into(),
                 }),
             ),
             (
                 "gate request: evaluate (the candidates are read from runs/<run_id>/train.json)",
-                to(&GateRequest::Evaluate { run_id: "2026-11-27T09-00-00Z-training".into() }),
+                to(&GateRequest::Evaluate { run_id: RunId::from_static("2026-11-27T09-00-00Z-training") }),
             ),
             (
                 "gate request: withdraw (after a rejection or an approval timeout: clears staging)",
                 to(&GateRequest::Withdraw(WithdrawInput {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     decisions: vec![],
                     reason: "rejected".into(),
                 })),
@@ -843,7 +891,7 @@ mod tests {
             ),
             (
                 "gate request: mirror (into the environment's MLflow server, when it names one)",
-                to(&GateRequest::Mirror { run_id: "2026-11-27T09-00-00Z-training".into() }),
+                to(&GateRequest::Mirror { run_id: RunId::from_static("2026-11-27T09-00-00Z-training") }),
             ),
             (
                 "mirror output",
@@ -856,7 +904,7 @@ mod tests {
             (
                 "gate request: request_approval (.waitForTaskToken)",
                 to(&GateRequest::RequestApproval(ApprovalRequest {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     task_token: "AQCEAAAAKgAAAAMAAAAA…".into(),
                     decisions: vec![],
                 })),
@@ -864,7 +912,7 @@ mod tests {
             (
                 "gate request: answer (`cargo xtask approve`; sends the kept token to Step Functions)",
                 to(&GateRequest::Answer(ApprovalAnswer {
-                    run_id: "2026-11-27T09-00-00Z-training".into(),
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     approve: true,
                     reason: Some("checked the plots".into()),
                     by: Some("alice".into()),
@@ -876,13 +924,13 @@ mod tests {
             ),
             (
                 "monitor input",
-                to(&MonitorInput { run_id: "2026-11-28T09-00-00Z-daily".into(), symbols: vec!["AAPL".into()] }),
+                to(&MonitorInput { run_id: RunId::from_static("2026-11-28T09-00-00Z-daily"), symbols: vec![Symbol::from_static("AAPL")] }),
             ),
             (
                 "monitor output",
                 to(&MonitorOutput {
                     drift: false,
-                    metrics: [("mase_ratio".to_owned(), 1.02), ("directional_accuracy".to_owned(), 0.51), ("scored_points".to_owned(), 240.0)].into_iter().collect(),
+                    metrics: MonitorMetrics { scored_points: 240, mase_ratio: Some(1.02), directional_accuracy: Some(0.51) },
                     reason: "MASE ratio 1.0200 over 240 realised forecasts is within the threshold 1.20".into(),
                     recorded: vec!["forecasts/AAPL/2026-11-27.json".into()],
                 }),
@@ -892,17 +940,6 @@ mod tests {
                 to(&StepError::new(ErrorName::VendorThrottled, "alpha-vantage: the API rate limit was reached")),
             ),
         ]
-    }
-
-    /// Pretty JSON in field order, for values of any contract type.
-    trait AsJson {
-        fn pretty(&self) -> String;
-    }
-
-    impl<T: Serialize> AsJson for T {
-        fn pretty(&self) -> String {
-            serde_json::to_string_pretty(self).unwrap_or_default()
-        }
     }
 
     fn render_steps_doc() -> String {
@@ -923,7 +960,8 @@ mod tests {
             let names: Vec<String> = task.errors().iter().map(|n| format!("`{n}`")).collect();
             out.push_str(&format!("| {} | {} |\n", task.name(), names.join(", ")));
         }
-        for (title, json) in examples() {
+        for (title, example) in examples() {
+            let json = example.json;
             out.push_str(&format!("\n## {title}\n\n```json\n{json}\n```\n"));
         }
         out
@@ -945,18 +983,10 @@ mod tests {
 
     #[test]
     fn examples_deserialise_back() {
-        for (title, text) in examples() {
-            let ok = match title {
-                t if t.starts_with("run input") => serde_json::from_str::<RunInput>(&text).is_ok(),
-                "gate output" => serde_json::from_str::<GateOutput>(&text).is_ok(),
-                "train output" => serde_json::from_str::<TrainOutput>(&text).is_ok(),
-                "promote input" => serde_json::from_str::<PromoteInput>(&text).is_ok(),
-                t if t.starts_with("gate request") => {
-                    serde_json::from_str::<GateRequest>(&text).is_ok()
-                }
-                _ => true,
-            };
-            assert!(ok, "{title}");
+        let examples = examples();
+        assert!(examples.len() > 20, "every contract has an example");
+        for (title, example) in examples {
+            assert!(example.reads_back, "{title}: {}", example.json);
         }
     }
 

@@ -21,7 +21,9 @@ use chrono::Utc;
 
 use crate::backtest::{self, ForecastRow, Protocol, window_at};
 use crate::config::PipelineConfig;
-use crate::ingest::{Curated, CuratedError, curated_key, read_curated};
+use crate::ids::{RunId, Symbol};
+use crate::ingest::{Curated, CuratedError, read_curated};
+use crate::layout;
 use crate::models::ModelKind;
 use crate::registry::{
     HorizonMetrics, Lineage, Registry, VersionFiles, VersionMetrics, new_version_id,
@@ -41,17 +43,12 @@ pub struct TrainContext {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Where a finished train step records its output.
-pub fn train_output_key(run_id: &str) -> String {
-    format!("runs/{run_id}/train.json")
-}
-
 /// The recorded output of a finished train step, if it finished.
 pub async fn recorded_output(
     store: &Store,
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<Option<TrainOutput>, StepError> {
-    let key = train_output_key(run_id);
+    let key = layout::run_train(run_id);
     let Some(object) = store.get(&key).await? else {
         return Ok(None);
     };
@@ -76,6 +73,7 @@ fn interrupted() -> StepError {
 pub type Progress = Arc<dyn Fn() + Send + Sync>;
 
 struct Loaded {
+    symbol: Symbol,
     series: PriceSeries,
     digest: String,
     sentiment_digest: Option<String>,
@@ -98,92 +96,26 @@ pub async fn train(
     if let Some(done) = recorded_output(&ctx.store, &input.run_id).await? {
         return Ok(done);
     }
-    let protocol = ctx.config.protocol.clone();
-    let mut failures = Vec::new();
-    let mut loaded = Vec::new();
-    for symbol in &input.symbols {
-        let key = curated_key(symbol);
-        let fail_all = |reason: String| {
-            input.models.iter().map(move |&model| TrainFailure {
-                symbol: symbol.clone(),
-                model,
-                reason: reason.clone(),
-            })
-        };
-        let Curated {
-            series,
-            digest,
-            sentiment_digest,
-        } = match read_curated(&ctx.store, symbol).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                failures.extend(fail_all(format!("{key} does not exist")));
-                continue;
-            }
-            Err(CuratedError::Store(e)) => return Err(e.into()),
-            Err(CuratedError::Invalid(e)) => {
-                failures.extend(fail_all(e.to_string()));
-                continue;
-            }
-        };
-        if protocol.origins(symbol, series.len()).is_ok() {
-            loaded.push(Loaded {
-                digest,
-                series,
-                sentiment_digest,
-            });
-        } else {
-            failures.extend(fail_all(format!(
-                "{} rows, but the backtest needs {}",
-                series.len(),
-                protocol.used_rows()
-            )));
-        }
-    }
-    let mut models = vec![ModelKind::Naive];
-    models.extend(
-        input
-            .models
-            .iter()
-            .copied()
-            .filter(|m| *m != ModelKind::Naive),
-    );
-    let series: Vec<PriceSeries> = loaded.iter().map(|l| l.series.clone()).collect();
-    let run = {
-        let (models, protocol, stop) = (models.clone(), protocol.clone(), ctx.stop.clone());
-        tokio::task::spawn_blocking(move || {
-            backtest::run_stoppable(&series, &models, &protocol, &|| progress(), &stop)
-        })
-        .await
-        .map_err(|e| StepError::new(ErrorName::TrainFailed, format!("the backtest stopped: {e}")))?
-        .map_err(|e| match e {
-            backtest::BacktestError::Stopped => interrupted(),
-            e => StepError::new(ErrorName::TrainFailed, e.to_string()),
-        })?
-    };
-    if ctx.stop.load(Ordering::Relaxed) {
-        return Err(interrupted());
-    }
+    let (loaded, mut failures) = load_all(ctx, input).await?;
+    let rows = backtest_all(ctx, &loaded, &input.models, progress).await?;
     let registry = Registry::new(ctx.store.clone());
     let mut candidates = Vec::new();
     for item in &loaded {
         let rows_of = |model: ModelKind| -> Vec<ForecastRow> {
-            run.rows
-                .iter()
+            rows.iter()
                 .filter(|r| r.series == item.series.name && r.model == model.name())
                 .cloned()
                 .collect()
         };
-        let naive = horizon_metrics(&rows_of(ModelKind::Naive), &protocol);
+        let naive = horizon_metrics(&rows_of(ModelKind::Naive), &ctx.config.protocol);
         for &model in &input.models {
-            let rows = rows_of(model);
             // A model that cannot be fitted is this run's finding; storage
             // that fails is the step's error, retried, never recorded as a
             // model failure in a finished run (issue 20).
-            match candidate_files(ctx, item, model, &rows, &naive, &input.run_id) {
+            match candidate_files(ctx, item, model, &rows_of(model), &naive, &input.run_id) {
                 Ok(files) => candidates.push(registry.write_version(files).await?),
                 Err(reason) => failures.push(TrainFailure {
-                    symbol: item.series.name.clone(),
+                    symbol: item.symbol.clone(),
                     model,
                     reason,
                 }),
@@ -196,11 +128,91 @@ pub async fn train(
     };
     ctx.store
         .create(
-            &train_output_key(&input.run_id),
+            &layout::run_train(&input.run_id),
             crate::registry::pretty_json(&output),
         )
         .await?;
     Ok(output)
+}
+
+/// Reads every symbol's curated data; a symbol that is missing, invalid
+/// or too short fails its models, and the others go on.
+async fn load_all(
+    ctx: &TrainContext,
+    input: &TrainInput,
+) -> Result<(Vec<Loaded>, Vec<TrainFailure>), StepError> {
+    let protocol = &ctx.config.protocol;
+    let mut failures = Vec::new();
+    let mut loaded = Vec::new();
+    for symbol in &input.symbols {
+        let fail_all = |reason: String| {
+            input.models.iter().map(move |&model| TrainFailure {
+                symbol: symbol.clone(),
+                model,
+                reason: reason.clone(),
+            })
+        };
+        let curated = match read_curated(&ctx.store, symbol).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let key = layout::curated(symbol);
+                failures.extend(fail_all(format!("{key} does not exist")));
+                continue;
+            }
+            Err(CuratedError::Store(e)) => return Err(e.into()),
+            Err(CuratedError::Invalid(e)) => {
+                failures.extend(fail_all(e.to_string()));
+                continue;
+            }
+        };
+        let Curated {
+            series,
+            digest,
+            sentiment_digest,
+        } = curated;
+        if protocol.origins(symbol, series.len()).is_ok() {
+            loaded.push(Loaded {
+                symbol: symbol.clone(),
+                digest,
+                series,
+                sentiment_digest,
+            });
+        } else {
+            failures.extend(fail_all(format!(
+                "{} rows, but the backtest needs {}",
+                series.len(),
+                protocol.used_rows()
+            )));
+        }
+    }
+    Ok((loaded, failures))
+}
+
+/// Every backtest of the run in one parallel call, naive always included
+/// (every version's metrics carry naive's on the same origins).
+async fn backtest_all(
+    ctx: &TrainContext,
+    loaded: &[Loaded],
+    models: &[ModelKind],
+    progress: Progress,
+) -> Result<Vec<ForecastRow>, StepError> {
+    let mut all = vec![ModelKind::Naive];
+    all.extend(models.iter().copied().filter(|m| *m != ModelKind::Naive));
+    let series: Vec<PriceSeries> = loaded.iter().map(|l| l.series.clone()).collect();
+    let (protocol, stop) = (ctx.config.protocol.clone(), ctx.stop.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        backtest::run_stoppable(&series, &all, &protocol, &|| progress(), &stop)
+    })
+    .await
+    .map_err(|e| StepError::new(ErrorName::TrainFailed, format!("the backtest stopped: {e}")))?
+    .map_err(|e| match e {
+        backtest::BacktestError::Stopped => interrupted(),
+        e => StepError::new(ErrorName::TrainFailed, e.to_string()),
+    })?;
+    if ctx.stop.load(Ordering::Relaxed) {
+        return Err(interrupted());
+    }
+    Ok(run.rows)
 }
 
 fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetrics> {
@@ -217,7 +229,7 @@ fn candidate_files(
     model: ModelKind,
     rows: &[ForecastRow],
     naive: &[HorizonMetrics],
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<VersionFiles, String> {
     let protocol = &ctx.config.protocol;
     let series = &item.series;
@@ -238,10 +250,10 @@ fn candidate_files(
         .filter(|r| r.h == protocol.horizons[0])
         .collect();
     let metrics = VersionMetrics {
-        symbol: series.name.clone(),
+        symbol: item.symbol.clone(),
         model,
         version: version.clone(),
-        run_id: run_id.to_owned(),
+        run_id: run_id.clone(),
         protocol: protocol.clone(),
         origins: origins.len(),
         first_origin: origins.first().map(|r| r.origin_date),
@@ -253,39 +265,13 @@ fn candidate_files(
     };
     let mut backtest_csv = Vec::new();
     backtest::write_forecasts_csv(rows, &mut backtest_csv).map_err(|e| e.to_string())?;
-    let test_start = series.len() - protocol.test_rows;
-    let actual: Vec<(usize, chrono::NaiveDate, f64)> = (test_start..series.len())
-        .map(|i| (i, series.bars[i].date, target[i]))
-        .collect();
-    let plotted_h = if protocol.horizons.contains(&ctx.config.gate.horizon) {
-        ctx.config.gate.horizon
-    } else {
-        protocol.horizons[0]
-    };
-    let plotted: Vec<&ForecastRow> = rows.iter().filter(|r| r.h == plotted_h).collect();
-    let title = crate::plot::PlotTitle {
-        symbol: series.name.clone(),
-        model: model.name().to_owned(),
-        version: version.clone(),
-        horizon: plotted_h,
-        mase: metrics
-            .horizons
-            .iter()
-            .find(|m| m.horizon == plotted_h)
-            .and_then(|m| m.mase),
-        naive_mase: naive
-            .iter()
-            .find(|m| m.horizon == plotted_h)
-            .and_then(|m| m.mase),
-    };
-    let plot_png =
-        crate::plot::backtest_png(&title, &actual, &plotted).map_err(|e| e.to_string())?;
+    let plot_png = backtest_plot(ctx, item, &metrics, rows, naive)?;
     let lineage = Lineage {
-        symbol: series.name.clone(),
+        symbol: item.symbol.clone(),
         model,
         version,
-        run_id: run_id.to_owned(),
-        data_key: curated_key(&series.name),
+        run_id: run_id.clone(),
+        data_key: layout::curated(&item.symbol),
         data_digest: item.digest.clone(),
         sentiment_digest: item.sentiment_digest.clone(),
         data_rows: series.len(),
@@ -302,4 +288,41 @@ fn candidate_files(
         backtest_csv,
         plot_png,
     })
+}
+
+/// The backtest's plot at the gate's horizon (the first horizon where the
+/// protocol does not score the gate's).
+fn backtest_plot(
+    ctx: &TrainContext,
+    item: &Loaded,
+    metrics: &VersionMetrics,
+    rows: &[ForecastRow],
+    naive: &[HorizonMetrics],
+) -> Result<Vec<u8>, String> {
+    let (protocol, series) = (&ctx.config.protocol, &item.series);
+    let target = series.target();
+    let test_start = series.len() - protocol.test_rows;
+    let actual: Vec<(usize, chrono::NaiveDate, f64)> = (test_start..series.len())
+        .map(|i| (i, series.bars[i].date, target[i]))
+        .collect();
+    let plotted_h = if protocol.horizons.contains(&ctx.config.gate.horizon) {
+        ctx.config.gate.horizon
+    } else {
+        protocol.horizons[0]
+    };
+    let plotted: Vec<&ForecastRow> = rows.iter().filter(|r| r.h == plotted_h).collect();
+    let mase_at = |m: &[HorizonMetrics]| {
+        m.iter()
+            .find(|m| m.horizon == plotted_h)
+            .and_then(|m| m.mase)
+    };
+    let title = crate::plot::PlotTitle {
+        symbol: item.symbol.to_string(),
+        model: metrics.model.name().to_owned(),
+        version: metrics.version.to_string(),
+        horizon: plotted_h,
+        mase: mase_at(&metrics.horizons),
+        naive_mase: mase_at(naive),
+    };
+    crate::plot::backtest_png(&title, &actual, &plotted).map_err(|e| e.to_string())
 }

@@ -16,21 +16,27 @@ use std::sync::atomic::AtomicBool;
 use chrono::NaiveDate;
 use stockcast::backtest::Protocol;
 use stockcast::config::{Approval, GatePolicy, PipelineConfig};
-use stockcast::ingest::{IngestContext, curated_key, ingest};
+use stockcast::ids::{RunId, Symbol, VersionId};
+use stockcast::ingest::{IngestContext, ingest};
+use stockcast::layout::{self, Alias, VersionFile};
 use stockcast::models::ModelKind;
 use stockcast::promotion;
-use stockcast::registry::{AliasRecord, Registry, StagingRecord, version_key};
+use stockcast::registry::{AliasRecord, Registry, StagingRecord};
 use stockcast::series::{Bar, PriceSeries};
 use stockcast::steps::{
     Candidate, Decision, ErrorName, GateInput, IngestInput, PromoteInput, Source, StepError,
     TrainInput, Verdict,
 };
 use stockcast::store::{Faults, Store};
-use stockcast::train::{TrainContext, train, train_output_key};
+use stockcast::train::{TrainContext, train};
 
 use crate::harness::{runtime, sample_dir, temp_root};
 
 const SYMBOL: &str = "IBM";
+
+fn symbol() -> Symbol {
+    Symbol::from_static(SYMBOL)
+}
 const MODELS: [ModelKind; 2] = [ModelKind::Naive, ModelKind::LinregLag5];
 
 /// The steps crashed, and the number of writes each makes in its scenario.
@@ -84,7 +90,10 @@ fn full_series() -> PriceSeries {
     PriceSeries::from_csv_path(&sample_dir().join(format!("{SYMBOL}.csv"))).expect("sample")
 }
 
-async fn run_train(store: &Store, run_id: &str) -> Result<Vec<(ModelKind, String)>, StepError> {
+async fn run_train(
+    store: &Store,
+    run_id: &'static str,
+) -> Result<Vec<(ModelKind, VersionId)>, StepError> {
     let ctx = TrainContext {
         store: store.clone(),
         config: config(),
@@ -92,8 +101,8 @@ async fn run_train(store: &Store, run_id: &str) -> Result<Vec<(ModelKind, String
         stop: Arc::new(AtomicBool::new(false)),
     };
     let input = TrainInput {
-        run_id: run_id.into(),
-        symbols: vec![SYMBOL.into()],
+        run_id: RunId::from_static(run_id),
+        symbols: vec![symbol()],
         models: MODELS.to_vec(),
     };
     let output = train(&ctx, &input, Arc::new(|| {})).await?;
@@ -105,11 +114,11 @@ async fn run_train(store: &Store, run_id: &str) -> Result<Vec<(ModelKind, String
         .collect())
 }
 
-fn decision(model: ModelKind, version: &str, verdict: Verdict) -> Decision {
+fn decision(model: ModelKind, version: &VersionId, verdict: Verdict) -> Decision {
     Decision {
-        symbol: SYMBOL.into(),
+        symbol: symbol(),
         model,
-        version: version.into(),
+        version: version.clone(),
         decision: verdict,
         reasons: vec!["crash test".into()],
         metric: None,
@@ -139,7 +148,7 @@ async fn seed(step: Step) -> Seed {
     };
     let curated = PriceSeries::new(SYMBOL, full.bars[..curated_rows].to_vec()).expect("valid");
     template
-        .create(&curated_key(SYMBOL), curated.to_csv())
+        .create(&layout::curated(&symbol()), curated.to_csv())
         .await
         .expect("seeds curated");
     let mut promote = None;
@@ -147,13 +156,18 @@ async fn seed(step: Step) -> Seed {
     if let Step::Evaluate = step {
         let run = run_train(&template, "seed-1").await.expect("trains");
         gate = Some(GateInput {
-            run_id: "seed-1".into(),
+            run_id: RunId::from_static("seed-1"),
             candidates: run
                 .into_iter()
                 .map(|(model, version)| Candidate {
-                    symbol: SYMBOL.into(),
+                    symbol: symbol(),
                     model,
-                    metrics_key: version_key(SYMBOL, model, &version, "metrics.json"),
+                    metrics_key: layout::version_file(
+                        &symbol(),
+                        model,
+                        &version,
+                        VersionFile::Metrics,
+                    ),
                     version,
                 })
                 .collect(),
@@ -163,7 +177,7 @@ async fn seed(step: Step) -> Seed {
         let registry = Registry::new(template.clone());
         let first = run_train(&template, "seed-1").await.expect("trains");
         let second = run_train(&template, "seed-2").await.expect("trains");
-        let version = |run: &[(ModelKind, String)], model| {
+        let version = |run: &[(ModelKind, VersionId)], model| {
             run.iter()
                 .find(|(m, _)| *m == model)
                 .map(|(_, v)| v.clone())
@@ -172,16 +186,28 @@ async fn seed(step: Step) -> Seed {
         let naive = ModelKind::Naive;
         let linreg = ModelKind::LinregLag5;
         registry
-            .promote(SYMBOL, naive, &version(&first, naive), "seed-1", "seed")
+            .promote(
+                &symbol(),
+                naive,
+                &version(&first, naive),
+                &RunId::from_static("seed-1"),
+                "seed",
+            )
             .await
             .expect("promotes");
         let staged = version(&second, linreg);
         registry
-            .stage(SYMBOL, linreg, &staged, "seed-2", "needs approval")
+            .stage(
+                &symbol(),
+                linreg,
+                &staged,
+                &RunId::from_static("seed-2"),
+                "needs approval",
+            )
             .await
             .expect("stages");
         promote = Some(PromoteInput {
-            run_id: "seed-2".into(),
+            run_id: RunId::from_static("seed-2"),
             decisions: vec![
                 decision(naive, &version(&second, naive), Verdict::Promote),
                 decision(linreg, &staged, Verdict::NeedsApproval),
@@ -214,8 +240,8 @@ async fn run_step(step: Step, seed: &Seed, store: &Store) -> Result<(), StepErro
                 vendors: None,
             };
             let input = IngestInput {
-                run_id: "crash".into(),
-                symbol: SYMBOL.into(),
+                run_id: RunId::from_static("crash"),
+                symbol: symbol(),
                 source: Source::Sample,
                 sentiment: None,
             };
@@ -238,7 +264,7 @@ async fn run_step(step: Step, seed: &Seed, store: &Store) -> Result<(), StepErro
 }
 
 fn curated_bars(bytes: &[u8]) -> BTreeMap<NaiveDate, Bar> {
-    PriceSeries::from_csv_bytes(SYMBOL, "curated", bytes)
+    PriceSeries::from_csv_bytes(&symbol(), "curated", bytes)
         .expect("curated data stays valid")
         .bars
         .into_iter()
@@ -248,7 +274,7 @@ fn curated_bars(bytes: &[u8]) -> BTreeMap<NaiveDate, Bar> {
 
 async fn read_curated(store: &Store) -> BTreeMap<NaiveDate, Bar> {
     let object = store
-        .get(&curated_key(SYMBOL))
+        .get(&layout::curated(&symbol()))
         .await
         .expect("reads")
         .expect("curated data is never lost");
@@ -256,14 +282,14 @@ async fn read_curated(store: &Store) -> BTreeMap<NaiveDate, Bar> {
 }
 
 /// Fails unless `version` is listed and every one of its files is there and reads.
-async fn assert_complete(registry: &Registry, model: ModelKind, version: &str, what: &str) {
-    let listed = registry.versions(SYMBOL, model).await.expect("lists");
+async fn assert_complete(registry: &Registry, model: ModelKind, version: &VersionId, what: &str) {
+    let listed = registry.versions(&symbol(), model).await.expect("lists");
     assert!(
         listed.iter().any(|v| v == version),
         "{what}: {model} {version} is not a complete version"
     );
-    for file in ["backtest.csv", "plot.png"] {
-        let key = version_key(SYMBOL, model, version, file);
+    for file in [VersionFile::BacktestCsv, VersionFile::PlotPng] {
+        let key = layout::version_file(&symbol(), model, version, file);
         let object = registry.store().get(&key).await.expect("reads");
         assert!(
             object.is_some_and(|o| !o.bytes.is_empty()),
@@ -271,15 +297,15 @@ async fn assert_complete(registry: &Registry, model: ModelKind, version: &str, w
         );
     }
     registry
-        .fitted_model(SYMBOL, model, version)
+        .fitted_model(&symbol(), model, version)
         .await
         .unwrap_or_else(|e| panic!("{what}: {model} {version}: {e}"));
     registry
-        .metrics(SYMBOL, model, version)
+        .metrics(&symbol(), model, version)
         .await
         .unwrap_or_else(|e| panic!("{what}: {model} {version}: {e}"));
     registry
-        .lineage(SYMBOL, model, version)
+        .lineage(&symbol(), model, version)
         .await
         .unwrap_or_else(|e| panic!("{what}: {model} {version}: {e}"));
 }
@@ -301,12 +327,13 @@ async fn assert_consistent(
     for model in MODELS {
         // Aliases name complete versions.
         let production: Option<AliasRecord> =
-            registry.production(SYMBOL, model).await.expect("reads");
+            registry.production(&symbol(), model).await.expect("reads");
         let previous: Option<AliasRecord> = registry
-            .read_json(&stockcast::registry::alias_key(SYMBOL, model, "previous"))
+            .read_json(&layout::alias(&symbol(), model, Alias::Previous))
             .await
             .expect("reads");
-        let staging: Option<StagingRecord> = registry.staging(SYMBOL, model).await.expect("reads");
+        let staging: Option<StagingRecord> =
+            registry.staging(&symbol(), model).await.expect("reads");
         let named = production
             .iter()
             .flat_map(|p| [Some(p.version.clone()), p.previous.clone()])
@@ -318,7 +345,7 @@ async fn assert_consistent(
         }
         // History never names a move production did not make, and lags it
         // by at most the one move a crash interrupted.
-        let history = registry.history(SYMBOL, model).await.expect("reads");
+        let history = registry.history(&symbol(), model).await.expect("reads");
         for record in &history {
             assert_complete(&registry, model, &record.version, what).await;
         }
@@ -372,18 +399,21 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
             assert_eq!(curated, expected, "{what}: the whole file is curated");
         }
         Step::Train => {
-            let recorded = store.get(&train_output_key("crash")).await.expect("reads");
+            let recorded = store
+                .get(&layout::run_train(&RunId::from_static("crash")))
+                .await
+                .expect("reads");
             assert!(recorded.is_some(), "{what}: the run is recorded");
         }
         Step::Evaluate => {
             let input = seed.gate.as_ref().expect("a gate input");
             let decisions = store
-                .get(&promotion::decisions_key(&input.run_id))
+                .get(&layout::decisions(&input.run_id))
                 .await
                 .expect("reads");
             assert!(decisions.is_some(), "{what}: the decisions are recorded");
             for c in input.candidates.iter().filter(|c| !c.model.is_baseline()) {
-                let staged = registry.staging(SYMBOL, c.model).await.expect("reads");
+                let staged = registry.staging(&symbol(), c.model).await.expect("reads");
                 assert_eq!(
                     staged.and_then(|s| s.version).as_ref(),
                     Some(&c.version),
@@ -396,7 +426,7 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
             let input = seed.promote.as_ref().expect("a promote input");
             for d in &input.decisions {
                 let production = registry
-                    .production(SYMBOL, d.model)
+                    .production(&symbol(), d.model)
                     .await
                     .expect("reads")
                     .expect("production");
@@ -405,7 +435,7 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
                     "{what}: {} production",
                     d.model
                 );
-                let staged = registry.staging(SYMBOL, d.model).await.expect("reads");
+                let staged = registry.staging(&symbol(), d.model).await.expect("reads");
                 assert!(staged.is_none(), "{what}: {} staging is cleared", d.model);
             }
         }
@@ -500,7 +530,10 @@ fn a_storage_error_writing_a_version_fails_the_training_step() {
             "{:?}",
             faults.writes()
         );
-        let recorded = store.get(&train_output_key("crash")).await.expect("reads");
+        let recorded = store
+            .get(&layout::run_train(&RunId::from_static("crash")))
+            .await
+            .expect("reads");
         assert!(
             recorded.is_none(),
             "a failed run is not recorded as finished"

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use stockcast::config::PipelineConfig;
-use stockcast::ingest::curated_key;
+
+use stockcast::ids::{RunId, Symbol};
+use stockcast::layout::{self, VersionFile};
 use stockcast::models::ModelKind;
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport};
 use stockcast::registry::Registry;
@@ -24,9 +26,12 @@ fn pipeline(store: &Store) -> LocalPipeline {
 
 fn input(run_id: &str, symbols: &[&str]) -> RunInput {
     RunInput {
-        run_id: run_id.into(),
+        run_id: RunId::new(run_id).expect("valid run id"),
         env: "test".into(),
-        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        symbols: symbols
+            .iter()
+            .map(|s| Symbol::new(*s).expect("valid symbol"))
+            .collect(),
         models: vec![
             ModelKind::Naive,
             ModelKind::Drift,
@@ -90,13 +95,13 @@ fn first_run_promotes_and_second_run_compares_with_production() {
         // Every version has its five files, lineage last-written and complete.
         let c = &train.candidates[0];
         for file in [
-            "model.json",
-            "metrics.json",
-            "lineage.json",
-            "backtest.csv",
-            "plot.png",
+            VersionFile::Model,
+            VersionFile::Metrics,
+            VersionFile::Lineage,
+            VersionFile::BacktestCsv,
+            VersionFile::PlotPng,
         ] {
-            let key = stockcast::registry::version_key(&c.symbol, c.model, &c.version, file);
+            let key = layout::version_file(&c.symbol, c.model, &c.version, file);
             assert!(store.get(&key).await.expect("reads").is_some(), "{key}");
         }
         let lineage = registry
@@ -105,7 +110,7 @@ fn first_run_promotes_and_second_run_compares_with_production() {
             .expect("lineage");
         assert_eq!(lineage.git_commit.as_deref(), Some("0123abc"));
         assert_eq!(lineage.run_id, "run-1");
-        assert_eq!(lineage.data_key, curated_key(&c.symbol));
+        assert_eq!(lineage.data_key, layout::curated(&c.symbol));
         let manifest = store
             .get("runs/run-1/manifest.json")
             .await
@@ -169,7 +174,7 @@ fn first_run_promotes_and_second_run_compares_with_production() {
         }
         assert_eq!(
             registry
-                .versions("MSFT", ModelKind::Arima)
+                .versions(&Symbol::from_static("MSFT"), ModelKind::Arima)
                 .await
                 .expect("lists")
                 .len(),
@@ -186,14 +191,14 @@ fn bad_curated_data_stops_the_run_before_training() {
     runtime().block_on(async {
         run(&store, "run-1", &["IBM"]).await.expect("first run");
         let production_before = registry
-            .production("IBM", ModelKind::Naive)
+            .production(&Symbol::from_static("IBM"), ModelKind::Naive)
             .await
             .expect("reads");
         for (label, corrupt) in [
             ("duplicate", duplicate_a_row as fn(&str) -> String),
             ("negative", negative_price),
         ] {
-            let key = curated_key("IBM");
+            let key = layout::curated(&Symbol::from_static("IBM"));
             let object = store.get(&key).await.expect("reads").expect("curated");
             let text = String::from_utf8_lossy(&object.bytes).to_string();
             store
@@ -220,7 +225,7 @@ fn bad_curated_data_stops_the_run_before_training() {
             assert!(report.train.is_none());
             assert_eq!(
                 registry
-                    .versions("IBM", ModelKind::Naive)
+                    .versions(&Symbol::from_static("IBM"), ModelKind::Naive)
                     .await
                     .expect("lists")
                     .len(),
@@ -229,7 +234,7 @@ fn bad_curated_data_stops_the_run_before_training() {
             );
             assert_eq!(
                 registry
-                    .production("IBM", ModelKind::Naive)
+                    .production(&Symbol::from_static("IBM"), ModelKind::Naive)
                     .await
                     .expect("reads"),
                 production_before
@@ -334,14 +339,14 @@ fn a_symbol_that_stopped_moving_is_skipped_and_the_others_train() {
         for model in [ModelKind::Naive, ModelKind::Arima] {
             assert!(
                 registry
-                    .versions("FLAT", model)
+                    .versions(&Symbol::from_static("FLAT"), model)
                     .await
                     .expect("lists")
                     .is_empty()
             );
             assert!(
                 registry
-                    .production("FLAT", model)
+                    .production(&Symbol::from_static("FLAT"), model)
                     .await
                     .expect("reads")
                     .is_none()
@@ -440,8 +445,8 @@ fn manual_approval_stages_until_an_answer() {
         run_input.models = models.clone();
         manual.run(run_input, Arc::new(|| {}))
     };
-    let answer = |run_id: &str, approve: bool| ApprovalAnswer {
-        run_id: run_id.into(),
+    let answer = |run_id: &'static str, approve: bool| ApprovalAnswer {
+        run_id: RunId::from_static(run_id),
         approve,
         reason: None,
         by: Some("alice".into()),
@@ -460,13 +465,19 @@ fn manual_approval_stages_until_an_answer() {
         // As in the training workflow, nothing goes live before the answer.
         for model in &models {
             assert_eq!(
-                registry.production("MSFT", *model).await.expect("reads"),
+                registry
+                    .production(&Symbol::from_static("MSFT"), *model)
+                    .await
+                    .expect("reads"),
                 None
             );
         }
-        let staging = registry.staging("MSFT", linreg).await.expect("reads");
+        let staging = registry
+            .staging(&Symbol::from_static("MSFT"), linreg)
+            .await
+            .expect("reads");
         assert_eq!(staging.and_then(|s| s.version), Some(staged_v1.clone()));
-        let waiting = pending(&store, "run-1")
+        let waiting = pending(&store, &RunId::from_static("run-1"))
             .await
             .expect("reads")
             .expect("pending");
@@ -477,9 +488,18 @@ fn manual_approval_stages_until_an_answer() {
             .expect("rejects");
         assert_eq!(rejected.withdrawn, vec![staged_v1.clone()]);
         assert!(rejected.promoted.is_empty());
-        assert_eq!(registry.staging("MSFT", linreg).await.expect("reads"), None);
         assert_eq!(
-            registry.production("MSFT", linreg).await.expect("reads"),
+            registry
+                .staging(&Symbol::from_static("MSFT"), linreg)
+                .await
+                .expect("reads"),
+            None
+        );
+        assert_eq!(
+            registry
+                .production(&Symbol::from_static("MSFT"), linreg)
+                .await
+                .expect("reads"),
             None
         );
 
@@ -493,13 +513,19 @@ fn manual_approval_stages_until_an_answer() {
         // An older run's candidate cannot clear the newer one's staging.
         assert!(
             !registry
-                .unstage("MSFT", linreg, &staged_v1, "run-1", "stale")
+                .unstage(
+                    &Symbol::from_static("MSFT"),
+                    linreg,
+                    &staged_v1,
+                    &RunId::from_static("run-1"),
+                    "stale"
+                )
                 .await
                 .expect("compares")
         );
         assert_eq!(
             registry
-                .staging("MSFT", linreg)
+                .staging(&Symbol::from_static("MSFT"), linreg)
                 .await
                 .expect("reads")
                 .and_then(|s| s.version),
@@ -520,7 +546,10 @@ fn manual_approval_stages_until_an_answer() {
                 .iter()
                 .any(|p| p.model == linreg && p.version == staged_v2)
         );
-        let live = registry.production("MSFT", linreg).await.expect("reads");
+        let live = registry
+            .production(&Symbol::from_static("MSFT"), linreg)
+            .await
+            .expect("reads");
         assert_eq!(
             live.as_ref().map(|a| a.version.clone()),
             Some(staged_v2.clone())
@@ -528,7 +557,13 @@ fn manual_approval_stages_until_an_answer() {
         // Promoting it again (a retried step) changes nothing: production
         // never becomes its own previous.
         let again = registry
-            .promote("MSFT", linreg, &staged_v2, "run-2", "retried")
+            .promote(
+                &Symbol::from_static("MSFT"),
+                linreg,
+                &staged_v2,
+                &RunId::from_static("run-2"),
+                "retried",
+            )
             .await
             .expect("promotes");
         assert_eq!(
@@ -536,10 +571,19 @@ fn manual_approval_stages_until_an_answer() {
             live.as_ref().and_then(|a| a.previous.clone())
         );
         assert_eq!(
-            registry.production("MSFT", linreg).await.expect("reads"),
+            registry
+                .production(&Symbol::from_static("MSFT"), linreg)
+                .await
+                .expect("reads"),
             live
         );
-        assert_eq!(registry.staging("MSFT", linreg).await.expect("reads"), None);
+        assert_eq!(
+            registry
+                .staging(&Symbol::from_static("MSFT"), linreg)
+                .await
+                .expect("reads"),
+            None
+        );
 
         let again = answer_local(&store, &answer("run-1", true))
             .await

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use stockcast::ingest::{IngestContext, curated_key, ingest};
+use stockcast::ids::{RunId, Symbol, VersionId};
+use stockcast::ingest::{IngestContext, ingest};
+use stockcast::layout::{self, VersionFile};
 use stockcast::registry::Registry;
 use stockcast::series::PriceSeries;
 use stockcast::steps::{IngestInput, Source};
@@ -98,8 +100,8 @@ pub async fn concurrent_ingests_keep_the_union(store: &Store) {
         })
         .collect();
     let input = IngestInput {
-        run_id: "race".into(),
-        symbol: "IBM".into(),
+        run_id: RunId::from_static("race"),
+        symbol: Symbol::from_static("IBM"),
         source: Source::Sample,
         sentiment: None,
     };
@@ -107,7 +109,7 @@ pub async fn concurrent_ingests_keep_the_union(store: &Store) {
     let (a, b) = (a.expect("ingests"), b.expect("ingests"));
     assert_eq!(a.rows_added + b.rows_added, 3000, "{a:?} {b:?}");
     let curated = store
-        .get(&curated_key("IBM"))
+        .get(&layout::curated(&Symbol::from_static("IBM")))
         .await
         .expect("reads")
         .expect("curated");
@@ -120,23 +122,41 @@ pub async fn racing_promotions_are_serialised(store: &Store) {
     let registry = Arc::new(Registry::new(store.clone()));
     // Two complete versions (lineage marks completeness).
     for v in ["v1", "v2"] {
-        let key = stockcast::registry::version_key(
-            "X",
+        let key = layout::version_file(
+            &Symbol::from_static("X"),
             stockcast::models::ModelKind::Naive,
-            v,
-            "lineage.json",
+            &VersionId::from_static(v),
+            VersionFile::Lineage,
         );
         store.create(&key, "{}").await.expect("creates");
     }
     let (r1, r2) = (registry.clone(), registry.clone());
     let naive = stockcast::models::ModelKind::Naive;
     let (a, b) = tokio::join!(
-        async move { r1.promote("X", naive, "v1", "run-a", "test").await },
-        async move { r2.promote("X", naive, "v2", "run-b", "test").await },
+        async move {
+            r1.promote(
+                &Symbol::from_static("X"),
+                naive,
+                &VersionId::from_static("v1"),
+                &RunId::from_static("run-a"),
+                "test",
+            )
+            .await
+        },
+        async move {
+            r2.promote(
+                &Symbol::from_static("X"),
+                naive,
+                &VersionId::from_static("v2"),
+                &RunId::from_static("run-b"),
+                "test",
+            )
+            .await
+        },
     );
     let (a, b) = (a.expect("promotes"), b.expect("promotes"));
     let alias = registry
-        .production("X", naive)
+        .production(&Symbol::from_static("X"), naive)
         .await
         .expect("reads")
         .expect("alias");

@@ -11,7 +11,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use proptest::prelude::*;
-use stockcast::ingest::{IngestContext, curated_key, ingest, sentiment_key};
+use stockcast::ids::{RunId, Symbol};
+use stockcast::ingest::{IngestContext, ingest};
+use stockcast::layout;
 use stockcast::steps::{ErrorName, IngestInput, SentimentSource, Source};
 use stockcast::store::Store;
 use stockcast::vendors::alpha_vantage::{DailyFunction, parse_daily, parse_sentiment};
@@ -193,8 +195,8 @@ fn input(symbol: &str, source: Source) -> IngestInput {
     // Alpha Vantage prices with its news, as an environment declares them.
     let sentiment = (source == Source::AlphaVantage).then_some(SentimentSource::AlphaVantage);
     IngestInput {
-        run_id: "test".into(),
-        symbol: symbol.into(),
+        run_id: RunId::from_static("test"),
+        symbol: Symbol::new(symbol).expect("valid symbol"),
         source,
         sentiment,
     }
@@ -225,7 +227,7 @@ fn alpha_vantage_normal_days_split_and_sentiment() {
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
         let curated = s
             .store
-            .get(&curated_key("IBM"))
+            .get(&layout::curated(&Symbol::from_static("IBM")))
             .await
             .expect("reads")
             .expect("curated");
@@ -235,7 +237,7 @@ fn alpha_vantage_normal_days_split_and_sentiment() {
         assert_eq!(series.target(), vec![111.0, 112.0, 112.5]);
         let sentiment = s
             .store
-            .get(&sentiment_key("IBM"))
+            .get(&layout::sentiment(&Symbol::from_static("IBM")))
             .await
             .expect("reads")
             .expect("sentiment");
@@ -289,7 +291,7 @@ fn yahoo_prices_with_alpha_vantage_news_where_the_input_asks() {
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
         let sentiment = s
             .store
-            .get(&sentiment_key("IBM"))
+            .get(&layout::sentiment(&Symbol::from_static("IBM")))
             .await
             .expect("reads")
             .expect("the news was merged");
@@ -327,7 +329,7 @@ fn yahoo_prices_with_alpha_vantage_news_where_the_input_asks() {
         assert!(!out.warnings[0].contains(KEY));
         assert!(
             s.store
-                .get(&sentiment_key("MSFT"))
+                .get(&layout::sentiment(&Symbol::from_static("MSFT")))
                 .await
                 .expect("reads")
                 .is_none()
@@ -354,7 +356,7 @@ fn alpha_vantage_prices_without_sentiment_ask_for_no_news() {
         assert!(vendor.news.requests.lock().expect("lock").is_empty());
         assert!(
             s.store
-                .get(&sentiment_key("IBM"))
+                .get(&layout::sentiment(&Symbol::from_static("IBM")))
                 .await
                 .expect("reads")
                 .is_none()
@@ -555,7 +557,7 @@ fn every_failure_mode_is_a_typed_error_with_raw_kept_and_curated_unchanged() {
                 .expect("earlier ingest");
             let before = s
                 .store
-                .get(&curated_key("IBM"))
+                .get(&layout::curated(&Symbol::from_static("IBM")))
                 .await
                 .expect("reads")
                 .map(|o| o.bytes);
@@ -577,7 +579,7 @@ fn every_failure_mode_is_a_typed_error_with_raw_kept_and_curated_unchanged() {
             );
             let after = s
                 .store
-                .get(&curated_key("IBM"))
+                .get(&layout::curated(&Symbol::from_static("IBM")))
                 .await
                 .expect("reads")
                 .map(|o| o.bytes);

@@ -91,3 +91,20 @@ impl From<crate::registry::RegistryError> for ApiError {
         }
     }
 }
+
+impl From<crate::serving::ServingError> for ApiError {
+    fn from(e: crate::serving::ServingError) -> Self {
+        use crate::serving::ServingError as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::Registry(r) => r.into(),
+            E::NoSuchModel { .. } | E::NoProductionModel { .. } => {
+                ApiError::not_found("no_production_model", e.to_string())
+            }
+            E::UnreadableData { .. }
+            | E::AnchorFailed { .. }
+            | E::ForecastFailed { .. }
+            | E::NoData { .. } => ApiError::unavailable(e.to_string()),
+        }
+    }
+}

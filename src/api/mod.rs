@@ -8,7 +8,6 @@
 //! docs/openapi.json is the contract: a test checks real responses against
 //! it, and schemathesis fuzzes a running server with it (xtask/tests/contract.rs).
 
-pub mod cache;
 pub mod error;
 pub mod key;
 
@@ -26,12 +25,13 @@ use axum::routing::{get, post};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub use self::cache::ModelCache;
 pub use self::error::ApiError;
-use crate::calendar;
 use crate::config::GatePolicy;
+use crate::ids::{Symbol, VersionId};
 use crate::models::{MAX_HORIZON, ModelKind};
 use crate::registry::{HorizonMetrics, Registry};
+pub use crate::serving::ForecastPoint;
+use crate::serving::{self, ModelCache};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -163,7 +163,7 @@ async fn request_id(request: Request, next: Next) -> Response {
 /// The body of `POST /predict`, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PredictRequest {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model_type: Option<ModelKind>,
     pub days_ahead: Option<usize>,
 }
@@ -192,19 +192,10 @@ where
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ForecastPoint {
-    pub step: usize,
-    pub date: NaiveDate,
-    pub forecast: f64,
-    pub lo80: Option<f64>,
-    pub hi80: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictResponse {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model_type: ModelKind,
-    pub model_version: String,
+    pub model_version: VersionId,
     /// Why this model: requested, or the symbol's best production model.
     pub selection: String,
     pub trained_at: String,
@@ -244,9 +235,9 @@ fn parse_predict(
     })?;
     // Not trimmed: the contract's pattern has no room for spaces, and a
     // server that accepted " AAPL" would accept more than it promises.
-    let symbol = request.symbol.as_str();
-    crate::symbol::check_symbol(symbol)
-        .map_err(|e| ApiError::bad_request("invalid_symbol", e.to_string()))?;
+    let symbol = Symbol::new(request.symbol)
+        .map_err(|e| ApiError::bad_request("invalid_symbol", e.to_string()))?
+        .to_ascii_uppercase();
     if let Some(days) = request.days_ahead
         && !(1..=MAX_HORIZON).contains(&days)
     {
@@ -263,7 +254,7 @@ fn parse_predict(
         None => None,
     };
     Ok(PredictRequest {
-        symbol: symbol.to_ascii_uppercase(),
+        symbol,
         model_type,
         days_ahead: request.days_ahead,
     })
@@ -292,90 +283,19 @@ async fn predict(
             ),
         )
     })?;
-    let gate = &state.config.gate;
-    let (served, selection) = match request.model_type {
-        Some(kind) => {
-            let served = symbol_state
-                .models
-                .iter()
-                .find(|m| m.kind == kind)
-                .ok_or_else(|| {
-                    ApiError::not_found(
-                        "no_production_model",
-                        format!(
-                            "{} has no {kind} model; available: {}",
-                            request.symbol,
-                            symbol_state
-                                .models
-                                .iter()
-                                .map(|m| m.kind.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-            // A model the gate did not promote is still served when asked
-            // for by name (Prophet users ask for Prophet), and says so.
-            let why = if served.promoted {
-                "requested".to_owned()
-            } else {
-                format!(
-                    "requested; not in production: the gate has not promoted {kind} for {}, \
-                     so its latest version is served as asked (GET /models lists production)",
-                    request.symbol
-                )
-            };
-            (served, why)
-        }
-        None => {
-            let best = symbol_state.default_model(gate).ok_or_else(|| {
-                ApiError::not_found(
-                    "no_production_model",
-                    format!(
-                        "{} has no production model yet: run the training pipeline",
-                        request.symbol
-                    ),
-                )
-            })?;
-            let mut why = format!(
-                "best production model by {} h{}",
-                gate.metric.name(),
-                gate.horizon
-            );
-            if best.kind.is_baseline() {
-                why.push_str(" (a baseline: no learned model beats it for this symbol)");
-            }
-            (best, why)
-        }
-    };
-    let forecast = served
-        .anchored
-        .forecast(days)
-        .map_err(|e| ApiError::unavailable(format!("the model could not forecast: {e}")))?;
-    // A forecast is dated from the last curated day; without one there is
-    // no honest date to give (never 1970-01-01).
-    let data_through = symbol_state.data_through.ok_or_else(|| {
-        ApiError::unavailable(format!(
-            "{} has no curated prices to date a forecast from: ingest it first",
-            request.symbol
-        ))
-    })?;
-    let dates = calendar::next_trading_days(data_through, days);
-    let forecasts = (0..days)
-        .zip(dates)
-        .map(|(i, date)| ForecastPoint {
-            step: i + 1,
-            date,
-            forecast: forecast.mean[i],
-            lo80: forecast.lower.as_ref().map(|l| l[i]),
-            hi80: forecast.upper.as_ref().map(|u| u[i]),
-        })
-        .collect();
+    let choice = serving::choose(
+        &symbol_state,
+        &request.symbol,
+        request.model_type,
+        &state.config.gate,
+    )?;
+    let forecasts = serving::forecast(&symbol_state, &request.symbol, choice.served, days)?;
+    let served = choice.served;
     let response = PredictResponse {
         symbol: request.symbol,
         model_type: served.kind,
         model_version: served.version.clone(),
-        selection,
+        selection: choice.selection,
         trained_at: served.trained_at.clone(),
         data_through: symbol_state.data_through,
         forecasts,
@@ -385,9 +305,9 @@ async fn predict(
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model_type: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     pub data_through: Option<NaiveDate>,
     pub metrics: Vec<HorizonMetrics>,
     /// Naive's metrics on the same backtest origins.

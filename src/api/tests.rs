@@ -9,6 +9,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 use super::*;
+use crate::ids::{RunId, Symbol};
 use crate::pipeline::LocalPipeline;
 use crate::steps::{RunInput, Source};
 use crate::store::Store;
@@ -40,9 +41,9 @@ async fn train_msft_with(
         git_commit: None,
     };
     let input = RunInput {
-        run_id: run_id.into(),
+        run_id: RunId::new(run_id).expect("valid run id"),
         env: "test".into(),
-        symbols: vec!["MSFT".into()],
+        symbols: vec![Symbol::from_static("MSFT")],
         models: models.to_vec(),
         horizons: vec![1, 5, 21],
         source: Source::Sample,
@@ -137,7 +138,10 @@ async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
         ));
     }
     store
-        .create(&crate::ingest::sentiment_key("MSFT"), news.into_bytes())
+        .create(
+            &crate::layout::sentiment(&Symbol::from_static("MSFT")),
+            news.into_bytes(),
+        )
         .await
         .expect("writes the news");
     train_msft_with(&store, "seed", &[ModelKind::Naive, ModelKind::Lstm], config).await;
@@ -156,7 +160,11 @@ async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
     // stored artifact anchored here.
     let registry = Registry::new(store.clone());
     let fitted = registry
-        .fitted_model("MSFT", ModelKind::Lstm, &response.model_version)
+        .fitted_model(
+            &Symbol::from_static("MSFT"),
+            ModelKind::Lstm,
+            &response.model_version,
+        )
         .await
         .expect("the version's artifact");
     let crate::models::FittedModel::Lstm(lstm) = &fitted else {
@@ -168,11 +176,15 @@ async fn the_lstm_is_served_from_its_artifact_on_the_latest_data() {
             .contains(&crate::features::Feature::Sentiment)
     );
     let lineage = registry
-        .lineage("MSFT", ModelKind::Lstm, &response.model_version)
+        .lineage(
+            &Symbol::from_static("MSFT"),
+            ModelKind::Lstm,
+            &response.model_version,
+        )
         .await
         .expect("lineage");
     assert!(lineage.sentiment_digest.is_some(), "{lineage:?}");
-    let series = crate::ingest::read_curated(&store, "MSFT")
+    let series = crate::ingest::read_curated(&store, &Symbol::from_static("MSFT"))
         .await
         .expect("reads")
         .expect("curated")
@@ -419,17 +431,17 @@ async fn a_promotion_is_visible_after_revalidation_and_not_before() {
     // A new drift version is trained and promoted behind the API's back.
     train_msft(&store, "second", &[ModelKind::Drift]).await;
     let now = registry
-        .production("MSFT", ModelKind::Drift)
+        .production(&Symbol::from_static("MSFT"), ModelKind::Drift)
         .await
         .expect("reads")
         .expect("alias");
-    assert_ne!(serde_json::Value::String(now.version.clone()), before);
+    assert_ne!(serde_json::Value::String(now.version.to_string()), before);
     // Within the interval the warm container serves what it has, with no storage I/O…
     assert_eq!(predict_json(&cached, body).await.1["model_version"], before);
     // …and after it, the promotion is visible.
     assert_eq!(
         predict_json(&revalidating, body).await.1["model_version"],
-        serde_json::Value::String(now.version)
+        serde_json::Value::String(now.version.to_string())
     );
 }
 

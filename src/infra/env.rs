@@ -199,7 +199,7 @@ impl Environment {
             return Err("symbols: should list at least one symbol".into());
         }
         for s in &self.symbols {
-            crate::symbol::check_symbol(s).map_err(|e| format!("symbols: {e}"))?;
+            crate::ids::check_symbol(s).map_err(|e| format!("symbols: {e}"))?;
         }
         if let Some(sentiment) = self.sentiment
             && !self.symbols.iter().any(|s| crate::ingest::has_news(s))

@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use super::client::{Client, MlflowError};
 use super::record::{RunRecord, pipeline_record, version_record};
 use super::source::{StoredRun, StoredVersion, registered_model_name, snapshot, version_files};
-use crate::pipeline::manifest_key;
-use crate::promotion::decisions_key;
+use crate::ids::RunId;
+use crate::layout::{self, VersionFile};
 use crate::registry::{Registry, RegistryError};
 use crate::store::StoreError;
 
@@ -147,7 +147,7 @@ pub async fn sync(
         let parent = mirror.pipeline_run(run_id, run, &mut found).await?;
         report
             .run_urls
-            .insert(run_id.clone(), client.run_url(&experiment_id, &parent));
+            .insert(run_id.to_string(), client.run_url(&experiment_id, &parent));
         for version in &run.versions {
             let child = mirror.version_run(version, &parent, &mut found).await?;
             let name = registered_model_name(&version.symbol, version.model);
@@ -156,22 +156,22 @@ pub async fn sync(
                 known_models.insert(name.clone(), existing);
             }
             let by_version = known_models.entry(name.clone()).or_default();
-            let number = match by_version.get(&version.version) {
+            let number = match by_version.get(version.version.as_str()) {
                 Some(number) => number.clone(),
                 None => {
                     let number = mirror.create_version(&name, version, &child).await?;
-                    by_version.insert(version.version.clone(), number.clone());
+                    by_version.insert(version.version.to_string(), number.clone());
                     number
                 }
             };
             versions
-                .entry((version.symbol.clone(), version.model.to_string()))
+                .entry((version.symbol.to_string(), version.model.to_string()))
                 .or_default()
-                .insert(version.version.clone(), number);
+                .insert(version.version.to_string(), number);
         }
     }
     for stored in &snapshot.aliases {
-        let key = (stored.symbol.clone(), stored.model.to_string());
+        let key = (stored.symbol.to_string(), stored.model.to_string());
         let numbers = versions.get(&key).cloned().unwrap_or_default();
         if let Some(entry) = mirror.mirror_aliases(stored, &numbers).await? {
             report.production.push(entry);
@@ -295,7 +295,7 @@ impl Mirror<'_> {
     /// The parent run of a pipeline run: its id, created and completed if needed.
     async fn pipeline_run(
         &mut self,
-        run_id: &str,
+        run_id: &RunId,
         run: &StoredRun,
         found: &mut BTreeMap<String, FoundRun>,
     ) -> Result<String, MirrorError> {
@@ -312,10 +312,10 @@ impl Mirror<'_> {
         record.tag("mlflow.runName", run_id);
         let mut files = Vec::new();
         if run.manifest.is_some() {
-            files.push(("manifest.json".to_owned(), manifest_key(run_id)));
+            files.push(("manifest.json".to_owned(), layout::run_manifest(run_id)));
         }
         if run.has_decisions {
-            files.push(("decisions.json".to_owned(), decisions_key(run_id)));
+            files.push(("decisions.json".to_owned(), layout::decisions(run_id)));
         }
         self.ensure_run(&key, record, &files, found).await
     }
@@ -339,11 +339,11 @@ impl Mirror<'_> {
         let model_json = self
             .registry
             .store()
-            .get(&crate::registry::version_key(
+            .get(&layout::version_file(
                 &version.symbol,
                 version.model,
                 &version.version,
-                "model.json",
+                VersionFile::Model,
             ))
             .await?
             .and_then(|o| serde_json::from_slice::<Value>(&o.bytes).ok());

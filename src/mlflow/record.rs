@@ -291,6 +291,7 @@ fn join(items: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{RunId, Symbol, VersionId};
 
     fn horizon(h: usize, rmse: f64, mase: f64) -> HorizonMetrics {
         HorizonMetrics {
@@ -309,10 +310,10 @@ mod tests {
 
     fn metrics(horizons: Vec<HorizonMetrics>, naive: Vec<HorizonMetrics>) -> VersionMetrics {
         VersionMetrics {
-            symbol: "AAPL".into(),
+            symbol: Symbol::from_static("AAPL"),
             model: crate::models::ModelKind::Drift,
-            version: "v1".into(),
-            run_id: "r1".into(),
+            version: VersionId::from_static("v1"),
+            run_id: RunId::from_static("r1"),
             protocol: crate::backtest::Protocol::default(),
             origins: 100,
             first_origin: None,
@@ -326,10 +327,10 @@ mod tests {
 
     fn lineage() -> Lineage {
         Lineage {
-            symbol: "AAPL".into(),
+            symbol: Symbol::from_static("AAPL"),
             model: crate::models::ModelKind::Drift,
-            version: "v1".into(),
-            run_id: "r1".into(),
+            version: VersionId::from_static("v1"),
+            run_id: RunId::from_static("r1"),
             data_key: "curated/AAPL.csv".into(),
             data_digest: "abc".into(),
             sentiment_digest: None,

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::mirror::{Mirror, MirrorError, bad, next_page_token, tag};
-use super::source::{ALIASES, StoredAliases, StoredVersion, registered_model_name};
+use super::source::{StoredAliases, StoredVersion, registered_model_name};
+use crate::layout::Alias;
 
 impl Mirror<'_> {
     /// Creates the registered model if missing; returns its MLflow versions
@@ -131,19 +132,19 @@ impl Mirror<'_> {
             })
             .collect();
         let mut production = None;
-        // ALIASES lists production first: it is the one that must be right.
-        for alias in ALIASES {
-            let wanted =
-                match stored.aliases.get(alias) {
-                    Some(version) => Some(numbers.get(version).cloned().ok_or_else(|| {
-                        MirrorError::AliasTarget {
-                            name: name.clone(),
-                            alias: alias.to_owned(),
-                            version: version.clone(),
-                        }
-                    })?),
-                    None => None,
-                };
+        // Production first: it is the one that must be right.
+        for kind in Alias::ALL {
+            let alias = kind.name();
+            let wanted = match stored.aliases.get(&kind) {
+                Some(version) => Some(numbers.get(version.as_str()).cloned().ok_or_else(|| {
+                    MirrorError::AliasTarget {
+                        name: name.clone(),
+                        alias: alias.to_owned(),
+                        version: version.to_string(),
+                    }
+                })?),
+                None => None,
+            };
             match (&wanted, current.get(alias)) {
                 (Some(w), Some(c)) if w == c => {}
                 (Some(w), _) => {
@@ -166,7 +167,7 @@ impl Mirror<'_> {
                 }
                 (None, None) => {}
             }
-            if alias == "production"
+            if kind == Alias::Production
                 && let Some(w) = wanted
             {
                 let url = self.client.version_url(&name, &w);

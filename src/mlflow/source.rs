@@ -9,22 +9,18 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::ids::{RunId, Symbol, VersionId};
+use crate::layout::{self, Alias, ModelKey};
 use crate::models::ModelKind;
-use crate::pipeline::manifest_key;
-use crate::promotion::decisions_key;
-use crate::registry::{Lineage, Registry, RegistryError, VersionMetrics, model_prefix};
+use crate::registry::{Lineage, Registry, RegistryError, VersionMetrics};
 use crate::store::StoreError;
-
-/// The aliases the store knows, by name. `previous` is the one production
-/// carries (the production record is the truth; `previous.json` is a copy).
-pub const ALIASES: [&str; 3] = ["production", "previous", "staging"];
 
 /// One complete version of the registry.
 #[derive(Debug, Clone)]
 pub struct StoredVersion {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     pub metrics: VersionMetrics,
     pub lineage: Lineage,
     /// The gate's verdict (`promote`, `reject`, `needs_approval`) and reasons.
@@ -39,18 +35,20 @@ pub struct StoredRun {
     pub versions: Vec<StoredVersion>,
 }
 
-/// The aliases of one (symbol, model): alias name → store version.
+/// The aliases of one (symbol, model): alias → store version. `previous`
+/// is the one production carries (the production record is the truth;
+/// `previous.json` is a copy).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAliases {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub model: ModelKind,
-    pub aliases: BTreeMap<String, String>,
+    pub aliases: BTreeMap<Alias, VersionId>,
 }
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Pipeline run id → run, in run id (time) order.
-    pub runs: BTreeMap<String, StoredRun>,
+    pub runs: BTreeMap<RunId, StoredRun>,
     pub aliases: Vec<StoredAliases>,
 }
 
@@ -64,22 +62,14 @@ pub fn registered_model_name(symbol: &str, model: ModelKind) -> String {
 
 /// Reads the whole registry's state.
 pub async fn snapshot(registry: &Registry) -> Result<Snapshot, RegistryError> {
-    let keys = registry.store().list("models/").await?;
+    let keys = registry.store().list(layout::MODELS).await?;
     let mut snapshot = Snapshot::default();
-    let mut models: Vec<(String, ModelKind)> = Vec::new();
-    for key in &keys {
-        // models/<symbol>/<model>/versions/<version>/lineage.json
-        let parts: Vec<&str> = key.split('/').collect();
-        let [_, symbol, model, "versions", version, "lineage.json"] = parts[..] else {
-            continue;
-        };
-        let Ok(model) = model.parse::<ModelKind>() else {
-            continue;
-        };
-        let lineage = registry.lineage(symbol, model, version).await?;
-        let metrics = registry.metrics(symbol, model, version).await?;
-        if !models.iter().any(|(s, m)| s == symbol && *m == model) {
-            models.push((symbol.to_owned(), model));
+    let mut models: Vec<(Symbol, ModelKind)> = Vec::new();
+    for (symbol, model, version) in keys.iter().filter_map(|k| ModelKey::complete_version(k)) {
+        let lineage = registry.lineage(&symbol, model, &version).await?;
+        let metrics = registry.metrics(&symbol, model, &version).await?;
+        if !models.iter().any(|(s, m)| *s == symbol && *m == model) {
+            models.push((symbol.clone(), model));
         }
         snapshot
             .runs
@@ -87,17 +77,19 @@ pub async fn snapshot(registry: &Registry) -> Result<Snapshot, RegistryError> {
             .or_default()
             .versions
             .push(StoredVersion {
-                symbol: symbol.to_owned(),
+                symbol,
                 model,
-                version: version.to_owned(),
+                version,
                 metrics,
                 lineage,
                 decision: None,
             });
     }
     for (run_id, run) in &mut snapshot.runs {
-        run.manifest = registry.read_json(&manifest_key(run_id)).await?;
-        let decisions = registry.read_json::<Value>(&decisions_key(run_id)).await?;
+        run.manifest = registry.read_json(&layout::run_manifest(run_id)).await?;
+        let decisions = registry
+            .read_json::<Value>(&layout::decisions(run_id))
+            .await?;
         run.has_decisions = decisions.is_some();
         for version in &mut run.versions {
             version.decision = decisions.as_ref().and_then(|d| decision_of(d, version));
@@ -116,7 +108,7 @@ fn decision_of(decisions: &Value, version: &StoredVersion) -> Option<(String, Ve
         .get("decisions")?
         .as_array()?
         .iter()
-        .find(|d| d.get("version").and_then(Value::as_str) == Some(&version.version))?;
+        .find(|d| d.get("version").and_then(Value::as_str) == Some(version.version.as_str()))?;
     let verdict = entry.get("decision")?.as_str()?.to_owned();
     let reasons = entry
         .get("reasons")
@@ -133,25 +125,25 @@ fn decision_of(decisions: &Value, version: &StoredVersion) -> Option<(String, Ve
 
 async fn stored_aliases(
     registry: &Registry,
-    symbol: &str,
+    symbol: &Symbol,
     model: ModelKind,
 ) -> Result<StoredAliases, RegistryError> {
     let mut aliases = BTreeMap::new();
     if let Some(production) = registry.production(symbol, model).await? {
         if let Some(previous) = &production.previous {
-            aliases.insert("previous".to_owned(), previous.clone());
+            aliases.insert(Alias::Previous, previous.clone());
         }
-        aliases.insert("production".to_owned(), production.version);
+        aliases.insert(Alias::Production, production.version);
     }
     if let Some(version) = registry
         .staging(symbol, model)
         .await?
         .and_then(|staging| staging.version)
     {
-        aliases.insert("staging".to_owned(), version);
+        aliases.insert(Alias::Staging, version);
     }
     Ok(StoredAliases {
-        symbol: symbol.to_owned(),
+        symbol: symbol.clone(),
         model,
         aliases,
     })
@@ -163,14 +155,13 @@ pub async fn version_files(
     registry: &Registry,
     version: &StoredVersion,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let prefix = format!(
-        "{}/versions/{}/",
-        model_prefix(&version.symbol, version.model),
-        version.version
-    );
+    let prefix = layout::version(&version.symbol, version.model, &version.version);
     let keys = registry.store().list(&prefix).await?;
     Ok(keys
         .into_iter()
-        .filter_map(|k| Some((k.strip_prefix(&prefix)?.to_owned(), k.clone())))
+        .filter_map(|key| match ModelKey::parse(&key)? {
+            ModelKey::VersionFile { file, .. } => Some((file, key)),
+            _ => None,
+        })
         .collect())
 }

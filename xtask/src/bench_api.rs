@@ -268,9 +268,9 @@ async fn seed(root: &std::path::Path, model: ModelKind, runs: usize) -> anyhow::
     };
     for run in 1..=runs {
         let input = RunInput {
-            run_id: format!("bench-{run}"),
+            run_id: stockcast::ids::RunId::new(format!("bench-{run}"))?,
             env: "bench".into(),
-            symbols: vec![SYMBOL.into()],
+            symbols: vec![stockcast::ids::Symbol::from_static(SYMBOL)],
             models: vec![ModelKind::Naive, model],
             horizons: vec![1, 5, 21],
             source: Source::Sample,

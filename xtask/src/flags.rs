@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use stockcast::config::Approval;
+use stockcast::ids::{Symbol, VersionId};
 use stockcast::models::ModelKind;
 
 #[derive(Debug, Parser)]
@@ -155,7 +156,7 @@ pub struct Run {
     pub wait_minutes: u64,
     /// Symbols, comma separated (default: the environment's).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
 }
 
 /// Stacks, the last executions, production models, alarms and the budget.
@@ -289,7 +290,7 @@ pub struct Ingest {
     pub sentiment: Option<stockcast::steps::SentimentSource>,
     /// Symbols, comma separated (indices like ^GSPC work with yahoo).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol, required = true)]
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// The store: a folder or s3://bucket.
     #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
     pub root: String,
@@ -416,7 +417,7 @@ pub struct Tools {}
 pub struct Local {
     /// Symbols to run, comma separated (default: every file in --sample).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Models to train, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
     pub models: Vec<ModelKind>,
@@ -469,13 +470,13 @@ pub struct Models {
 /// --to) and records why.
 #[derive(Debug, Args)]
 pub struct Rollback {
-    #[arg(long)]
-    pub symbol: String,
+    #[arg(long, value_parser = parse_symbol)]
+    pub symbol: Symbol,
     #[arg(long, value_parser = parse_model)]
     pub model: ModelKind,
     /// The version to go back to (default: the previous production version).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = parse_version)]
+    pub to: Option<VersionId>,
     /// Why, recorded with the alias move.
     #[arg(long, default_value = "manual rollback")]
     pub reason: String,
@@ -573,10 +574,12 @@ pub fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 /// A symbol flag is checked by the one symbol rule before anything runs.
-pub fn parse_symbol(s: &str) -> Result<String, String> {
-    stockcast::symbol::check_symbol(s)
-        .map(|()| s.to_owned())
-        .map_err(|e| e.to_string())
+pub fn parse_symbol(s: &str) -> Result<Symbol, String> {
+    Symbol::new(s).map_err(|e| e.to_string())
+}
+
+pub fn parse_version(s: &str) -> Result<VersionId, String> {
+    VersionId::new(s).map_err(|e| e.to_string())
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use stockcast::config::PipelineConfig;
+use stockcast::ids::{RunId, Symbol};
+use stockcast::layout::{self, VersionFile};
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport, new_run_id};
-use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics, version_key};
+use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics};
 use stockcast::steps::{RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 use stockcast::train;
@@ -60,8 +62,9 @@ impl flags::Local {
             stockcast::series::load_folder(&self.sample)
                 .context("failed to read the sample folder")?
                 .into_iter()
-                .map(|s| s.name)
-                .collect()
+                .map(|s| Symbol::new(s.name))
+                .collect::<Result<Vec<_>, _>>()
+                .context("a sample file's name is not a symbol")?
         } else {
             self.symbols.clone()
         };
@@ -75,7 +78,7 @@ impl flags::Local {
             git_commit: git_commit(),
         };
         let input = RunInput {
-            run_id: new_run_id("local"),
+            run_id: new_run_id("local")?,
             env: "local".into(),
             symbols: symbols.clone(),
             models: self.models.clone(),
@@ -130,7 +133,7 @@ impl flags::Local {
             println!(
                 "plots: {}/{} (and beside every version's metrics)",
                 store.describe(),
-                version_key(&c.symbol, c.model, &c.version, "plot.png")
+                layout::version_file(&c.symbol, c.model, &c.version, VersionFile::PlotPng)
             );
         }
         if report.gate.as_ref().is_some_and(|g| g.needs_approval) {
@@ -232,7 +235,7 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
             Verdict::Reject => "reject",
             Verdict::NeedsApproval => "needs approval",
         };
-        let mut row = vec![d.symbol.clone(), d.model.name().to_owned()];
+        let mut row = vec![d.symbol.to_string(), d.model.name().to_owned()];
         row.extend(mase_cells(m));
         row.extend([num(dir_acc, 3), verdict.to_owned()]);
         table.row(row);
@@ -283,18 +286,18 @@ impl flags::Models {
             "since",
             "staging",
         ]);
-        let staged_version = |symbol: &str, model| {
+        let staged_version = |symbol: &Symbol, model| {
             staged
                 .iter()
                 .find(|(s, m, _)| s == symbol && *m == model)
-                .and_then(|(_, _, r)| r.version.clone())
+                .and_then(|(_, _, r)| r.version.as_ref().map(|v| v.to_string()))
         };
         for e in &entries {
             let m = Some(&e.metrics);
             let mut row = vec![
-                e.symbol.clone(),
+                e.symbol.to_string(),
                 e.model.name().to_owned(),
-                e.alias.version.clone(),
+                e.alias.version.to_string(),
             ];
             row.extend(mase_cells(m));
             row.extend([
@@ -313,12 +316,15 @@ impl flags::Models {
             {
                 continue;
             }
-            let mut row = vec![symbol.clone(), model.name().to_owned(), "-".to_owned()];
+            let mut row = vec![symbol.to_string(), model.name().to_owned(), "-".to_owned()];
             row.extend(mase_cells(None));
             row.extend([
                 "-".to_owned(),
                 "-".to_owned(),
-                record.version.clone().unwrap_or_default(),
+                record
+                    .version
+                    .as_ref()
+                    .map_or("-".to_owned(), |v| v.to_string()),
             ]);
             table.row(row);
         }
@@ -342,8 +348,11 @@ impl flags::Answer {
     pub fn run_local(self, approve: bool) -> anyhow::Result<()> {
         let root = self.root.as_deref().unwrap_or(".stockcast");
         let store = open_store(root)?;
+        let run_id = RunId::new(self.execution.as_str()).context(
+            "a local run is answered by its run id (`cargo xtask models` lists the waiting ones)",
+        )?;
         let answer = stockcast::steps::ApprovalAnswer {
-            run_id: self.execution.clone(),
+            run_id,
             approve,
             reason: self.reason.clone(),
             by: std::env::var("USER").ok(),
@@ -355,7 +364,7 @@ impl flags::Answer {
                 p.symbol,
                 p.model,
                 p.version,
-                p.previous.as_deref().unwrap_or("-")
+                p.previous.as_ref().map_or("-", |v| v.as_str())
             );
         }
         if approve {
@@ -378,7 +387,7 @@ impl flags::Rollback {
         let moved = runtime.block_on(registry.rollback(
             &self.symbol,
             self.model,
-            self.to.as_deref(),
+            self.to.as_ref(),
             &self.reason,
         ))?;
         println!(
@@ -386,7 +395,7 @@ impl flags::Rollback {
             moved.symbol,
             moved.model,
             moved.version,
-            moved.previous.as_deref().unwrap_or("-")
+            moved.previous.as_ref().map_or("-", |v| v.as_str())
         );
         Ok(())
     }
@@ -411,7 +420,7 @@ impl flags::Ingest {
         let mut failed = 0;
         for symbol in &self.symbols {
             let input = stockcast::steps::IngestInput {
-                run_id: new_run_id("ingest"),
+                run_id: new_run_id("ingest")?,
                 symbol: symbol.clone(),
                 source: self.source,
                 sentiment: self.sentiment,

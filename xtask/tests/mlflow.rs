@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stockcast::layout::{self, ModelKey};
 use stockcast::mlflow::{Client, Credentials, registered_model_name};
 use stockcast::registry::Registry;
 use stockcast::store::Store;
@@ -151,21 +152,20 @@ fn expected(runtime: &tokio::runtime::Runtime, root: &Path) -> Expected {
     runtime.block_on(async {
         let mut versions = BTreeMap::new();
         let mut aliases = BTreeMap::new();
-        let keys = registry.store().list("models/").await.expect("lists");
-        for key in keys.iter().filter(|k| k.ends_with("/lineage.json")) {
-            let parts: Vec<&str> = key.split('/').collect();
-            let model = parts[2].parse().expect("a model name");
+        let keys = registry.store().list(layout::MODELS).await.expect("lists");
+        for (symbol, model, version) in keys.iter().filter_map(|k| ModelKey::complete_version(k)) {
             versions
-                .entry(registered_model_name(parts[1], model))
+                .entry(registered_model_name(&symbol, model))
                 .or_insert_with(Vec::new)
-                .push(parts[4].to_owned());
+                .push(version.to_string());
         }
         // What `cargo xtask models` lists: production with its previous,
         // and staging.
         for entry in registry.production_models().await.expect("reads") {
-            let mut map = BTreeMap::from([("production".to_owned(), entry.alias.version)]);
+            let mut map =
+                BTreeMap::from([("production".to_owned(), entry.alias.version.to_string())]);
             if let Some(previous) = entry.alias.previous {
-                map.insert("previous".to_owned(), previous);
+                map.insert("previous".to_owned(), previous.to_string());
             }
             aliases.insert(registered_model_name(&entry.symbol, entry.model), map);
         }
@@ -174,7 +174,7 @@ fn expected(runtime: &tokio::runtime::Runtime, root: &Path) -> Expected {
                 aliases
                     .entry(registered_model_name(&symbol, model))
                     .or_insert_with(BTreeMap::new)
-                    .insert("staging".to_owned(), version);
+                    .insert("staging".to_owned(), version.to_string());
             }
         }
         Expected { versions, aliases }

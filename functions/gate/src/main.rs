@@ -169,7 +169,7 @@ mod tests {
         for (run, token) in [("run-a", "token-a"), ("run-b", "token-b")] {
             let request = serde_json::to_value(stockcast::steps::GateRequest::RequestApproval(
                 ApprovalRequest {
-                    run_id: run.into(),
+                    run_id: stockcast::ids::RunId::new(run).expect("valid run id"),
                     task_token: token.into(),
                     decisions: vec![],
                 },
@@ -179,7 +179,7 @@ mod tests {
         }
         let answer = |run: &str, approve: bool| {
             serde_json::to_value(stockcast::steps::GateRequest::Answer(ApprovalAnswer {
-                run_id: run.into(),
+                run_id: stockcast::ids::RunId::new(run).expect("valid run id"),
                 approve,
                 reason: Some("plots look wrong".into()),
                 by: Some("bob".into()),
@@ -229,7 +229,7 @@ mod tests {
             .expect_err("unreachable");
         assert_eq!(Diagnostic::from(failed).error_type, "Service.Unavailable");
         assert!(
-            stockcast::approval::pending(&env.store, "r")
+            stockcast::approval::pending(&env.store, &stockcast::ids::RunId::from_static("r"))
                 .await
                 .expect("reads")
                 .is_some()

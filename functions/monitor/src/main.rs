@@ -12,8 +12,8 @@ use std::sync::Arc;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use stockcast::functions::{StepEnv, monitor_event, required_var};
-use stockcast::steps::{ErrorName, MonitorOutput, StepError};
+use stockcast::functions::{StepEnv, monitor_step, required_var};
+use stockcast::steps::{ErrorName, MonitorMetrics, MonitorOutput, StepError};
 
 /// Where the metrics go.
 #[derive(Debug, Clone)]
@@ -23,11 +23,13 @@ struct Metrics {
     environment: String,
 }
 
-/// The metrics published, from the monitor output's keys.
-const PUBLISHED: [(&str, &str); 2] = [
-    ("mase_ratio", "MaseRatio"),
-    ("directional_accuracy", "DirectionalAccuracy"),
-];
+/// The metrics published, by CloudWatch name; `None` is not published.
+fn published(metrics: &MonitorMetrics) -> [(&'static str, Option<f64>); 2] {
+    [
+        ("MaseRatio", metrics.mase_ratio),
+        ("DirectionalAccuracy", metrics.directional_accuracy),
+    ]
+}
 
 impl Metrics {
     fn data(&self, output: &MonitorOutput) -> Vec<MetricDatum> {
@@ -35,15 +37,14 @@ impl Metrics {
             .name("Environment")
             .value(&self.environment)
             .build();
-        PUBLISHED
-            .iter()
-            .filter_map(|(key, name)| {
-                let value = *output.metrics.get(*key)?;
+        published(&output.metrics)
+            .into_iter()
+            .filter_map(|(name, value)| {
                 Some(
                     MetricDatum::builder()
-                        .metric_name(*name)
+                        .metric_name(name)
                         .dimensions(dimension.clone())
-                        .value(value)
+                        .value(value?)
                         .unit(StandardUnit::None)
                         .build(),
                 )
@@ -78,11 +79,10 @@ impl Metrics {
 }
 
 async fn handle(env: &StepEnv, metrics: &Metrics, event: Value) -> Result<Value, StepError> {
-    let output = monitor_event(env, event).await?;
-    let parsed: MonitorOutput = serde_json::from_value(output.clone())
-        .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
-    metrics.publish(&parsed).await?;
-    Ok(output)
+    let output = monitor_step(env, event).await?;
+    metrics.publish(&output).await?;
+    serde_json::to_value(&output)
+        .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))
 }
 
 #[tokio::main]
@@ -122,8 +122,9 @@ mod tests {
 
     use crate::harness;
     use aws_sdk_cloudwatch::types::Statistic;
+    use stockcast::ids::{RunId, Symbol, VersionId};
     use stockcast::models::ModelKind;
-    use stockcast::monitor::{ServedForecast, ServedPoint, forecast_key};
+    use stockcast::monitor::{ServedForecast, ServedPoint};
     use stockcast::registry::pretty_json;
     use stockcast::series::PriceSeries;
 
@@ -160,9 +161,9 @@ mod tests {
         let n = target.len();
         for (origin, &last_value) in target.iter().enumerate().take(n - 5).skip(n - 35) {
             let record = ServedForecast {
-                symbol: "IBM".into(),
+                symbol: Symbol::from_static("IBM"),
                 model: ModelKind::Drift,
-                version: "v1".into(),
+                version: VersionId::from_static("v1"),
                 origin: series.bars[origin].date,
                 last_value,
                 points: [1, 5]
@@ -174,10 +175,13 @@ mod tests {
                     })
                     .collect(),
                 recorded_at: String::new(),
-                run_id: "past".into(),
+                run_id: RunId::from_static("past"),
             };
             store
-                .create(&forecast_key("IBM", record.origin), pretty_json(&record))
+                .create(
+                    &stockcast::layout::forecast(&record.symbol, record.origin),
+                    pretty_json(&record),
+                )
                 .await
                 .expect("recorded");
         }
@@ -200,11 +204,11 @@ mod tests {
         .await
         .expect("monitors");
         let output: MonitorOutput = serde_json::from_value(output).expect("monitor output");
-        assert_eq!(output.metrics["scored_points"], 60.0);
+        assert_eq!(output.metrics.scored_points, 60);
         // No production model yet: nothing to record today.
         assert!(output.recorded.is_empty());
 
-        for (key, name) in PUBLISHED {
+        for (name, value) in published(&output.metrics) {
             let now = std::time::SystemTime::now();
             let read = metrics
                 .client
@@ -226,7 +230,7 @@ mod tests {
                 .expect("reads the metric back");
             let points = read.datapoints();
             assert_eq!(points.len(), 1, "{name}: {points:?}");
-            assert_eq!(points[0].maximum(), Some(output.metrics[key]), "{name}");
+            assert_eq!(points[0].maximum(), value, "{name}");
         }
     }
 }

@@ -108,9 +108,9 @@ mod tests {
             git_commit: None,
         };
         let input = RunInput {
-            run_id: "seed".into(),
+            run_id: stockcast::ids::RunId::from_static("seed"),
             env: "test".into(),
-            symbols: vec!["MSFT".into()],
+            symbols: vec![stockcast::ids::Symbol::from_static("MSFT")],
             models: vec![ModelKind::Naive, ModelKind::Drift],
             horizons: vec![1, 5, 21],
             source: Source::Sample,

@@ -20,6 +20,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use stockcast::ids::RunId;
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
@@ -58,7 +59,11 @@ fn job_from_env() -> anyhow::Result<Job> {
     };
     Ok(Job {
         input: TrainInput {
-            run_id: var("STOCKCAST_RUN_ID")?,
+            run_id: {
+                let id = var("STOCKCAST_RUN_ID")?;
+                RunId::new(id.as_str())
+                    .with_context(|| format!("STOCKCAST_RUN_ID={id:?} is not valid"))?
+            },
             symbols: json_var("STOCKCAST_SYMBOLS")?,
             models: json_var::<Vec<ModelKind>>("STOCKCAST_MODELS")?,
         },

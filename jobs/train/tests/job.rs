@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use stockcast::ids::{RunId, Symbol};
+use stockcast::layout::{self, VersionFile};
 
 use stockcast::ingest::{IngestContext, ingest};
 use stockcast::steps::{IngestInput, Source, TrainOutput};
@@ -24,8 +26,8 @@ fn seeded_store(dir: &Path, symbols: &[&str]) -> Store {
     };
     for symbol in symbols {
         let input = IngestInput {
-            run_id: "seed".into(),
-            symbol: (*symbol).into(),
+            run_id: RunId::from_static("seed"),
+            symbol: Symbol::new(*symbol).expect("valid symbol"),
             source: Source::Sample,
             sentiment: None,
         };
@@ -98,26 +100,23 @@ fn an_interrupted_run_leaves_nothing_and_its_retry_finishes() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    let record = std::fs::read(dir.path().join(format!("runs/{run_id}/train.json")))
-        .expect("the run is recorded");
+    let record = std::fs::read(dir.path().join(layout::run_train(
+        &RunId::new(run_id).expect("valid run id"),
+    )))
+    .expect("the run is recorded");
     let trained: TrainOutput = serde_json::from_slice(&record).expect("a train output");
     assert_eq!(trained.candidates.len(), 4, "{trained:?}");
     for candidate in &trained.candidates {
-        let version = format!(
-            "models/{}/{}/versions/{}/",
-            candidate.symbol, candidate.model, candidate.version
-        );
         for file in [
-            "model.json",
-            "metrics.json",
-            "backtest.csv",
-            "plot.png",
-            "lineage.json",
+            VersionFile::Model,
+            VersionFile::Metrics,
+            VersionFile::BacktestCsv,
+            VersionFile::PlotPng,
+            VersionFile::Lineage,
         ] {
-            assert!(
-                dir.path().join(&version).join(file).exists(),
-                "{version}{file}"
-            );
+            let key =
+                layout::version_file(&candidate.symbol, candidate.model, &candidate.version, file);
+            assert!(dir.path().join(&key).exists(), "{key}");
         }
     }
 

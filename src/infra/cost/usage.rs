@@ -368,7 +368,11 @@ pub fn derive(index: &Index<'_>, api_requests_per_month: f64) -> Result<Usage, C
         ) else {
             continue;
         };
-        let input: Json = serde_json::from_str(target["Input"].as_str().unwrap_or("{}"))
+        let fired = crate::steps::as_fired(
+            target["Input"].as_str().unwrap_or("{}"),
+            "2026-11-27T09:00:00Z",
+        );
+        let input: Json = serde_json::from_str(&fired)
             .map_err(|e| template_error(schedule, format!("Target.Input is not JSON: {e}")))?;
         let requests = execute(index, &mut usage, machine, runs, &input)?;
         usage

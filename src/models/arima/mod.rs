@@ -7,7 +7,7 @@
 //! integrated `d` times; 80 % intervals come from the ψ-weights of the
 //! integrated model.
 //!
-//! Why not the `arima` crate: measured here (see docs/ARCHITECTURE.md), its
+//! Why not the `arima` crate: measured here (see docs/DECISIONS.md), its
 //! estimator prints line-search warnings to stdout on every fit, its
 //! forecaster is wrong for d ≥ 1 and it has no intervals or information
 //! criteria; what remains to borrow is small enough to own.

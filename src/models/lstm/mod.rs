@@ -2,7 +2,7 @@
 //! features, with a direct head of one output per step `1..=21`: that
 //! day's log return, summed into the cumulative return to each horizon
 //! (cumulative targets overlap from one sample to the next, and the network
-//! memorised them; see docs/ARCHITECTURE.md).
+//! memorised them; see docs/DECISIONS.md).
 //!
 //! Trained with Adam on the window's earlier samples and early-stopped on
 //! the validation loss of its latest ones (split by time, see `direct`),
@@ -12,7 +12,7 @@
 //! loss per epoch, which the registry stores beside its metrics.
 //!
 //! The network is our own code (`net`), not candle-nn: see
-//! docs/ARCHITECTURE.md ("The LSTM is plain Rust") for the measurements.
+//! docs/DECISIONS.md ("The LSTM is plain Rust") for the measurements.
 
 mod net;
 

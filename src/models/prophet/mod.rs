@@ -18,7 +18,7 @@
 //! or a wasmtime build of Stan, the one piece this module had to own
 //! anyway; its fitted `Prophet` holds the training data rather than a few
 //! parameters; and the preparation and prediction it would add are the
-//! ~150 lines of `design` and `uncertainty` (docs/ARCHITECTURE.md).
+//! ~150 lines of `design` and `uncertainty` (docs/DECISIONS.md).
 
 mod design;
 mod map;

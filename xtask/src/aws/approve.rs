@@ -26,7 +26,11 @@ pub async fn data_bucket(ctx: &Ctx) -> anyhow::Result<String> {
 }
 
 /// The run id of an execution given by ARN or by name.
-async fn run_id(ctx: &Ctx, sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Result<String> {
+async fn run_id(
+    ctx: &Ctx,
+    sfn: &aws_sdk_sfn::Client,
+    execution: &str,
+) -> anyhow::Result<stockcast::ids::RunId> {
     let arn = if execution.starts_with("arn:") {
         execution.to_owned()
     } else {
@@ -44,10 +48,10 @@ async fn run_id(ctx: &Ctx, sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow
         .map_err(|e| anyhow::Error::new(e.into_service_error()))
         .with_context(|| format!("cannot find execution {execution}"))?;
     let input: serde_json::Value = serde_json::from_str(described.input().unwrap_or("{}"))?;
-    input["run_id"]
+    let run_id = input["run_id"]
         .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("execution {execution} has no run_id in its input"))
+        .with_context(|| format!("execution {execution} has no run_id in its input"))?;
+    Ok(stockcast::ids::RunId::new(run_id)?)
 }
 
 fn answer(

@@ -40,9 +40,13 @@ impl flags::Run {
                 flags::Pipeline::Daily => "daily",
             };
             let input = RunInput {
-                run_id: stockcast::pipeline::new_run_id(kind),
+                run_id: stockcast::pipeline::new_run_id(kind)?,
                 env: env.name.clone(),
-                symbols: if self.symbols.is_empty() { env.symbols.clone() } else { self.symbols.clone() },
+                symbols: if self.symbols.is_empty() {
+                    stockcast::ids::symbols(&env.symbols)?
+                } else {
+                    self.symbols.clone()
+                },
                 models: ModelKind::ALL.to_vec(),
                 horizons: vec![1, 5, 21],
                 source: env.source,
@@ -51,7 +55,7 @@ impl flags::Run {
             let started = sfn
                 .start_execution()
                 .state_machine_arn(&arn)
-                .name(&input.run_id)
+                .name(input.run_id.as_str())
                 .input(serde_json::to_string(&input)?)
                 .send()
                 .await

@@ -10,6 +10,7 @@
 //! when each move started and ended: the alias changed in between.
 
 use std::time::{Duration, Instant};
+use stockcast::ids::{RunId, Symbol, VersionId};
 
 use anyhow::{Context, ensure};
 use stockcast::models::ModelKind;
@@ -49,9 +50,9 @@ impl History {
 /// versions: a promotion of the newer, then a rollback to the previous.
 pub struct Promoter {
     registry: Registry,
-    symbol: &'static str,
+    symbol: Symbol,
     model: ModelKind,
-    newer: String,
+    newer: VersionId,
     history: History,
 }
 
@@ -63,7 +64,9 @@ impl Promoter {
         symbol: &'static str,
         model: ModelKind,
     ) -> anyhow::Result<Promoter> {
-        let versions = registry.versions(symbol, model).await?;
+        let symbol = Symbol::from_static(symbol);
+        let run_id = RunId::from_static("bench-api");
+        let versions = registry.versions(&symbol, model).await?;
         ensure!(
             versions.len() >= 2,
             "{symbol} {model} has {} versions; promotions need two",
@@ -73,17 +76,17 @@ impl Promoter {
         let started = Instant::now();
         let moved = registry
             .promote(
-                symbol,
+                &symbol,
                 model,
                 older,
-                "bench-api",
+                &run_id,
                 "bench-api --promotions: start",
             )
             .await
             .context("failed to put production on the older version")?;
         let history = History {
             moves: vec![Move {
-                version: moved.version,
+                version: moved.version.to_string(),
                 started,
                 done: Instant::now(),
             }],
@@ -113,22 +116,22 @@ impl Promoter {
                 self.history.promotions += 1;
                 self.registry
                     .promote(
-                        self.symbol,
+                        &self.symbol,
                         self.model,
                         &self.newer,
-                        "bench-api",
+                        &RunId::from_static("bench-api"),
                         "bench-api --promotions",
                     )
                     .await
             } else {
                 self.history.rollbacks += 1;
                 self.registry
-                    .rollback(self.symbol, self.model, None, "bench-api --promotions")
+                    .rollback(&self.symbol, self.model, None, "bench-api --promotions")
                     .await
             }
             .context("the promoter failed to move production")?;
             self.history.moves.push(Move {
-                version: moved.version,
+                version: moved.version.to_string(),
                 started,
                 done: Instant::now(),
             });

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value as Json;
+use stockcast::ids::{Symbol, VersionId};
+use stockcast::layout::{self, Alias, VersionFile};
 use stockcast::models::ModelKind;
-use stockcast::registry::alias_key;
 use stockcast::steps::RunInput;
 
 /// What the runner reports (tests/simulate/runner.mjs).
@@ -75,31 +76,32 @@ fn read_json(path: &Path) -> Option<Json> {
 }
 
 impl Snapshot {
-    pub fn take(store: &Path, symbols: &[&str]) -> Snapshot {
+    pub fn take(store: &Path, symbols: &[&'static str]) -> Snapshot {
         let mut snapshot = Snapshot::default();
-        for &symbol in symbols {
+        for &name in symbols {
+            let (symbol, name) = (Symbol::from_static(name), name.to_owned());
             for model in ModelKind::ALL {
-                let alias = read_json(&store.join(alias_key(symbol, model, "production")));
+                let alias =
+                    read_json(&store.join(layout::alias(&symbol, model, Alias::Production)));
                 let version = alias.and_then(|a| a["version"].as_str().map(str::to_owned));
-                snapshot
-                    .production
-                    .insert((symbol.to_owned(), model), version);
-                if let Some(staging) = read_json(&store.join(alias_key(symbol, model, "staging"))) {
-                    snapshot.staging.insert((symbol.to_owned(), model), staging);
+                snapshot.production.insert((name.clone(), model), version);
+                if let Some(staging) =
+                    read_json(&store.join(layout::alias(&symbol, model, Alias::Staging)))
+                {
+                    snapshot.staging.insert((name.clone(), model), staging);
                 }
-                let versions_dir = store
-                    .join(stockcast::registry::model_prefix(symbol, model))
-                    .join("versions");
-                let complete = std::fs::read_dir(&versions_dir)
+                let complete = std::fs::read_dir(store.join(layout::versions(&symbol, model)))
                     .into_iter()
                     .flatten()
                     .filter_map(Result::ok)
-                    .filter(|e| e.path().join("lineage.json").exists())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter_map(|e| VersionId::new(e.file_name().to_string_lossy()).ok())
+                    .filter(|v| {
+                        let lineage = layout::version_file(&symbol, model, v, VersionFile::Lineage);
+                        store.join(lineage).exists()
+                    })
+                    .map(|v| v.to_string())
                     .collect();
-                snapshot
-                    .versions
-                    .insert((symbol.to_owned(), model), complete);
+                snapshot.versions.insert((name.clone(), model), complete);
             }
         }
         snapshot
@@ -131,17 +133,17 @@ impl Outcome {
     }
 
     fn train_output(&self) -> Option<Json> {
-        read_json(&self.key(&stockcast::train::train_output_key(&self.input.run_id)))
+        read_json(&self.key(&layout::run_train(&self.input.run_id)))
     }
 
     fn decisions(&self) -> Vec<Json> {
-        read_json(&self.key(&stockcast::promotion::decisions_key(&self.input.run_id)))
+        read_json(&self.key(&layout::decisions(&self.input.run_id)))
             .and_then(|d| d["decisions"].as_array().cloned())
             .unwrap_or_default()
     }
 
     fn approval(&self) -> Option<Json> {
-        read_json(&self.key(&stockcast::approval::approval_key(&self.input.run_id)))
+        read_json(&self.key(&layout::approval(&self.input.run_id)))
     }
 
     fn subjects(&self) -> Vec<&str> {
@@ -222,7 +224,7 @@ fn passed_quality(o: &Outcome) -> Vec<String> {
             .iter()
             .filter_map(|s| s.as_str().map(str::to_owned))
             .collect(),
-        None => o.input.symbols.clone(),
+        None => o.input.symbols.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -523,9 +525,9 @@ fn raw_objects(dir: &Path) -> usize {
 pub fn throttled_then_complete(o: &Outcome) -> Vec<String> {
     let mut p = Vec::new();
     for symbol in &o.input.symbols {
-        let path = o.key(&stockcast::ingest::curated_key(symbol));
+        let path = o.key(&layout::curated(symbol));
         let rows = stockcast::series::PriceSeries::from_csv_path(&path).map_or(0, |s| s.len());
-        let full = o.full_rows.get(symbol).copied().unwrap_or(0);
+        let full = o.full_rows.get(symbol.as_str()).copied().unwrap_or(0);
         expect(&mut p, rows == full, || {
             format!("{symbol}: {rows} curated rows, the vendor has {full}")
         });
@@ -598,7 +600,8 @@ pub fn drift_started_training(o: &Outcome) -> Vec<String> {
     match serde_json::from_value::<RunInput>(input) {
         Ok(run) => {
             let expected = RunInput {
-                run_id: format!("{}-drift", o.input.run_id),
+                run_id: stockcast::ids::RunId::new(format!("{}-drift", o.input.run_id))
+                    .expect("a run id with a suffix is a run id"),
                 ..o.input.clone()
             };
             expect(&mut p, run == expected, || {

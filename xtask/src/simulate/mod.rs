@@ -28,6 +28,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stockcast::ids::{RunId, Symbol};
 
 use anyhow::{Context, bail};
 use serde_json::{Value as Json, json};
@@ -276,9 +277,9 @@ impl Simulation {
         let store = Store::local(&dir.join("store"))?;
         let config = self.config(|_| {});
         let input = RunInput {
-            run_id: "seed-training".into(),
+            run_id: RunId::from_static("seed-training"),
             env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            symbols: scenarios::SYMBOLS.map(Symbol::from_static).to_vec(),
             models: scenarios::MODELS.to_vec(),
             horizons: config.protocol.horizons.clone(),
             source: Source::Sample,
@@ -370,9 +371,9 @@ impl Simulation {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
         let machine = self.bound.machine(scenario.workflow.logical_id())?;
         let input = RunInput {
-            run_id: stockcast::pipeline::new_run_id(scenario.workflow.name()),
+            run_id: stockcast::pipeline::new_run_id(scenario.workflow.name())?,
             env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            symbols: scenarios::SYMBOLS.map(Symbol::from_static).to_vec(),
             models: scenario.models.to_vec(),
             horizons: config.protocol.horizons.clone(),
             source: scenario.source,

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{Duration, NaiveDate};
 use stockcast::config::PipelineConfig;
+use stockcast::ids::{RunId, Symbol, VersionId};
 use stockcast::ingest::{IngestContext, ingest};
-use stockcast::monitor::{ServedForecast, ServedPoint, forecast_key};
+use stockcast::layout;
+use stockcast::monitor::{ServedForecast, ServedPoint};
 use stockcast::pipeline::LocalPipeline;
 use stockcast::series::{Bar, PriceSeries};
 use stockcast::steps::{IngestInput, RunInput, Source};
@@ -89,8 +91,8 @@ pub async fn ingest_sample(
     };
     for symbol in series.keys() {
         let input = IngestInput {
-            run_id: "seed".into(),
-            symbol: symbol.clone(),
+            run_id: RunId::from_static("seed"),
+            symbol: Symbol::new(symbol.as_str())?,
             source: Source::Sample,
             sentiment: None,
         };
@@ -132,14 +134,15 @@ pub async fn served_forecasts(
     n: usize,
     bias: f64,
 ) -> anyhow::Result<()> {
+    let symbol = Symbol::new(symbol)?;
     let target = |b: &Bar| b.adj_close.unwrap_or(b.close);
     let first = bars.len().saturating_sub(n + 1);
     for pair in bars[first..].windows(2) {
         let (origin, next) = (&pair[0], &pair[1]);
         let record = ServedForecast {
-            symbol: symbol.to_owned(),
+            symbol: symbol.clone(),
             model: stockcast::models::ModelKind::Naive,
-            version: "seeded".into(),
+            version: VersionId::from_static("seeded"),
             origin: origin.date,
             last_value: target(origin),
             points: vec![ServedPoint {
@@ -148,11 +151,11 @@ pub async fn served_forecasts(
                 forecast: target(origin) * (1.0 + bias),
             }],
             recorded_at: format!("{}T21:00:00Z", origin.date),
-            run_id: "seed".into(),
+            run_id: RunId::from_static("seed"),
         };
         let bytes = serde_json::to_vec_pretty(&record)?;
         store
-            .create(&forecast_key(symbol, origin.date), bytes)
+            .create(&layout::forecast(&symbol, origin.date), bytes)
             .await
             .with_context(|| format!("seeding a served forecast of {symbol} failed"))?;
     }

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
-use super::error::ApiError;
+use super::ServingError;
 use crate::config::GatePolicy;
-use crate::ingest::{CuratedError, curated_key, read_curated};
+use crate::ids::{Symbol, VersionId};
+use crate::ingest::{CuratedError, read_curated};
+use crate::layout::{self, Alias, ModelKey};
 use crate::models::{FittedModel, ModelKind, Window};
 use crate::registry::{Registry, VersionMetrics};
 use crate::store::Version;
@@ -25,7 +27,7 @@ use crate::store::Version;
 #[derive(Debug)]
 pub struct ServedModel {
     pub kind: ModelKind,
-    pub version: String,
+    pub version: VersionId,
     /// Whether `version` is the production version.
     pub promoted: bool,
     pub trained_at: String,
@@ -39,7 +41,7 @@ struct Fingerprint {
     data: Option<Version>,
     /// Each model's production version, or its latest version (`false`)
     /// where it has none.
-    aliases: Vec<(ModelKind, String, bool)>,
+    aliases: Vec<(ModelKind, VersionId, bool)>,
 }
 
 #[derive(Debug)]
@@ -73,7 +75,7 @@ pub struct ModelCache {
     revalidate_after: Duration,
     /// Values of the latest data a model is anchored on.
     anchor_window: usize,
-    symbols: Mutex<HashMap<String, Arc<SymbolState>>>,
+    symbols: Mutex<HashMap<Symbol, Arc<SymbolState>>>,
 }
 
 impl ModelCache {
@@ -90,12 +92,12 @@ impl ModelCache {
         &self.registry
     }
 
-    fn cached(&self, symbol: &str) -> Option<Arc<SymbolState>> {
+    fn cached(&self, symbol: &Symbol) -> Option<Arc<SymbolState>> {
         self.symbols.lock().ok()?.get(symbol).cloned()
     }
 
     /// The symbol's production models; `None` if the store knows nothing of it.
-    pub async fn symbol(&self, symbol: &str) -> Result<Option<Arc<SymbolState>>, ApiError> {
+    pub async fn symbol(&self, symbol: &Symbol) -> Result<Option<Arc<SymbolState>>, ServingError> {
         let cached = self.cached(symbol);
         if let Some(state) = &cached {
             let fresh = state
@@ -126,64 +128,64 @@ impl ModelCache {
         }
         let state = Arc::new(self.load(symbol, fingerprint, checked).await?);
         if let Ok(mut map) = self.symbols.lock() {
-            map.insert(symbol.to_owned(), state.clone());
+            map.insert(symbol.clone(), state.clone());
         }
         Ok(Some(state))
     }
 
-    async fn fingerprint(&self, symbol: &str) -> Result<Fingerprint, ApiError> {
+    async fn fingerprint(&self, symbol: &Symbol) -> Result<Fingerprint, ServingError> {
         let store = self.registry.store();
-        let data = store.head(&curated_key(symbol)).await?;
-        let prefix = format!("models/{symbol}/");
-        let keys = store.list(&prefix).await?;
+        let data = store.head(&layout::curated(symbol)).await?;
+        let keys = store.list(&layout::symbol_models(symbol)).await?;
         // The newest complete version of each model (version ids sort by
-        // time), from the same listing.
-        let mut latest: HashMap<ModelKind, &str> = HashMap::new();
-        for rest in keys.iter().filter_map(|k| k.strip_prefix(&prefix)) {
-            let Some((model, version)) = rest
-                .strip_suffix("/lineage.json")
-                .and_then(|r| r.split_once("/versions/"))
-            else {
-                continue;
-            };
-            if let Ok(model) = model.parse::<ModelKind>() {
-                let newest = latest.entry(model).or_insert(version);
-                *newest = (*newest).max(version);
+        // time) and the models with a production alias, from one listing.
+        let mut latest: HashMap<ModelKind, VersionId> = HashMap::new();
+        let mut in_production = Vec::new();
+        for key in &keys {
+            match ModelKey::parse(key) {
+                Some(ModelKey::VersionFile { .. }) => {
+                    if let Some((_, model, version)) = ModelKey::complete_version(key) {
+                        let newest = latest.entry(model).or_insert_with(|| version.clone());
+                        if version > *newest {
+                            *newest = version;
+                        }
+                    }
+                }
+                Some(ModelKey::Alias {
+                    model,
+                    alias: Alias::Production,
+                    ..
+                }) => in_production.push(model),
+                _ => {}
             }
         }
         let mut aliases = Vec::new();
-        for key in &keys {
-            let Some(model) = key
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix("/aliases/production.json"))
-                .and_then(|m| m.parse::<ModelKind>().ok())
-            else {
-                continue;
-            };
+        for model in in_production {
             if let Some(alias) = self.registry.production(symbol, model).await? {
                 latest.remove(&model);
                 aliases.push((model, alias.version, true));
             }
         }
-        aliases.extend(latest.into_iter().map(|(m, v)| (m, v.to_owned(), false)));
+        aliases.extend(latest.into_iter().map(|(m, v)| (m, v, false)));
         aliases.sort();
         Ok(Fingerprint { data, aliases })
     }
 
     async fn load(
         &self,
-        symbol: &str,
+        symbol: &Symbol,
         fingerprint: Fingerprint,
         checked: Instant,
-    ) -> Result<SymbolState, ApiError> {
+    ) -> Result<SymbolState, ServingError> {
         let store = self.registry.store();
         let series = match read_curated(store, symbol).await {
             Ok(found) => found.map(|curated| curated.series),
             Err(CuratedError::Store(e)) => return Err(e.into()),
             Err(CuratedError::Invalid(e)) => {
-                return Err(ApiError::unavailable(format!(
-                    "the latest data of {symbol} is unreadable: {e}"
-                )));
+                return Err(ServingError::UnreadableData {
+                    symbol: symbol.clone(),
+                    reason: e.to_string(),
+                });
             }
         };
         let mut models = Vec::new();
@@ -198,7 +200,11 @@ impl ModelCache {
                             sentiment: &series.sentiment,
                             ..Window::new(&target[start..], &series.bars[start..])
                         })
-                        .map_err(|e| ApiError::unavailable(format!("{symbol} {kind}: {e}")))?
+                        .map_err(|e| ServingError::AnchorFailed {
+                            symbol: symbol.clone(),
+                            model: *kind,
+                            reason: e.to_string(),
+                        })?
                 }
                 None => fitted,
             };
