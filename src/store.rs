@@ -375,6 +375,26 @@ impl Store {
         ObjectPath::parse(key).map_err(|e| invalid(&e.to_string()))
     }
 
+    /// The one write to the backend, behind the fault hook.
+    async fn put(
+        &self,
+        key: &str,
+        path: &ObjectPath,
+        payload: PutPayload,
+        mode: PutMode,
+    ) -> Result<Version, StoreError> {
+        self.before_write(key)?;
+        let result = self
+            .inner
+            .put_opts(path, payload, PutOptions::from(mode))
+            .await
+            .map_err(|e| self.backend(key, e))?;
+        Ok(Version {
+            e_tag: result.e_tag,
+            version: result.version,
+        })
+    }
+
     fn backend(&self, key: &str, source: object_store::Error) -> StoreError {
         match source {
             object_store::Error::AlreadyExists { .. } => StoreError::AlreadyExists {
@@ -442,16 +462,7 @@ impl Store {
                 Some(v) => PutMode::Update(v.to_update()),
                 None => PutMode::Create,
             };
-            self.before_write(key)?;
-            let result = self
-                .inner
-                .put_opts(&path, payload, PutOptions::from(mode))
-                .await
-                .map_err(|e| self.backend(key, e))?;
-            return Ok(Version {
-                e_tag: result.e_tag,
-                version: result.version,
-            });
+            return self.put(key, &path, payload, mode).await;
         };
         let _lock = lock_key(root, key).await?;
         let current = self.head(key).await?;
@@ -478,16 +489,7 @@ impl Store {
         } else {
             PutMode::Create
         };
-        self.before_write(key)?;
-        let result = self
-            .inner
-            .put_opts(&path, payload, PutOptions::from(mode))
-            .await
-            .map_err(|e| self.backend(key, e))?;
-        Ok(Version {
-            e_tag: result.e_tag,
-            version: result.version,
-        })
+        self.put(key, &path, payload, mode).await
     }
 
     /// Reads, transforms and writes back with compare-and-swap, retrying on
