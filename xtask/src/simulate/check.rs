@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use stockcast::ids::{Symbol, VersionId};
 use stockcast::layout::{self, Alias, VersionFile};
 use stockcast::models::ModelKind;
-use stockcast::steps::RunInput;
+use stockcast::steps::{RunInput, Source};
 
 /// What the runner reports (tests/simulate/runner.mjs).
 #[derive(Debug, Clone, Deserialize)]
@@ -543,7 +543,8 @@ pub fn throttled_then_complete(o: &Outcome) -> Vec<String> {
     expect(&mut p, statuses == expected, || {
         format!("IBM's requests were answered {statuses:?}, expected {expected:?}")
     });
-    let raw = raw_objects(&o.key("raw/yahoo/IBM"));
+    let ibm = Symbol::from_static("IBM");
+    let raw = raw_objects(&o.key(&layout::raw_prefix(Source::Yahoo.name(), &ibm)));
     expect(&mut p, raw == o.throttles + 1, || {
         format!(
             "{raw} raw responses of IBM kept, expected every one of {}",
