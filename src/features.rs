@@ -422,86 +422,33 @@ pub fn apply(
 /// NaN; `compute` only reads rows from `WARMUP`).
 fn column(feature: Feature, inputs: &Inputs<'_>) -> Result<Vec<f64>, FeatureError> {
     let p = inputs.target;
-    let n = p.len();
-    let log_return = |t: usize, k: usize| {
-        if t >= k {
-            p[t].ln() - p[t - k].ln()
-        } else {
-            f64::NAN
-        }
-    };
-    let missing = |t: usize| FeatureError::MissingInput {
-        feature,
-        input: feature.needs().name(),
-        date: inputs.bars.get(t).map_or(NaiveDate::MIN, |b| b.date),
-    };
     Ok(match feature {
-        Feature::Return1 => (0..n).map(|t| log_return(t, 1)).collect(),
-        Feature::Return5 => (0..n).map(|t| log_return(t, 5)).collect(),
-        Feature::Return21 => (0..n).map(|t| log_return(t, 21)).collect(),
-        Feature::Volatility21 => (0..n)
-            .map(|t| {
-                if t < 21 {
-                    return f64::NAN;
-                }
-                let sum: f64 = (t - 20..=t).map(|i| log_return(i, 1).powi(2)).sum();
-                (sum / 21.0).sqrt()
-            })
-            .collect(),
+        Feature::Return1 => log_returns(p, 1),
+        Feature::Return5 => log_returns(p, 5),
+        Feature::Return21 => log_returns(p, 21),
+        Feature::Volatility21 => volatility(p, 21),
         Feature::SmaGap20 => log_gap(p, &sma(p, 20)),
         Feature::SmaGap50 => log_gap(p, &sma(p, 50)),
         Feature::EmaGap20 => log_gap(p, &ema(p, 20)),
         Feature::Rsi14 => rsi(p, 14),
-        Feature::Macd => macd_line(p).iter().zip(p).map(|(m, x)| m / x).collect(),
-        Feature::MacdSignal => ema(&macd_line(p), 9)
-            .iter()
-            .zip(p)
-            .map(|(m, x)| m / x)
-            .collect(),
+        Feature::Macd => relative(&macd_line(p), p),
+        Feature::MacdSignal => relative(&ema(&macd_line(p), 9), p),
         Feature::BollingerB20 => bollinger_b(p, 20, 2.0),
         Feature::Atr14 => {
-            let mut high = Vec::with_capacity(n);
-            let mut low = Vec::with_capacity(n);
-            for (t, bar) in inputs.bars.iter().enumerate().take(n) {
-                let (Some(h), Some(l)) = (bar.high, bar.low) else {
-                    return Err(missing(t));
-                };
-                // Adjusted by the bar's own factor, like the target.
+            // Adjusted by the bar's own factor, like the target.
+            let (high, low): (Vec<f64>, Vec<f64>) = from_bars(feature, inputs, |t, bar| {
                 let factor = p[t] / bar.close;
-                high.push(h * factor);
-                low.push(l * factor);
-            }
-            if high.len() < n {
-                return Err(missing(high.len()));
-            }
-            atr(&high, &low, p, 14)
-                .iter()
-                .zip(p)
-                .map(|(a, x)| a / x)
-                .collect()
+                Some((bar.high? * factor, bar.low? * factor))
+            })?
+            .into_iter()
+            .unzip();
+            relative(&atr(&high, &low, p, 14), p)
         }
         Feature::VolumeRatio20 => {
-            let mut volume = Vec::with_capacity(n);
-            for (t, bar) in inputs.bars.iter().enumerate().take(n) {
-                volume.push(bar.volume.ok_or_else(|| missing(t))?);
-            }
-            if volume.len() < n {
-                return Err(missing(volume.len()));
-            }
-            (0..n)
-                .map(|t| {
-                    if t < 20 {
-                        return f64::NAN;
-                    }
-                    let mean = volume[t - 20..t].iter().sum::<f64>() / 20.0;
-                    ((volume[t] + 1.0) / (mean + 1.0)).ln()
-                })
-                .collect()
+            volume_ratio(&from_bars(feature, inputs, |_, bar| bar.volume)?, 20)
         }
         Feature::Sentiment | Feature::SentimentArticles => {
-            if inputs.bars.len() < n {
-                return Err(missing(inputs.bars.len()));
-            }
+            from_bars(feature, inputs, |_, _| Some(()))?;
             let news = news_before_each_row(inputs.bars, inputs.sentiment);
             news.into_iter()
                 .map(|(score, articles)| match feature {
@@ -511,6 +458,74 @@ fn column(feature: Feature, inputs: &Inputs<'_>) -> Result<Vec<f64>, FeatureErro
                 .collect()
         }
     })
+}
+
+/// A value read from each of the window's bars by `read`; the feature's
+/// input is missing at the first bar where `read` has nothing, or at the
+/// end of the bars where there are fewer bars than target rows.
+fn from_bars<T>(
+    feature: Feature,
+    inputs: &Inputs<'_>,
+    read: impl Fn(usize, &Bar) -> Option<T>,
+) -> Result<Vec<T>, FeatureError> {
+    let n = inputs.target.len();
+    let missing = |t: usize| FeatureError::MissingInput {
+        feature,
+        input: feature.needs().name(),
+        date: inputs.bars.get(t).map_or(NaiveDate::MIN, |b| b.date),
+    };
+    let mut values = Vec::with_capacity(n);
+    for (t, bar) in inputs.bars.iter().enumerate().take(n) {
+        values.push(read(t, bar).ok_or_else(|| missing(t))?);
+    }
+    if values.len() < n {
+        return Err(missing(values.len()));
+    }
+    Ok(values)
+}
+
+/// `ln p_t − ln p_{t−k}` at each row.
+fn log_returns(p: &[f64], k: usize) -> Vec<f64> {
+    (0..p.len()).map(|t| log_return(p, t, k)).collect()
+}
+
+fn log_return(p: &[f64], t: usize, k: usize) -> f64 {
+    if t >= k {
+        p[t].ln() - p[t - k].ln()
+    } else {
+        f64::NAN
+    }
+}
+
+/// Root mean square of the last `n` daily log returns.
+fn volatility(p: &[f64], n: usize) -> Vec<f64> {
+    (0..p.len())
+        .map(|t| {
+            if t < n {
+                return f64::NAN;
+            }
+            let sum: f64 = (t + 1 - n..=t).map(|i| log_return(p, i, 1).powi(2)).sum();
+            (sum / n as f64).sqrt()
+        })
+        .collect()
+}
+
+/// `ln((v_t + 1) / (mean of the n previous volumes + 1))` at each row.
+fn volume_ratio(volume: &[f64], n: usize) -> Vec<f64> {
+    (0..volume.len())
+        .map(|t| {
+            if t < n {
+                return f64::NAN;
+            }
+            let mean = volume[t - n..t].iter().sum::<f64>() / n as f64;
+            ((volume[t] + 1.0) / (mean + 1.0)).ln()
+        })
+        .collect()
+}
+
+/// `values_t / p_t` at each row: an indicator in units of the price.
+fn relative(values: &[f64], p: &[f64]) -> Vec<f64> {
+    values.iter().zip(p).map(|(v, x)| v / x).collect()
 }
 
 /// For each row, the article-weighted mean score and the article count of

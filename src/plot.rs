@@ -9,9 +9,11 @@
 //! `ab_glyph` feature from memory.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -78,14 +80,35 @@ pub fn backtest_png(
     actual: &[(usize, NaiveDate, f64)],
     rows: &[&ForecastRow],
 ) -> Result<Vec<u8>, PlotError> {
-    let err = |e: &dyn std::fmt::Display| PlotError(e.to_string());
     font_registered()?;
     let (Some(first), Some(last)) = (actual.first(), actual.last()) else {
         return Err(PlotError("nothing to plot".into()));
     };
-    // Trading days have gaps: the x axis is the row, labelled with its date.
-    let dates: BTreeMap<usize, NaiveDate> = actual.iter().map(|a| (a.0, a.1)).collect();
-    let target_row = |r: &ForecastRow| (r.origin_row + r.h) as f64;
+    let x_range = first.0 as f64..last.0 as f64;
+    let y_range = padded_range(actual, rows);
+    let mut buffer = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(&mut buffer, title, actual, rows, x_range, y_range)?;
+    encode_png(buffer)
+}
+
+/// The chart every part of the plot is drawn on: rows against prices.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+impl PlotError {
+    fn drawing(e: impl std::fmt::Display) -> Self {
+        PlotError(e.to_string())
+    }
+}
+
+/// The row a forecast is for: trading days have gaps, so the x axis is the
+/// row, labelled with its date.
+fn target_row(row: &ForecastRow) -> f64 {
+    (row.origin_row + row.h) as f64
+}
+
+/// The range of every value drawn, actual and forecast, padded by 5 %.
+fn padded_range(actual: &[(usize, NaiveDate, f64)], rows: &[&ForecastRow]) -> Range<f64> {
     let values = actual.iter().map(|a| a.2).chain(
         rows.iter()
             .flat_map(|r| [Some(r.forecast), r.lo80, r.hi80])
@@ -95,79 +118,119 @@ pub fn backtest_png(
         (lo.min(v), hi.max(v))
     });
     let pad = (hi - lo).max(f64::EPSILON) * 0.05;
-    let mut buffer = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .caption(title.text(), ("sans-serif", 18))
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(first.0 as f64..last.0 as f64, (lo - pad)..(hi + pad))
-            .map_err(|e| err(&e))?;
-        let date_of = |x: &f64| {
-            dates
-                .range(..=(x.round().max(0.0) as usize))
-                .next_back()
-                .map_or(String::new(), |(_, d)| d.to_string())
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(RGBColor(235, 235, 235))
-            .x_labels(6)
-            .y_labels(8)
-            .x_label_formatter(&date_of)
-            .y_label_formatter(&|y| format!("{y:.2}"))
-            .x_desc("date")
-            .y_desc("price")
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(|e| err(&e))?;
-        let band: Vec<(f64, f64, f64)> = rows
-            .iter()
-            .filter_map(|r| Some((target_row(r), r.lo80?, r.hi80?)))
-            .collect();
-        if !band.is_empty() {
-            let outline: Vec<(f64, f64)> = band
-                .iter()
-                .map(|b| (b.0, b.2))
-                .chain(band.iter().rev().map(|b| (b.0, b.1)))
-                .collect();
-            chart
-                .draw_series(std::iter::once(Polygon::new(outline, BAND_BLUE.filled())))
-                .map_err(|e| err(&e))?
-                .label("80 % band")
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BAND_BLUE.filled()));
-        }
-        chart
-            .draw_series(LineSeries::new(
-                actual.iter().map(|&(x, _, y)| (x as f64, y)),
-                &BLACK,
-            ))
-            .map_err(|e| err(&e))?
-            .label("actual")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-        chart
-            .draw_series(LineSeries::new(
-                rows.iter().map(|r| (target_row(r), r.forecast)),
-                FORECAST_BLUE.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?
-            .label(format!("forecast h{}", title.horizon))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], FORECAST_BLUE.stroke_width(2))
-            });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
+    (lo - pad)..(hi + pad)
+}
+
+/// Draws the whole plot into `buffer` (RGB, `WIDTH` × `HEIGHT`).
+fn draw(
+    buffer: &mut [u8],
+    title: &PlotTitle,
+    actual: &[(usize, NaiveDate, f64)],
+    rows: &[&ForecastRow],
+    x_range: Range<f64>,
+    y_range: Range<f64>,
+) -> Result<(), PlotError> {
+    let root = BitMapBackend::with_buffer(buffer, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(PlotError::drawing)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(12)
+        .caption(title.text(), ("sans-serif", 18))
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range, y_range)
+        .map_err(PlotError::drawing)?;
+    draw_axes(&mut chart, actual)?;
+    draw_band(&mut chart, rows)?;
+    draw_lines(&mut chart, actual, rows, title.horizon)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(PlotError::drawing)?;
+    root.present().map_err(PlotError::drawing)
+}
+
+/// The grid and the axes: dates below (each x labelled with the date of
+/// the last row at or before it), prices to the left.
+fn draw_axes(
+    chart: &mut Chart<'_, '_>,
+    actual: &[(usize, NaiveDate, f64)],
+) -> Result<(), PlotError> {
+    let dates: BTreeMap<usize, NaiveDate> = actual.iter().map(|a| (a.0, a.1)).collect();
+    let date_of = |x: &f64| {
+        dates
+            .range(..=(x.round().max(0.0) as usize))
+            .next_back()
+            .map_or(String::new(), |(_, d)| d.to_string())
+    };
+    chart
+        .configure_mesh()
+        .light_line_style(RGBColor(235, 235, 235))
+        .x_labels(6)
+        .y_labels(8)
+        .x_label_formatter(&date_of)
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .x_desc("date")
+        .y_desc("price")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(PlotError::drawing)
+}
+
+/// The 80 % band of the forecasts that have one, as one filled polygon.
+fn draw_band(chart: &mut Chart<'_, '_>, rows: &[&ForecastRow]) -> Result<(), PlotError> {
+    let band: Vec<(f64, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((target_row(r), r.lo80?, r.hi80?)))
+        .collect();
+    if band.is_empty() {
+        return Ok(());
     }
+    let outline: Vec<(f64, f64)> = band
+        .iter()
+        .map(|b| (b.0, b.2))
+        .chain(band.iter().rev().map(|b| (b.0, b.1)))
+        .collect();
+    chart
+        .draw_series(std::iter::once(Polygon::new(outline, BAND_BLUE.filled())))
+        .map_err(PlotError::drawing)?
+        .label("80 % band")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BAND_BLUE.filled()));
+    Ok(())
+}
+
+/// The actual prices and the forecasts of `horizon`, as lines.
+fn draw_lines(
+    chart: &mut Chart<'_, '_>,
+    actual: &[(usize, NaiveDate, f64)],
+    rows: &[&ForecastRow],
+    horizon: usize,
+) -> Result<(), PlotError> {
+    chart
+        .draw_series(LineSeries::new(
+            actual.iter().map(|&(x, _, y)| (x as f64, y)),
+            &BLACK,
+        ))
+        .map_err(PlotError::drawing)?
+        .label("actual")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    chart
+        .draw_series(LineSeries::new(
+            rows.iter().map(|r| (target_row(r), r.forecast)),
+            FORECAST_BLUE.stroke_width(2),
+        ))
+        .map_err(PlotError::drawing)?
+        .label(format!("forecast h{horizon}"))
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], FORECAST_BLUE.stroke_width(2))
+        });
+    Ok(())
+}
+
+fn encode_png(buffer: Vec<u8>) -> Result<Vec<u8>, PlotError> {
     let image = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer)
         .ok_or_else(|| PlotError("the drawing buffer has the wrong size".into()))?;
     let mut png = Vec::new();
@@ -176,7 +239,7 @@ pub fn backtest_png(
             &mut std::io::Cursor::new(&mut png),
             image::ImageOutputFormat::Png,
         )
-        .map_err(|e| err(&e))?;
+        .map_err(PlotError::drawing)?;
     Ok(png)
 }
 

@@ -36,121 +36,168 @@ pub fn check_bars(
     used_rows: usize,
     today: NaiveDate,
 ) -> Vec<QualityIssue> {
-    let first_used = bars.len().saturating_sub(used_rows);
-    let mut issues = Vec::new();
-    // A finding at a row weighs by where the row is.
-    let at = |row: usize| {
-        if row < first_used {
+    let mut findings = Findings {
+        symbol,
+        first_used: bars.len().saturating_sub(used_rows),
+        issues: Vec::new(),
+    };
+    findings.bar_problems(bars);
+    findings.length(bars, used_rows);
+    findings.day_to_day(bars, policy);
+    findings.unchanged(bars, policy);
+    findings.freshness(bars, policy, today);
+    findings.issues
+}
+
+/// The issues of one series so far, in the order the checks run.
+struct Findings<'a> {
+    symbol: &'a Symbol,
+    /// The first row the models read; a finding before it is old history.
+    first_used: usize,
+    issues: Vec<QualityIssue>,
+}
+
+impl Findings<'_> {
+    /// A finding at a row weighs by where the row is.
+    fn at(&self, row: usize) -> Severity {
+        if row < self.first_used {
             Severity::Warning
         } else {
             Severity::Error
         }
-    };
-    let mut issue = |check, severity, detail: String| {
-        issues.push(QualityIssue {
-            symbol: symbol.to_owned(),
+    }
+
+    fn push(&mut self, check: QualityCheck, severity: Severity, detail: String) {
+        self.issues.push(QualityIssue {
+            symbol: self.symbol.clone(),
             check,
             detail,
             severity,
-        })
-    };
-    for p in series::bar_problems(bars) {
-        let check = match p.kind {
-            ProblemKind::DuplicateDate => QualityCheck::DuplicateDates,
-            ProblemKind::Order => QualityCheck::Order,
-            ProblemKind::NonPositive => QualityCheck::NonPositive,
-            ProblemKind::HighLow => QualityCheck::HighLow,
-        };
-        issue(
-            check,
-            at(p.index),
-            format!("row {}: {}", p.index + 1, p.detail),
-        );
+        });
     }
-    if bars.len() < used_rows {
-        issue(
-            QualityCheck::TooShort,
-            Severity::Error,
-            format!(
-                "{} rows, but training and its backtest need {used_rows}",
-                bars.len()
-            ),
-        );
-    }
-    for (i, pair) in bars.windows(2).enumerate() {
-        let severity = at(i + 1);
-        if pair[1].date <= pair[0].date {
-            continue;
-        }
-        let missing = calendar::trading_days_between(pair[0].date, pair[1].date);
-        if !missing.is_empty() {
-            issue(
-                QualityCheck::Gaps,
+
+    /// The problems the loader refuses a series for, at their rows.
+    fn bar_problems(&mut self, bars: &[Bar]) {
+        for p in series::bar_problems(bars) {
+            let check = match p.kind {
+                ProblemKind::DuplicateDate => QualityCheck::DuplicateDates,
+                ProblemKind::Order => QualityCheck::Order,
+                ProblemKind::NonPositive => QualityCheck::NonPositive,
+                ProblemKind::HighLow => QualityCheck::HighLow,
+            };
+            let severity = self.at(p.index);
+            self.push(
+                check,
                 severity,
+                format!("row {}: {}", p.index + 1, p.detail),
+            );
+        }
+    }
+
+    fn length(&mut self, bars: &[Bar], used_rows: usize) {
+        if bars.len() < used_rows {
+            self.push(
+                QualityCheck::TooShort,
+                Severity::Error,
                 format!(
-                    "{} trading day(s) missing between {} and {} (first: {})",
-                    missing.len(),
-                    pair[0].date,
-                    pair[1].date,
-                    missing[0]
+                    "{} rows, but training and its backtest need {used_rows}",
+                    bars.len()
                 ),
             );
         }
-        let ratio = target(&pair[1]) / target(&pair[0]);
+    }
+
+    /// Calendar gaps and split-like jumps between consecutive rows in date
+    /// order (a pair out of order is already a problem of its own).
+    fn day_to_day(&mut self, bars: &[Bar], policy: &QualityPolicy) {
+        for (i, pair) in bars.windows(2).enumerate() {
+            let severity = self.at(i + 1);
+            let (before, after) = (&pair[0], &pair[1]);
+            if after.date <= before.date {
+                continue;
+            }
+            self.gap(before, after, severity);
+            self.jump(before, after, severity, policy);
+        }
+    }
+
+    fn gap(&mut self, before: &Bar, after: &Bar, severity: Severity) {
+        let missing = calendar::trading_days_between(before.date, after.date);
+        if let Some(first) = missing.first() {
+            self.push(
+                QualityCheck::Gaps,
+                severity,
+                format!(
+                    "{} trading day(s) missing between {} and {} (first: {first})",
+                    missing.len(),
+                    before.date,
+                    after.date,
+                ),
+            );
+        }
+    }
+
+    fn jump(&mut self, before: &Bar, after: &Bar, severity: Severity, policy: &QualityPolicy) {
+        let ratio = target(after) / target(before);
         if let Some(split) = SPLIT_RATIOS.iter().find(|&&k| {
             (ratio * k - 1.0).abs() <= policy.split_tolerance
                 || (ratio / k - 1.0).abs() <= policy.split_tolerance
         }) {
-            issue(
+            self.push(
                 QualityCheck::UnexplainedJump,
                 severity,
                 format!(
                     "{}: the price moved ×{ratio:.4} in one day, like an unadjusted {split}:1 split",
-                    pair[1].date
+                    after.date
                 ),
             );
         }
     }
-    for run in unchanged_runs(bars, policy.max_unchanged_days) {
-        let (from, to) = (&bars[run.start], &bars[run.end - 1]);
-        let days = run.end - run.start - 1;
-        if run.end == bars.len() {
-            issue(
-                QualityCheck::Unchanged,
-                Severity::Error,
-                format!(
-                    "stopped moving: the price has been {} since {} ({days} trading days unchanged, limit {})",
-                    target(from),
-                    from.date,
-                    policy.max_unchanged_days
-                ),
-            );
-        } else {
-            // A halt that ended is history, not a reason to skip the
-            // symbol; it is reported wherever it is.
-            issue(
-                QualityCheck::Unchanged,
-                Severity::Warning,
-                format!(
-                    "the price stayed {} from {} to {} ({days} trading days unchanged)",
-                    target(from),
-                    from.date,
-                    to.date
-                ),
-            );
+
+    fn unchanged(&mut self, bars: &[Bar], policy: &QualityPolicy) {
+        for run in unchanged_runs(bars, policy.max_unchanged_days) {
+            let (from, to) = (&bars[run.start], &bars[run.end - 1]);
+            let days = run.end - run.start - 1;
+            if run.end == bars.len() {
+                self.push(
+                    QualityCheck::Unchanged,
+                    Severity::Error,
+                    format!(
+                        "stopped moving: the price has been {} since {} ({days} trading days unchanged, limit {})",
+                        target(from),
+                        from.date,
+                        policy.max_unchanged_days
+                    ),
+                );
+            } else {
+                // A halt that ended is history, not a reason to skip the
+                // symbol; it is reported wherever it is.
+                self.push(
+                    QualityCheck::Unchanged,
+                    Severity::Warning,
+                    format!(
+                        "the price stayed {} from {} to {} ({days} trading days unchanged)",
+                        target(from),
+                        from.date,
+                        to.date
+                    ),
+                );
+            }
         }
     }
-    if let (Some(limit), Some(last)) = (policy.max_staleness_days, bars.last()) {
-        let age = (today - last.date).num_days();
-        if age > i64::from(limit) {
-            issue(
-                QualityCheck::Freshness,
-                Severity::Error,
-                format!("last close {} is {age} days old (limit {limit})", last.date),
-            );
+
+    fn freshness(&mut self, bars: &[Bar], policy: &QualityPolicy, today: NaiveDate) {
+        if let (Some(limit), Some(last)) = (policy.max_staleness_days, bars.last()) {
+            let age = (today - last.date).num_days();
+            if age > i64::from(limit) {
+                self.push(
+                    QualityCheck::Freshness,
+                    Severity::Error,
+                    format!("last close {} is {age} days old (limit {limit})", last.date),
+                );
+            }
         }
     }
-    issues
 }
 
 /// The runs of rows `start..end` over which the price did not change for

@@ -212,10 +212,24 @@ pub fn parse_bars(source: &str, bytes: &[u8]) -> Result<(Vec<Bar>, Vec<u64>), Se
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(bytes);
+    check_header(source, &mut reader)?;
+    let rows = reader
+        .records()
+        .map(|record| RawRow::parse(source, record))
+        .collect::<Result<Vec<RawRow>, SeriesError>>()?;
+    if rows.is_empty() {
+        return Err(SeriesError::invalid(source, None, "the file has no rows"));
+    }
+    let present = present_columns(source, &rows)?;
+    let bars = rows.iter().map(|row| row.bar(&present)).collect();
+    let lines = rows.iter().map(|row| row.line).collect();
+    Ok((bars, lines))
+}
+
+fn check_header(source: &str, reader: &mut csv::Reader<&[u8]>) -> Result<(), SeriesError> {
     let headers = reader
         .headers()
-        .map_err(|e| SeriesError::invalid(source, Some(1), format!("unreadable header: {e}")))?
-        .clone();
+        .map_err(|e| SeriesError::invalid(source, Some(1), format!("unreadable header: {e}")))?;
     let header: Vec<&str> = headers.iter().map(str::trim).collect();
     if header != COLUMNS {
         return Err(SeriesError::invalid(
@@ -228,10 +242,23 @@ pub fn parse_bars(source: &str, bytes: &[u8]) -> Result<(Vec<Bar>, Vec<u64>), Se
             ),
         ));
     }
-    let mut rows: Vec<[Option<f64>; 6]> = Vec::new();
-    let mut dates = Vec::new();
-    let mut lines = Vec::new();
-    for record in reader.records() {
+    Ok(())
+}
+
+/// A row as read: its date, the columns after the date (`None` where the
+/// cell is empty) and its 1-based line.
+#[derive(Debug)]
+struct RawRow {
+    date: NaiveDate,
+    values: [Option<f64>; 6],
+    line: u64,
+}
+
+impl RawRow {
+    fn parse(
+        source: &str,
+        record: Result<csv::StringRecord, csv::Error>,
+    ) -> Result<RawRow, SeriesError> {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line());
             SeriesError::invalid(source, line, format!("malformed row: {e}"))
@@ -248,70 +275,72 @@ pub fn parse_bars(source: &str, bytes: &[u8]) -> Result<(Vec<Bar>, Vec<u64>), Se
         let mut values = [None; 6];
         for (slot, column) in values.iter_mut().zip(1..COLUMNS.len()) {
             let text = record.get(column).unwrap_or("").trim();
-            if text.is_empty() {
-                continue;
+            if !text.is_empty() {
+                *slot = Some(parse_value(source, line, COLUMNS[column], text)?);
             }
-            let value: f64 = text.parse().map_err(|_| {
-                SeriesError::invalid(
-                    source,
-                    Some(line),
-                    format!("{} should be a number, but is {text:?}", COLUMNS[column]),
-                )
-            })?;
-            if !value.is_finite() {
-                return Err(SeriesError::invalid(
-                    source,
-                    Some(line),
-                    format!("{} should be finite, but is {text}", COLUMNS[column]),
-                ));
-            }
-            *slot = Some(value);
         }
-        dates.push(date);
-        rows.push(values);
-        lines.push(line);
+        Ok(RawRow { date, values, line })
     }
-    if rows.is_empty() {
-        return Err(SeriesError::invalid(source, None, "the file has no rows"));
+
+    /// The bar of this row, keeping only the columns present on every row.
+    fn bar(&self, present: &[bool; 6]) -> Bar {
+        let pick = |column: usize| self.values[column].filter(|_| present[column]);
+        Bar {
+            date: self.date,
+            open: pick(0),
+            high: pick(1),
+            low: pick(2),
+            close: self.values[3].unwrap_or(f64::NAN),
+            adj_close: pick(4),
+            volume: pick(5),
+        }
     }
-    // A column is either present on every row or absent on every row;
-    // adj_close alone may be partial, which makes `close` the target.
+}
+
+/// A finite number, or an error naming the column and the text.
+fn parse_value(source: &str, line: u64, column: &str, text: &str) -> Result<f64, SeriesError> {
+    let value: f64 = text.parse().map_err(|_| {
+        SeriesError::invalid(
+            source,
+            Some(line),
+            format!("{column} should be a number, but is {text:?}"),
+        )
+    })?;
+    if !value.is_finite() {
+        return Err(SeriesError::invalid(
+            source,
+            Some(line),
+            format!("{column} should be finite, but is {text}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Which of the columns after the date are filled on every row. A column
+/// is either present on every row or absent on every row; adj_close alone
+/// may be partial, which makes `close` the target.
+fn present_columns(source: &str, rows: &[RawRow]) -> Result<[bool; 6], SeriesError> {
     let mut present = [true; 6];
     for (column, keep) in present.iter_mut().enumerate() {
-        let filled = rows.iter().filter(|r| r[column].is_some()).count();
+        let filled = rows.iter().filter(|r| r.values[column].is_some()).count();
         if filled == rows.len() {
             continue;
         }
         *keep = false;
         let name = COLUMNS[column + 1];
         if name == "close" || (filled > 0 && name != "adj_close") {
-            let (row, _) = rows
+            let row = rows
                 .iter()
-                .enumerate()
-                .find(|(_, r)| r[column].is_none())
-                .unwrap_or((0, &rows[0]));
+                .position(|r| r.values[column].is_none())
+                .unwrap_or(0);
             return Err(SeriesError::invalid(
                 source,
-                Some(lines[row]),
+                Some(rows[row].line),
                 format!("{name} is empty on this row; it must be filled on every row or on none"),
             ));
         }
     }
-    let pick = |row: &[Option<f64>; 6], column: usize| row[column].filter(|_| present[column]);
-    let bars: Vec<Bar> = rows
-        .iter()
-        .zip(dates)
-        .map(|(row, date)| Bar {
-            date,
-            open: pick(row, 0),
-            high: pick(row, 1),
-            low: pick(row, 2),
-            close: row[3].unwrap_or(f64::NAN),
-            adj_close: pick(row, 4),
-            volume: pick(row, 5),
-        })
-        .collect();
-    Ok((bars, lines))
+    Ok(present)
 }
 
 /// Checks the invariants of a series: ascending unique dates, positive

@@ -176,21 +176,19 @@ pub fn forecast_at(
     origin: usize,
     protocol: &Protocol,
 ) -> Result<Forecast, ModelError> {
-    fit_and_forecast_at(target, series, dates, model, origin, protocol).map(|(_, f)| f)
+    let window = window_at(target, series, dates, origin, protocol.window);
+    fit_and_forecast(&window, model, protocol).map(|(_, f)| f)
 }
 
-/// [`forecast_at`], also returning the fitted model (whose ensemble weights
-/// the report shows).
-fn fit_and_forecast_at(
-    target: &[f64],
-    series: &PriceSeries,
-    dates: &[NaiveDate],
+/// Fits `model` on `window` and forecasts up to the protocol's largest
+/// horizon, also returning the fitted model (whose ensemble weights the
+/// report shows).
+fn fit_and_forecast(
+    window: &Window<'_>,
     model: ModelKind,
-    origin: usize,
     protocol: &Protocol,
 ) -> Result<(FittedModel, Forecast), ModelError> {
-    let window = window_at(target, series, dates, origin, protocol.window);
-    let fitted = model.fit(&window)?;
+    let fitted = model.fit(window)?;
     let forecast = fitted.forecast(protocol.max_horizon())?;
     Ok((fitted, forecast))
 }
@@ -323,110 +321,221 @@ pub fn run_stoppable(
         return Err(BacktestError::NoModels);
     }
     let started = Instant::now();
-    let targets: Vec<Vec<f64>> = series.iter().map(PriceSeries::target).collect();
-    let dates: Vec<Vec<NaiveDate>> = series.iter().map(PriceSeries::dates).collect();
+    let inputs = RunInputs::new(series, protocol);
+    let tasks = tasks(series, models, protocol)?;
+    let outcomes = fit_all(&inputs, &tasks, progress, stop)?;
+    let mut results = Results::with_capacity(tasks.len() * protocol.horizons.len());
+    for (&task, outcome) in tasks.iter().zip(outcomes) {
+        results.add(&inputs, task, outcome);
+    }
+    Ok(BacktestRun {
+        protocol: protocol.clone(),
+        series: series.iter().map(|s| s.name.clone()).collect(),
+        models: models.to_vec(),
+        timing: results.timing(),
+        rows: results.rows,
+        failures: results.failures,
+        ensemble_weights: results.ensemble_weights,
+        threads: rayon::current_num_threads(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One work item: a model fitted at one origin of one series.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    series: usize,
+    model: ModelKind,
+    origin: usize,
+}
+
+/// What one task gave: the forecast or why there is none, the time it
+/// took, and the ensemble's weights where an ensemble was fitted.
+#[derive(Debug)]
+struct Outcome {
+    result: Result<Forecast, ModelError>,
+    elapsed: Duration,
+    weights: Option<EnsembleWeights>,
+}
+
+/// The series of a run with their targets and dates, computed once.
+#[derive(Debug)]
+struct RunInputs<'a> {
+    series: &'a [PriceSeries],
+    targets: Vec<Vec<f64>>,
+    dates: Vec<Vec<NaiveDate>>,
+    protocol: &'a Protocol,
+}
+
+impl<'a> RunInputs<'a> {
+    fn new(series: &'a [PriceSeries], protocol: &'a Protocol) -> Self {
+        RunInputs {
+            series,
+            targets: series.iter().map(PriceSeries::target).collect(),
+            dates: series.iter().map(PriceSeries::dates).collect(),
+            protocol,
+        }
+    }
+
+    fn fit(&self, task: Task) -> Outcome {
+        let s = task.series;
+        let started = Instant::now();
+        let window = window_at(
+            &self.targets[s],
+            &self.series[s],
+            &self.dates[s],
+            task.origin,
+            self.protocol.window,
+        );
+        let result = fit_and_forecast(&window, task.model, self.protocol);
+        let elapsed = started.elapsed();
+        let weights = result
+            .as_ref()
+            .ok()
+            .and_then(|(fitted, _)| EnsembleWeights::of(fitted, &self.series[s], task.origin));
+        Outcome {
+            result: result.map(|(_, f)| f),
+            elapsed,
+            weights,
+        }
+    }
+}
+
+/// Every (series, model, origin) in the order the results are reported.
+fn tasks(
+    series: &[PriceSeries],
+    models: &[ModelKind],
+    protocol: &Protocol,
+) -> Result<Vec<Task>, BacktestError> {
     let mut tasks = Vec::new();
     for (s, item) in series.iter().enumerate() {
         let origins = protocol.origins(&item.name, item.len())?;
         for &model in models {
-            tasks.extend(origins.iter().map(|&o| (s, model, o)));
+            tasks.extend(origins.iter().map(|&origin| Task {
+                series: s,
+                model,
+                origin,
+            }));
         }
     }
-    type Outcome = (
-        Result<Forecast, ModelError>,
-        Duration,
-        Option<EnsembleWeights>,
-    );
+    Ok(tasks)
+}
+
+/// Fits every task on the current rayon pool; the outcomes come back in
+/// task order whatever the thread count.
+fn fit_all(
+    inputs: &RunInputs<'_>,
+    tasks: &[Task],
+    progress: &(dyn Fn() + Sync),
+    stop: &AtomicBool,
+) -> Result<Vec<Outcome>, BacktestError> {
     let outcomes: Option<Vec<Outcome>> = tasks
         .par_iter()
-        .map(|&(s, model, origin)| {
+        .map(|&task| {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let t0 = Instant::now();
-            let result =
-                fit_and_forecast_at(&targets[s], &series[s], &dates[s], model, origin, protocol);
-            let elapsed = t0.elapsed();
+            let outcome = inputs.fit(task);
             progress();
-            let weights = result
-                .as_ref()
-                .ok()
-                .and_then(|(fitted, _)| EnsembleWeights::of(fitted, &series[s], origin));
-            Some((result.map(|(_, f)| f), elapsed, weights))
+            Some(outcome)
         })
         .collect();
-    let Some(outcomes) = outcomes else {
-        return Err(BacktestError::Stopped);
-    };
+    outcomes.ok_or(BacktestError::Stopped)
+}
 
-    let mut rows = Vec::with_capacity(tasks.len() * protocol.horizons.len());
-    let mut failures = Vec::new();
-    let mut ensemble_weights = Vec::new();
-    let mut time_per_model: BTreeMap<ModelKind, (usize, Duration)> = BTreeMap::new();
-    for (&(s, model, origin), (result, elapsed, weights)) in tasks.iter().zip(outcomes) {
-        ensemble_weights.extend(weights);
-        let entry = time_per_model.entry(model).or_default();
+/// The outcomes turned into the run's rows, failures, weights and timing.
+#[derive(Debug)]
+struct Results {
+    rows: Vec<ForecastRow>,
+    failures: Vec<Failure>,
+    ensemble_weights: Vec<EnsembleWeights>,
+    time_per_model: BTreeMap<ModelKind, (usize, Duration)>,
+}
+
+impl Results {
+    fn with_capacity(rows: usize) -> Self {
+        Results {
+            rows: Vec::with_capacity(rows),
+            failures: Vec::new(),
+            ensemble_weights: Vec::new(),
+            time_per_model: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one task's outcome: a failure becomes a row per horizon with
+    /// the no-change forecast (PROTOCOL §4) and an entry in `failures`.
+    fn add(&mut self, inputs: &RunInputs<'_>, task: Task, outcome: Outcome) {
+        self.ensemble_weights.extend(outcome.weights);
+        let entry = self.time_per_model.entry(task.model).or_default();
         entry.0 += 1;
-        entry.1 += elapsed;
-        let (y, item) = (&targets[s], &series[s]);
-        let forecast = match result {
+        entry.1 += outcome.elapsed;
+        let forecast = match outcome.result {
             Ok(f) => Some(f),
             Err(e) => {
-                failures.push(Failure {
-                    series: item.name.clone(),
-                    model,
-                    origin_row: origin,
+                self.failures.push(Failure {
+                    series: inputs.series[task.series].name.clone(),
+                    model: task.model,
+                    origin_row: task.origin,
                     reason: e.to_string(),
                 });
                 None
             }
         };
-        let scale = mase_scale(&y[origin + 1 - protocol.window..=origin]);
-        for &h in &protocol.horizons {
-            let (point, lo, hi) = match &forecast {
-                Some(f) => (
-                    f.mean[h - 1],
-                    f.lower.as_ref().map(|l| l[h - 1]),
-                    f.upper.as_ref().map(|u| u[h - 1]),
-                ),
-                None => (y[origin], None, None),
-            };
-            rows.push(ForecastRow {
-                series: item.name.clone(),
-                model: model.name().to_owned(),
-                origin_row: origin,
-                origin_date: item.bars[origin].date,
-                h,
-                target_date: item.bars[origin + h].date,
-                y_origin: y[origin],
-                actual: y[origin + h],
-                forecast: point,
-                lo80: lo,
-                hi80: hi,
-                mase_scale: scale,
-                failed: forecast.is_none(),
-            });
-        }
+        self.rows
+            .extend(forecast_rows(inputs, task, forecast.as_ref()));
     }
-    let timing = time_per_model
-        .into_iter()
-        .map(|(model, (fits, total))| ModelTiming {
-            model,
-            fits,
-            seconds: total.as_secs_f64(),
-            ms_per_fit: total.as_secs_f64() * 1e3 / fits.max(1) as f64,
-        })
-        .collect();
-    Ok(BacktestRun {
-        protocol: protocol.clone(),
-        series: series.iter().map(|s| s.name.clone()).collect(),
-        models: models.to_vec(),
-        rows,
-        failures,
-        ensemble_weights,
-        timing,
-        threads: rayon::current_num_threads(),
-        wall_seconds: started.elapsed().as_secs_f64(),
+
+    fn timing(&self) -> Vec<ModelTiming> {
+        self.time_per_model
+            .iter()
+            .map(|(&model, &(fits, total))| ModelTiming {
+                model,
+                fits,
+                seconds: total.as_secs_f64(),
+                ms_per_fit: total.as_secs_f64() * 1e3 / fits.max(1) as f64,
+            })
+            .collect()
+    }
+}
+
+/// The rows of one task at the protocol's horizons; without a forecast,
+/// the no-change forecast and no interval.
+fn forecast_rows<'a>(
+    inputs: &'a RunInputs<'_>,
+    task: Task,
+    forecast: Option<&'a Forecast>,
+) -> impl Iterator<Item = ForecastRow> + 'a {
+    let Task {
+        series: s,
+        model,
+        origin,
+    } = task;
+    let (y, item) = (&inputs.targets[s], &inputs.series[s]);
+    let scale = mase_scale(&y[origin + 1 - inputs.protocol.window..=origin]);
+    inputs.protocol.horizons.iter().map(move |&h| {
+        let (point, lo, hi) = match forecast {
+            Some(f) => (
+                f.mean[h - 1],
+                f.lower.as_ref().map(|l| l[h - 1]),
+                f.upper.as_ref().map(|u| u[h - 1]),
+            ),
+            None => (y[origin], None, None),
+        };
+        ForecastRow {
+            series: item.name.clone(),
+            model: model.name().to_owned(),
+            origin_row: origin,
+            origin_date: item.bars[origin].date,
+            h,
+            target_date: item.bars[origin + h].date,
+            y_origin: y[origin],
+            actual: y[origin + h],
+            forecast: point,
+            lo80: lo,
+            hi80: hi,
+            mase_scale: scale,
+            failed: forecast.is_none(),
+        }
     })
 }
 
@@ -436,17 +545,20 @@ pub fn mase_scale(window: &[f64]) -> f64 {
     sum / (window.len() - 1) as f64
 }
 
-/// The report of PROTOCOL §7: per-series metrics, aggregates and timing.
+/// The report of PROTOCOL §7: per-series metrics and aggregates computed
+/// from a run, beside the run's own protocol, series, failures and weights
+/// (borrowed: the report is a view of the run, not a second copy of it) and
+/// its timing.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub protocol: Protocol,
-    pub series: Vec<String>,
+pub struct Report<'a> {
+    pub protocol: &'a Protocol,
+    pub series: &'a [String],
     pub per_series: Vec<SeriesMetrics>,
     pub aggregate: Vec<AggregateMetrics>,
-    pub failures: Vec<Failure>,
+    pub failures: &'a [Failure],
     /// The ensemble's members and weights at every origin, in origin order
     /// per series: how the combination moved over time.
-    pub ensemble_weights: Vec<EnsembleWeights>,
+    pub ensemble_weights: &'a [EnsembleWeights],
     pub timing: ReportTiming,
 }
 
@@ -460,17 +572,17 @@ pub struct ReportTiming {
 }
 
 impl BacktestRun {
-    pub fn report(&self) -> Report {
+    pub fn report(&self) -> Report<'_> {
         let per_series = series_metrics(&self.rows, &self.protocol.horizons);
         let names: Vec<String> = self.models.iter().map(|m| m.name().to_owned()).collect();
         let aggregate = aggregate(&per_series, &names, &self.protocol.horizons);
         Report {
-            protocol: self.protocol.clone(),
-            series: self.series.clone(),
+            protocol: &self.protocol,
+            series: &self.series,
             per_series,
             aggregate,
-            failures: self.failures.clone(),
-            ensemble_weights: self.ensemble_weights.clone(),
+            failures: &self.failures,
+            ensemble_weights: &self.ensemble_weights,
             timing: ReportTiming {
                 models: self.timing.clone(),
                 threads: self.threads,

@@ -143,71 +143,12 @@ pub fn version_record(
         timestamp_ms: millis(&lineage.created_at),
         ..RunRecord::default()
     };
-    record.param("symbol", &metrics.symbol);
-    record.param("model", metrics.model);
-    record.param("version", &metrics.version);
-    record.param("protocol.window", metrics.protocol.window);
-    record.param("protocol.test_rows", metrics.protocol.test_rows);
-    record.param("protocol.spacing", metrics.protocol.spacing);
-    record.param(
-        "protocol.horizons",
-        join(metrics.protocol.horizons.iter().map(|h| h.to_string())),
-    );
-    record.param("origins", metrics.origins);
-    for (key, date) in [
-        ("first_origin", metrics.first_origin),
-        ("last_origin", metrics.last_origin),
-        ("data_through", metrics.data_through),
-    ] {
-        if let Some(date) = date {
-            record.param(key, date);
-        }
-    }
-    record.param("data_key", &lineage.data_key);
-    record.param("data_digest", &lineage.data_digest);
-    if let Some(digest) = &lineage.sentiment_digest {
-        record.param("sentiment_digest", digest);
-    }
-    record.param("data_rows", lineage.data_rows);
-    record.param("config_digest", &lineage.config_digest);
-    record.param("code_version", &lineage.code_version);
-    if let Some(commit) = &lineage.git_commit {
-        record.param("git_commit", commit);
-    }
+    record.version_params(metrics);
+    record.lineage_params(lineage);
     if let Some(Value::Object(fitted)) = model_json {
-        // Weights and input rows are not parameters anyone compares; the
-        // training history becomes curves below.
-        let skip = ["model", "net", "recent", "history"];
-        for (k, v) in fitted.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
-            record.flattened_params(&format!("fitted.{k}"), v);
-        }
-        record.training_curves(fitted.get("history"));
+        record.fitted_params(fitted);
     }
-    let mut skipped = Vec::new();
-    record.metric("origins".into(), Some(metrics.origins as f64), &mut skipped);
-    record.metric(
-        "failures".into(),
-        Some(metrics.failures as f64),
-        &mut skipped,
-    );
-    for m in &metrics.horizons {
-        let h = m.horizon;
-        let naive = metrics.naive.iter().find(|n| n.horizon == h);
-        for (name, value) in [
-            ("mae", m.mae),
-            ("rmse", m.rmse),
-            ("mape", m.mape),
-            ("mase", m.mase),
-            ("dir_acc", m.dir_acc),
-            ("coverage80", m.coverage80),
-            ("width80_rel", m.width80_rel),
-            ("naive_mase", naive.and_then(|n| n.mase)),
-            ("naive_mae", naive.and_then(|n| n.mae)),
-            ("r2", naive.and_then(|n| r2_vs_naive(m, n))),
-        ] {
-            record.metric(format!("{name}_h{h}"), value, &mut skipped);
-        }
-    }
+    let skipped = record.version_metrics(metrics);
     record.tag("stockcast.symbol", &metrics.symbol);
     record.tag("stockcast.model", metrics.model);
     record.tag("stockcast.version", &metrics.version);
@@ -216,6 +157,90 @@ pub fn version_record(
         record.tag("stockcast.skipped_metrics", skipped.join(", "));
     }
     record
+}
+
+impl RunRecord {
+    /// What was backtested, how and on which origins.
+    fn version_params(&mut self, metrics: &VersionMetrics) {
+        self.param("symbol", &metrics.symbol);
+        self.param("model", metrics.model);
+        self.param("version", &metrics.version);
+        self.param("protocol.window", metrics.protocol.window);
+        self.param("protocol.test_rows", metrics.protocol.test_rows);
+        self.param("protocol.spacing", metrics.protocol.spacing);
+        self.param(
+            "protocol.horizons",
+            join(metrics.protocol.horizons.iter().map(|h| h.to_string())),
+        );
+        self.param("origins", metrics.origins);
+        for (key, date) in [
+            ("first_origin", metrics.first_origin),
+            ("last_origin", metrics.last_origin),
+            ("data_through", metrics.data_through),
+        ] {
+            if let Some(date) = date {
+                self.param(key, date);
+            }
+        }
+    }
+
+    /// Which data, configuration and code the version came from.
+    fn lineage_params(&mut self, lineage: &Lineage) {
+        self.param("data_key", &lineage.data_key);
+        self.param("data_digest", &lineage.data_digest);
+        if let Some(digest) = &lineage.sentiment_digest {
+            self.param("sentiment_digest", digest);
+        }
+        self.param("data_rows", lineage.data_rows);
+        self.param("config_digest", &lineage.config_digest);
+        self.param("code_version", &lineage.code_version);
+        if let Some(commit) = &lineage.git_commit {
+            self.param("git_commit", commit);
+        }
+    }
+
+    /// A fitted model's parameters as params, and its training history as
+    /// curves.
+    fn fitted_params(&mut self, fitted: &serde_json::Map<String, Value>) {
+        // Weights and input rows are not parameters anyone compares; the
+        // training history becomes curves below.
+        let skip = ["model", "net", "recent", "history"];
+        for (k, v) in fitted.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+            self.flattened_params(&format!("fitted.{k}"), v);
+        }
+        self.training_curves(fitted.get("history"));
+    }
+
+    /// The backtest's counts and its metrics per horizon, beside naive's;
+    /// returns the non-finite ones, which are not logged.
+    fn version_metrics(&mut self, metrics: &VersionMetrics) -> Vec<String> {
+        let mut skipped = Vec::new();
+        self.metric("origins".into(), Some(metrics.origins as f64), &mut skipped);
+        self.metric(
+            "failures".into(),
+            Some(metrics.failures as f64),
+            &mut skipped,
+        );
+        for m in &metrics.horizons {
+            let h = m.horizon;
+            let naive = metrics.naive.iter().find(|n| n.horizon == h);
+            for (name, value) in [
+                ("mae", m.mae),
+                ("rmse", m.rmse),
+                ("mape", m.mape),
+                ("mase", m.mase),
+                ("dir_acc", m.dir_acc),
+                ("coverage80", m.coverage80),
+                ("width80_rel", m.width80_rel),
+                ("naive_mase", naive.and_then(|n| n.mase)),
+                ("naive_mae", naive.and_then(|n| n.mae)),
+                ("r2", naive.and_then(|n| r2_vs_naive(m, n))),
+            ] {
+                self.metric(format!("{name}_h{h}"), value, &mut skipped);
+            }
+        }
+        skipped
+    }
 }
 
 /// The parent run of one pipeline run, from its manifest (`runs/<id>/manifest.json`).

@@ -93,55 +93,104 @@ impl Forecaster for Lstm {
 
     fn fit(&self, window: &Window<'_>) -> Result<FittedLstm, ModelError> {
         let samples = Samples::new(MODEL, window, &self.candidates, LOOKBACK, 100)?;
-        let targets = samples.step_scale();
-        let matrix = &samples.prepared.matrix;
-        let sequence =
-            |t: usize| -> Vec<&[f64]> { (t + 1 - LOOKBACK..=t).map(|r| matrix.at(r)).collect() };
-        let scaled = |t: usize| -> Vec<f64> {
-            samples
-                .step_returns(t)
-                .iter()
-                .zip(&targets.mean)
-                .zip(&targets.sd)
-                .map(|((y, m), s)| (y - m) / s)
-                .collect()
+        let training = Training {
+            samples: &samples,
+            targets: samples.step_scale(),
         };
+        let Trained {
+            net,
+            best_epoch,
+            history,
+        } = training.train()?;
+        let half_widths = direct::conformal_half_widths(&samples, |t| {
+            to_returns(&training.targets, &net.forward(&training.sequence(t)))
+        });
+        let origin = window.len() - 1;
+        let recent = training
+            .sequence(origin)
+            .iter()
+            .map(|r| r.to_vec())
+            .collect();
+        Ok(FittedLstm {
+            features: samples.prepared.set.clone(),
+            scaler: samples.prepared.scaler.clone(),
+            targets: training.targets,
+            net,
+            seed: SEED,
+            best_epoch,
+            history,
+            half_widths,
+            recent,
+            last: window.last(),
+        })
+    }
+}
+
+/// A window's samples and the scale of their targets: what the network
+/// reads and learns at each sample row.
+#[derive(Debug)]
+struct Training<'a> {
+    samples: &'a Samples,
+    targets: TargetScale,
+}
+
+/// The network whose validation loss was best, and the whole curve.
+#[derive(Debug)]
+struct Trained {
+    net: Net,
+    best_epoch: usize,
+    history: Vec<Epoch>,
+}
+
+impl Training<'_> {
+    /// The standardised features of the `LOOKBACK` rows ending at `t`.
+    fn sequence(&self, t: usize) -> Vec<&[f64]> {
+        let matrix = &self.samples.prepared.matrix;
+        (t + 1 - LOOKBACK..=t).map(|r| matrix.at(r)).collect()
+    }
+
+    /// The one-day log returns after `t`, scaled as the network learns them.
+    fn scaled(&self, t: usize) -> Vec<f64> {
+        self.samples
+            .step_returns(t)
+            .iter()
+            .zip(&self.targets.mean)
+            .zip(&self.targets.sd)
+            .map(|((y, m), s)| (y - m) / s)
+            .collect()
+    }
+
+    fn validation_loss(&self, net: &Net) -> f64 {
+        let validation = &self.samples.validation;
+        let n = validation.len() as f64;
+        validation
+            .iter()
+            .map(|&t| {
+                let y = net.forward(&self.sequence(t));
+                y.iter()
+                    .zip(self.scaled(t))
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    / MAX_HORIZON as f64
+            })
+            .sum::<f64>()
+            / n
+    }
+
+    /// Trains from the fixed seed until the validation loss has not improved
+    /// for `PATIENCE` epochs (or `MAX_EPOCHS`), keeping the best weights.
+    fn train(&self) -> Result<Trained, ModelError> {
         let mut rng = Rng::new(SEED);
-        let mut net = Net::new(matrix.cols, HIDDEN, MAX_HORIZON, &mut rng);
+        let cols = self.samples.prepared.matrix.cols;
+        let mut net = Net::new(cols, HIDDEN, MAX_HORIZON, &mut rng);
         let mut adam = Adam::new(&net, RATE, CLIP);
-        let validation_loss = |net: &Net| {
-            let n = samples.validation.len() as f64;
-            samples
-                .validation
-                .iter()
-                .map(|&t| {
-                    let y = net.forward(&sequence(t));
-                    y.iter()
-                        .zip(scaled(t))
-                        .map(|(a, b)| (a - b).powi(2))
-                        .sum::<f64>()
-                        / MAX_HORIZON as f64
-                })
-                .sum::<f64>()
-                / n
-        };
-        let mut order = samples.train.clone();
+        let mut order = self.samples.train.clone();
         let mut history = Vec::new();
-        let mut best = (validation_loss(&net), net.clone(), 0);
+        let mut best = (self.validation_loss(&net), net.clone(), 0);
         for epoch in 1..=MAX_EPOCHS {
             shuffle(&mut order, &mut rng);
-            let mut loss = 0.0;
-            for batch in order.chunks(BATCH) {
-                let mut grad = net.zeros_like();
-                let weight = 1.0 / batch.len() as f64;
-                for &t in batch {
-                    loss += net.accumulate(&sequence(t), &scaled(t), weight, &mut grad)
-                        * batch.len() as f64;
-                }
-                adam.step(&mut net, &grad);
-            }
-            let loss = loss / order.len() as f64;
-            let validation = validation_loss(&net);
+            let loss = self.epoch(&mut net, &mut adam, &order);
+            let validation = self.validation_loss(&net);
             if !(loss.is_finite() && validation.is_finite()) {
                 return Err(ModelError::Estimation {
                     model: MODEL,
@@ -160,21 +209,27 @@ impl Forecaster for Lstm {
             }
         }
         let (_, net, best_epoch) = best;
-        let log_returns = |net: &Net, t: usize| to_returns(&targets, &net.forward(&sequence(t)));
-        let half_widths = direct::conformal_half_widths(&samples, |t| log_returns(&net, t));
-        let origin = window.len() - 1;
-        Ok(FittedLstm {
-            features: samples.prepared.set.clone(),
-            scaler: samples.prepared.scaler.clone(),
-            targets,
+        Ok(Trained {
             net,
-            seed: SEED,
             best_epoch,
             history,
-            half_widths,
-            recent: sequence(origin).iter().map(|r| r.to_vec()).collect(),
-            last: window.last(),
         })
+    }
+
+    /// One pass over the training samples in `order`, an Adam step per
+    /// batch; returns the mean training loss.
+    fn epoch(&self, net: &mut Net, adam: &mut Adam, order: &[usize]) -> f64 {
+        let mut loss = 0.0;
+        for batch in order.chunks(BATCH) {
+            let mut grad = net.zeros_like();
+            let weight = 1.0 / batch.len() as f64;
+            for &t in batch {
+                loss += net.accumulate(&self.sequence(t), &self.scaled(t), weight, &mut grad)
+                    * batch.len() as f64;
+            }
+            adam.step(net, &grad);
+        }
+        loss / order.len() as f64
     }
 }
 

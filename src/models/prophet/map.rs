@@ -187,84 +187,15 @@ fn feature_sign(
     l1: std::ops::Range<usize>,
     mut theta: Array1<f64>,
 ) -> Result<Array1<f64>, String> {
-    let p = c.len();
-    let value = |x: &Array1<f64>| {
-        0.5 * x.dot(&q.dot(x)) - c.dot(x) + lambda * l1.clone().map(|j| x[j].abs()).sum::<f64>()
-    };
+    let lasso = Lasso { q, c, lambda, l1 };
     // Stationarity is judged relative to the size of the linear term.
     let tol = 1e-10 * (1.0 + c.iter().fold(0.0_f64, |m, v| m.max(v.abs())));
     for _ in 0..MAX_STEPS {
-        let grad = q.dot(&theta) - c;
-        let sign = |j: usize, x: &Array1<f64>| {
-            if l1.contains(&j) {
-                x[j].signum() * f64::from(x[j] != 0.0)
-            } else {
-                0.0
-            }
-        };
-        let mut active: Vec<usize> = (0..p)
-            .filter(|&j| !l1.contains(&j) || theta[j] != 0.0)
-            .collect();
-        let mut signs: Vec<f64> = active.iter().map(|&j| sign(j, &theta)).collect();
-        let active_ok = active
-            .iter()
-            .zip(&signs)
-            .all(|(&j, s)| (grad[j] + lambda * s).abs() <= tol);
-        let violator = l1
-            .clone()
-            .filter(|&j| theta[j] == 0.0 && grad[j].abs() > lambda + tol)
-            .max_by(|&a, &b| grad[a].abs().total_cmp(&grad[b].abs()));
-        if active_ok && violator.is_none() {
+        let Some((active, signs)) = lasso.next_face(&theta, tol) else {
             return Ok(theta);
-        }
-        if active_ok && let Some(j) = violator {
-            // Lee et al.: activate the zero coordinate with the steepest
-            // violation, with the sign that decreases the objective.
-            active.push(j);
-            signs.push(-grad[j].signum());
-        }
-        // The minimiser of the smooth objective on the active face, signs fixed.
-        let qa: Vec<f64> = active
-            .iter()
-            .flat_map(|&i| active.iter().map(move |&j| q[[i, j]]))
-            .collect();
-        let rhs: Vec<f64> = active
-            .iter()
-            .zip(&signs)
-            .map(|(&j, s)| c[j] - lambda * s)
-            .collect();
-        let solution = cholesky_solve(&qa, &rhs)
-            .ok_or("the prior-weighted Gram matrix is not positive definite")?;
-        let mut target = Array1::zeros(p);
-        for (a, &j) in active.iter().enumerate() {
-            target[j] = solution[a];
-        }
-        // Line search over the points where an active δ crosses zero.
-        let direction = &target - &theta;
-        let mut steps = vec![1.0];
-        for &j in &active {
-            if l1.contains(&j) && theta[j] != 0.0 && target[j].signum() != theta[j].signum() {
-                steps.push(theta[j] / (theta[j] - target[j]));
-            }
-        }
-        let current = value(&theta);
-        let mut best = (current, None);
-        for &step in &steps {
-            let mut x = &theta + &(&direction * step);
-            for &j in &active {
-                if l1.contains(&j)
-                    && step < 1.0
-                    && (theta[j] / (theta[j] - target[j]) - step).abs() < 1e-15
-                {
-                    x[j] = 0.0;
-                }
-            }
-            let v = value(&x);
-            if v < best.0 {
-                best = (v, Some(x));
-            }
-        }
-        match best.1 {
+        };
+        let target = lasso.face_minimiser(&active, &signs)?;
+        match lasso.line_search(&theta, &target, &active) {
             Some(x) => theta = x,
             // No step improves: the face's minimiser is the current point up
             // to rounding, which is as optimal as this arithmetic allows.
@@ -274,6 +205,120 @@ fn feature_sign(
     Err(format!(
         "the trend and seasonality solve did not converge in {MAX_STEPS} steps"
     ))
+}
+
+/// The problem `feature_sign` solves: `½θ'Qθ − c'θ + λ·Σ_{j∈l1} |θ_j|`.
+#[derive(Debug)]
+struct Lasso<'a> {
+    q: &'a Array2<f64>,
+    c: &'a Array1<f64>,
+    lambda: f64,
+    l1: std::ops::Range<usize>,
+}
+
+impl Lasso<'_> {
+    fn value(&self, x: &Array1<f64>) -> f64 {
+        0.5 * x.dot(&self.q.dot(x)) - self.c.dot(x)
+            + self.lambda * self.l1.clone().map(|j| x[j].abs()).sum::<f64>()
+    }
+
+    /// The sign the L1 term gives coordinate `j` at `x` (0 off the L1 set).
+    fn sign(&self, j: usize, x: &Array1<f64>) -> f64 {
+        if self.l1.contains(&j) {
+            x[j].signum() * f64::from(x[j] != 0.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The face to minimise on next: the active coordinates (the smooth
+    /// ones and the nonzero δ) and their signs, plus, once the active ones
+    /// are stationary, the zero coordinate that violates optimality most.
+    /// `None` when `theta` is optimal.
+    fn next_face(&self, theta: &Array1<f64>, tol: f64) -> Option<(Vec<usize>, Vec<f64>)> {
+        let (lambda, l1) = (self.lambda, &self.l1);
+        let grad = self.q.dot(theta) - self.c;
+        let mut active: Vec<usize> = (0..self.c.len())
+            .filter(|&j| !l1.contains(&j) || theta[j] != 0.0)
+            .collect();
+        let mut signs: Vec<f64> = active.iter().map(|&j| self.sign(j, theta)).collect();
+        let active_ok = active
+            .iter()
+            .zip(&signs)
+            .all(|(&j, s)| (grad[j] + lambda * s).abs() <= tol);
+        let violator = l1
+            .clone()
+            .filter(|&j| theta[j] == 0.0 && grad[j].abs() > lambda + tol)
+            .max_by(|&a, &b| grad[a].abs().total_cmp(&grad[b].abs()));
+        if active_ok && violator.is_none() {
+            return None;
+        }
+        if active_ok && let Some(j) = violator {
+            // Lee et al.: activate the zero coordinate with the steepest
+            // violation, with the sign that decreases the objective.
+            active.push(j);
+            signs.push(-grad[j].signum());
+        }
+        Some((active, signs))
+    }
+
+    /// The minimiser of the smooth objective on the active face, signs fixed.
+    fn face_minimiser(&self, active: &[usize], signs: &[f64]) -> Result<Array1<f64>, String> {
+        let q = self.q;
+        let qa: Vec<f64> = active
+            .iter()
+            .flat_map(|&i| active.iter().map(move |&j| q[[i, j]]))
+            .collect();
+        let rhs: Vec<f64> = active
+            .iter()
+            .zip(signs)
+            .map(|(&j, s)| self.c[j] - self.lambda * s)
+            .collect();
+        let solution = cholesky_solve(&qa, &rhs)
+            .ok_or("the prior-weighted Gram matrix is not positive definite")?;
+        let mut target = Array1::zeros(self.c.len());
+        for (a, &j) in active.iter().enumerate() {
+            target[j] = solution[a];
+        }
+        Ok(target)
+    }
+
+    /// The best point on the segment from `theta` to `target`, among its
+    /// end and the points where an active δ crosses zero (set exactly to
+    /// zero there); `None` when none improves on `theta`.
+    fn line_search(
+        &self,
+        theta: &Array1<f64>,
+        target: &Array1<f64>,
+        active: &[usize],
+    ) -> Option<Array1<f64>> {
+        let l1 = &self.l1;
+        let direction = target - theta;
+        let mut steps = vec![1.0];
+        for &j in active {
+            if l1.contains(&j) && theta[j] != 0.0 && target[j].signum() != theta[j].signum() {
+                steps.push(theta[j] / (theta[j] - target[j]));
+            }
+        }
+        let current = self.value(theta);
+        let mut best = (current, None);
+        for &step in &steps {
+            let mut x = theta + &(&direction * step);
+            for &j in active {
+                if l1.contains(&j)
+                    && step < 1.0
+                    && (theta[j] / (theta[j] - target[j]) - step).abs() < 1e-15
+                {
+                    x[j] = 0.0;
+                }
+            }
+            let v = self.value(&x);
+            if v < best.0 {
+                best = (v, Some(x));
+            }
+        }
+        best.1
+    }
 }
 
 /// Solves `A x = b` for a symmetric positive definite `A` (row-major,
