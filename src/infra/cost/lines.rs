@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::usage::{Index, Resource, Usage};
+use super::usage::Usage;
 use super::{
     CostError, DAYS_PER_MONTH, ExtraRequest, HOURS_PER_MONTH, Line, PriceId, PriceTable, VendorDay,
     Workload, cron,
 };
+use crate::infra::model::{Model, Resource};
 use crate::ingest::VendorRequest;
 use crate::steps::Source;
 
@@ -91,20 +92,6 @@ impl Pricer<'_> {
     }
 }
 
-fn workload_error(workload: &Workload, message: String) -> CostError {
-    CostError::Workload {
-        file: workload.file.clone(),
-        message,
-    }
-}
-
-fn template_error(r: &Resource<'_>, message: String) -> CostError {
-    CostError::Template {
-        resource: r.key(),
-        message,
-    }
-}
-
 /// A number with thousands separators and at most `digits` decimals.
 pub fn grouped(v: f64, digits: usize) -> String {
     let text = format!("{v:.digits$}");
@@ -126,20 +113,20 @@ pub fn grouped(v: f64, digits: usize) -> String {
 }
 
 pub fn price(
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
     prices: &PriceTable,
 ) -> Result<Vec<Line>, CostError> {
-    check_names(index, workload)?;
+    check_names(model, workload)?;
     let mut p = Pricer {
         prices,
         lines: Vec::new(),
     };
-    for r in &index.resources {
+    for r in model.resources() {
         match r.kind {
             "AWS::Lambda::Function" => function(&mut p, r, usage, workload)?,
-            "AWS::ApiGateway::RestApi" => rest_api(&mut p, r, index, usage)?,
+            "AWS::ApiGateway::RestApi" => rest_api(&mut p, r, model, usage)?,
             "AWS::StepFunctions::StateMachine" => state_machine(&mut p, r, usage)?,
             "AWS::Scheduler::Schedule" => {
                 let runs = usage.schedule_runs.get(&r.key()).copied().unwrap_or(0.0);
@@ -154,7 +141,7 @@ pub fn price(
                 )?;
             }
             "AWS::Scheduler::ScheduleGroup" => {}
-            "AWS::Batch::JobDefinition" => job_definition(&mut p, r, index, usage, workload)?,
+            "AWS::Batch::JobDefinition" => job_definition(&mut p, r, model, usage, workload)?,
             "AWS::CloudWatch::Alarm" => alarm(&mut p, r, workload)?,
             "AWS::CloudWatch::CompositeAlarm" => {
                 p.add(
@@ -172,11 +159,11 @@ pub fn price(
                     1.0,
                 )?;
             }
-            "AWS::Logs::LogGroup" => log_group(&mut p, r, index, usage, workload)?,
+            "AWS::Logs::LogGroup" => log_group(&mut p, r, model, usage, workload)?,
             "AWS::S3::Bucket" => bucket(&mut p, r, workload)?,
             "AWS::ECR::Repository" => {
                 let gb = workload.storage.ecr_gb.get(r.id).copied().ok_or_else(|| {
-                    workload_error(
+                    CostError::workload(
                         workload,
                         format!(
                             "storage.ecr_gb: no size for {}: add `{}: <GB>`",
@@ -201,7 +188,7 @@ pub fn price(
                 )?;
             }
             "AWS::KMS::Key" => {
-                let keys = index.of_kind("AWS::KMS::Key").count() as f64;
+                let keys = model.of_kind("AWS::KMS::Key").count() as f64;
                 p.add(
                     &r.key(),
                     "customer managed key".into(),
@@ -215,7 +202,7 @@ pub fn price(
                     workload.kms_requests_per_month / keys,
                 )?;
             }
-            "AWS::SNS::Topic" => topic(&mut p, r, index, workload)?,
+            "AWS::SNS::Topic" => topic(&mut p, r, model, workload)?,
             "AWS::Budgets::Budget" => {
                 p.add(
                     &r.key(),
@@ -226,7 +213,7 @@ pub fn price(
             }
             kind if NOT_BILLED.contains(&kind) => {}
             kind => {
-                return Err(template_error(
+                return Err(CostError::template(
                     r,
                     format!(
                         "the estimate does not know what a {kind} costs; teach infra::cost (lines.rs) its price or add it to NOT_BILLED with the reason"
@@ -235,14 +222,14 @@ pub fn price(
             }
         }
     }
-    custom_metrics(&mut p, index, usage, workload)?;
-    vendor_requests(&mut p, index, usage, workload)?;
+    custom_metrics(&mut p, model, usage, workload)?;
+    vendor_requests(&mut p, model, usage, workload)?;
     Ok(p.lines)
 }
 
 /// Every resource the workload names exists, as the kind it is named as.
-fn check_names(index: &Index<'_>, workload: &Workload) -> Result<(), CostError> {
-    let exists = |kind: &str, id: &str| index.of_kind(kind).any(|r| r.id == id);
+fn check_names(model: &Model<'_>, workload: &Workload) -> Result<(), CostError> {
+    let exists = |kind: &str, id: &str| model.of_kind(kind).any(|r| r.id == id);
     let named = workload
         .lambda_ms
         .keys()
@@ -270,7 +257,7 @@ fn check_names(index: &Index<'_>, workload: &Workload) -> Result<(), CostError> 
         }));
     for (key, kind, id) in named {
         if !exists(kind, id) {
-            return Err(workload_error(
+            return Err(CostError::workload(
                 workload,
                 format!("{key}: {id} is not a {kind} of the rendered stacks"),
             ));
@@ -302,7 +289,7 @@ fn function(
 ) -> Result<(), CostError> {
     let key = r.key();
     let ms = workload.lambda_ms.get(r.id).copied().ok_or_else(|| {
-        workload_error(
+        CostError::workload(
             workload,
             format!(
                 "lambda_ms: no average duration for {key}: add `{}: <ms>`",
@@ -343,7 +330,7 @@ fn function(
 fn rest_api(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
 ) -> Result<(), CostError> {
     let key = r.key();
@@ -354,7 +341,7 @@ fn rest_api(
         PriceId::ApiGatewayRestRequest,
         requests,
     )?;
-    let traced = index.of_kind("AWS::ApiGateway::Stage").any(|s| {
+    let traced = model.of_kind("AWS::ApiGateway::Stage").any(|s| {
         s.stack == r.stack
             && s.properties["RestApiId"]["Ref"] == r.id
             && s.properties["TracingEnabled"] == Json::Bool(true)
@@ -376,7 +363,7 @@ fn state_machine(p: &mut Pricer<'_>, r: &Resource<'_>, usage: &Usage) -> Result<
         .as_str()
         .unwrap_or("STANDARD");
     if kind != "STANDARD" {
-        return Err(template_error(
+        return Err(CostError::template(
             r,
             format!("the estimate prices STANDARD state machines only, not {kind}"),
         ));
@@ -412,7 +399,7 @@ fn state_machine(p: &mut Pricer<'_>, r: &Resource<'_>, usage: &Usage) -> Result<
 fn job_definition(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
 ) -> Result<(), CostError> {
@@ -433,22 +420,22 @@ fn job_definition(
             })
     };
     let (Some(vcpus), Some(memory_mb)) = (requirement("VCPU"), requirement("MEMORY")) else {
-        return Err(template_error(
+        return Err(CostError::template(
             r,
             "ContainerProperties.ResourceRequirements should give VCPU and MEMORY".into(),
         ));
     };
     let capacity = queue
         .split_once('/')
-        .and_then(|(stack, id)| index.get(stack, id))
+        .and_then(|(stack, id)| model.get(stack, id))
         .and_then(|q| {
             q.properties["ComputeEnvironmentOrder"][0]["ComputeEnvironment"]["Ref"]
                 .as_str()
-                .and_then(|ce| index.get(q.stack, ce))
+                .and_then(|ce| model.get(q.stack, ce))
         })
         .and_then(|ce| ce.properties["ComputeResources"]["Type"].as_str())
         .ok_or_else(|| {
-            template_error(
+            CostError::template(
                 r,
                 format!("the compute environment of queue {queue} has no ComputeResources.Type"),
             )
@@ -499,7 +486,7 @@ fn job_definition(
             )?;
         }
         other => {
-            return Err(template_error(
+            return Err(CostError::template(
                 r,
                 format!("the estimate does not price compute environments of type {other}"),
             ));
@@ -542,7 +529,7 @@ fn alarm(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<()
                 .iter()
                 .any(|m| &m.namespace == namespace && &m.name == name);
         if !published {
-            return Err(template_error(
+            return Err(CostError::template(
                 r,
                 format!(
                     "the alarm watches {namespace}/{name}, which no workload custom metric publishes: it can never fire (add the metric to custom_metrics with its publisher, or remove the alarm)"
@@ -573,12 +560,12 @@ fn alarm(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<()
 
 fn custom_metrics(
     p: &mut Pricer<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
 ) -> Result<(), CostError> {
     for metric in &workload.custom_metrics {
-        let publisher = index
+        let publisher = model
             .of_kind("AWS::Lambda::Function")
             .find(|f| f.id == metric.published_by)
             .map(Resource::key)
@@ -609,7 +596,7 @@ fn custom_metrics(
 /// jobs and state machines that log to it.
 fn log_volume_kb(
     group: &Resource<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
 ) -> f64 {
@@ -624,7 +611,7 @@ fn log_volume_kb(
     let name = group.properties["LogGroupName"].as_str().unwrap_or("");
     let logs = &workload.logs;
     let mut kb = 0.0;
-    for f in index.of_kind("AWS::Lambda::Function").filter(same_stack) {
+    for f in model.of_kind("AWS::Lambda::Function").filter(same_stack) {
         let config = &f.properties["LoggingConfig"]["LogGroup"];
         let default = format!(
             "/aws/lambda/{}",
@@ -635,7 +622,7 @@ fn log_volume_kb(
                 * logs.kb_per_lambda_invocation;
         }
     }
-    for stage in index.of_kind("AWS::ApiGateway::Stage").filter(same_stack) {
+    for stage in model.of_kind("AWS::ApiGateway::Stage").filter(same_stack) {
         if refers(&stage.properties["AccessLogSetting"]["DestinationArn"]) {
             let api = format!(
                 "{}/{}",
@@ -645,7 +632,7 @@ fn log_volume_kb(
             kb += usage.api_requests.get(&api).map_or(0.0, |(n, _)| *n) * logs.kb_per_api_request;
         }
     }
-    for job in index
+    for job in model
         .of_kind("AWS::Batch::JobDefinition")
         .filter(same_stack)
     {
@@ -655,7 +642,7 @@ fn log_volume_kb(
             kb += usage.jobs.get(&job.key()).map_or(0.0, |(n, _)| *n) * logs.kb_per_batch_job;
         }
     }
-    for machine in index
+    for machine in model
         .of_kind("AWS::StepFunctions::StateMachine")
         .filter(same_stack)
     {
@@ -675,17 +662,17 @@ fn log_volume_kb(
 fn log_group(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
 ) -> Result<(), CostError> {
     let Some(retention) = r.properties["RetentionInDays"].as_f64() else {
-        return Err(template_error(
+        return Err(CostError::template(
             r,
             "has no RetentionInDays: its storage grows without bound".into(),
         ));
     };
-    let gb = log_volume_kb(r, index, usage, workload) / (1024.0 * 1024.0);
+    let gb = log_volume_kb(r, model, usage, workload) / (1024.0 * 1024.0);
     let key = r.key();
     p.add(
         &key,
@@ -721,7 +708,7 @@ fn lifecycle_class<'j>(r: &Resource<'j>) -> Option<&'j str> {
 fn bucket(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<(), CostError> {
     let key = r.key();
     let volumes = workload.storage.s3.get(r.id).ok_or_else(|| {
-        workload_error(
+        CostError::workload(
             workload,
             format!(
                 "storage.s3: no volumes for {key}: add `{}: {{standard_gb: ...}}`",
@@ -760,7 +747,7 @@ fn bucket(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<(
                     PriceId::S3GlacierFlexibleTransition,
                 ),
                 other => {
-                    return Err(template_error(
+                    return Err(CostError::template(
                         r,
                         format!("the estimate does not price the storage class {other}"),
                     ));
@@ -780,7 +767,7 @@ fn bucket(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<(
             )?;
         }
         None if archived => {
-            return Err(workload_error(
+            return Err(CostError::workload(
                 workload,
                 format!(
                     "storage.s3.{}: archived_gb and lifecycle_transitions need a lifecycle transition in {key}, which has none",
@@ -796,13 +783,13 @@ fn bucket(p: &mut Pricer<'_>, r: &Resource<'_>, workload: &Workload) -> Result<(
 fn topic(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     workload: &Workload,
 ) -> Result<(), CostError> {
     let key = r.key();
-    let topics = index.of_kind("AWS::SNS::Topic").count() as f64;
+    let topics = model.of_kind("AWS::SNS::Topic").count() as f64;
     let publishes = workload.notifications_per_month / topics;
-    let emails = index
+    let emails = model
         .of_kind("AWS::SNS::Subscription")
         .filter(|s| s.stack == r.stack && s.properties["TopicArn"]["Ref"] == r.id)
         .filter(|s| {
@@ -844,17 +831,17 @@ fn extra_request(request: VendorRequest) -> Option<ExtraRequest> {
 /// function writes, its `STOCKCAST_BUCKET`), and each at its vendor's price.
 fn vendor_requests(
     p: &mut Pricer<'_>,
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &Usage,
     workload: &Workload,
 ) -> Result<(), CostError> {
     for ((function, request), &n) in &usage.vendor_requests {
         let what = request.what();
         if let Some(extra) = extra_request(*request)
-            && let Some(r) = index.resources.iter().find(|r| r.key() == *function)
+            && let Some(r) = model.resources().iter().find(|r| r.key() == *function)
         {
             let added = workload.vendor_requests.get(&extra).ok_or_else(|| {
-                workload_error(
+                CostError::workload(
                     workload,
                     format!(
                         "vendor_requests: nothing says what a {what} request adds to {function}: add `{extra}: {{lambda_ms: <ms>, s3_put_requests: <n>, s3_get_requests: <n>}}`"
@@ -873,15 +860,14 @@ fn vendor_requests(
                 id,
                 n * added.lambda_ms / 1000.0 * mb / 1024.0,
             )?;
-            let bucket = index
-                .target(
+            let bucket = model
+                .resource_of_kind(
                     r.stack,
                     &r.properties["Environment"]["Variables"]["STOCKCAST_BUCKET"],
                     "AWS::S3::Bucket",
-                    "BucketName",
                 )
                 .ok_or_else(|| {
-                    template_error(
+                    CostError::template(
                         r,
                         format!("sends {what} requests, but its STOCKCAST_BUCKET names no bucket of the stacks"),
                     )

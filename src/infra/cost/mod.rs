@@ -37,6 +37,7 @@ pub use workload::{
     StorageWorkload, TrainingWorkload, Workload,
 };
 
+use super::model::{Model, Resource};
 use super::render::{Rendered, RenderedStack};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,24 @@ pub enum CostError {
     Workload { file: String, message: String },
     #[error("{resource}: {message}")]
     Template { resource: String, message: String },
+}
+
+impl CostError {
+    /// What is wrong with a resource of the templates.
+    fn template(resource: &Resource<'_>, message: String) -> Self {
+        CostError::Template {
+            resource: resource.key(),
+            message,
+        }
+    }
+
+    /// What is wrong with the workload, or missing from it.
+    fn workload(workload: &Workload, message: String) -> Self {
+        CostError::Workload {
+            file: workload.file.clone(),
+            message,
+        }
+    }
 }
 
 /// One priced item of one resource.
@@ -178,9 +197,9 @@ pub fn estimate(
     workload: &Workload,
     prices: &PriceTable,
 ) -> Result<Estimate, CostError> {
-    let index = usage::Index::new(stacks);
-    let usage = usage::derive(&index, workload.api.requests_per_month)?;
-    let mut lines = lines::price(&index, &usage, workload, prices)?;
+    let model = Model::new(stacks);
+    let usage = usage::derive(&model, workload.api.requests_per_month)?;
+    let mut lines = lines::price(&model, &usage, workload, prices)?;
     let vendor_days = lines::vendor_days(&usage, prices)?;
     // Largest first; equal amounts in a fixed order, so output is stable.
     lines.sort_by(|a, b| {
