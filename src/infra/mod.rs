@@ -11,6 +11,7 @@ pub mod cfn;
 pub mod check;
 pub mod cost;
 pub mod env;
+pub mod file;
 pub mod model;
 pub mod render;
 
