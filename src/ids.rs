@@ -217,11 +217,6 @@ checked_name!(
     |id| check_id("version id", id)
 );
 
-/// Symbols from a list of strings, the first bad one an error.
-pub fn symbols<S: AsRef<str>>(values: &[S]) -> Result<Vec<Symbol>, IdError> {
-    values.iter().map(|s| Symbol::new(s.as_ref())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

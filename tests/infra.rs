@@ -363,9 +363,8 @@ fn the_schedules_start_runs_with_the_environments_sources() {
             let fired = stockcast::steps::as_fired(input, "2026-11-27T09:00:00Z");
             let run: stockcast::steps::RunInput = serde_json::from_str(&fired)
                 .unwrap_or_else(|e| panic!("{env} {schedule}: not a run input: {e}"));
-            let symbols: Vec<String> = run.symbols.iter().map(|s| s.to_string()).collect();
             assert_eq!(
-                (run.source, run.sentiment, symbols),
+                (run.source, run.sentiment, run.symbols),
                 (r.env.source, r.env.sentiment, r.env.symbols.clone()),
                 "{env} {schedule}"
             );

@@ -17,6 +17,7 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
+use super::model::{Integration, Model, Pattern, Resource, StateMachine, Task, Unresolved};
 use super::render::Rendered;
 
 /// One problem, named by stack, resource and check.
@@ -38,107 +39,9 @@ impl fmt::Display for Finding {
     }
 }
 
-struct Resource<'a> {
-    stack: &'a str,
-    id: &'a str,
-    kind: &'a str,
-    properties: &'a Json,
-    metadata: &'a Json,
-}
-
-/// Everything the checks look up, across all stacks of one environment.
-struct Model<'a> {
-    resources: Vec<Resource<'a>>,
-    /// Export name → (stack, value).
-    exports: BTreeMap<String, (&'a str, &'a Json)>,
-    /// Stack names in deployment order.
-    order: Vec<&'a str>,
-    /// Exports whose name an earlier stack already exports: (stack, output, name).
-    duplicate_exports: Vec<(&'a str, &'a str, &'a str)>,
-}
-
-impl<'a> Model<'a> {
-    fn new(rendered: &'a Rendered) -> Self {
-        let mut resources = Vec::new();
-        let mut exports = BTreeMap::new();
-        let mut order = Vec::new();
-        let mut duplicate_exports = Vec::new();
-        for stack in &rendered.stacks {
-            let name = stack.name.as_str();
-            order.push(name);
-            if let Some(map) = stack.template["Resources"].as_object() {
-                for (id, r) in map {
-                    resources.push(Resource {
-                        stack: name,
-                        id,
-                        kind: r["Type"].as_str().unwrap_or(""),
-                        properties: &r["Properties"],
-                        metadata: &r["Metadata"],
-                    });
-                }
-            }
-            if let Some(outputs) = stack.template["Outputs"].as_object() {
-                for (id, output) in outputs {
-                    if let Some(export) = output["Export"]["Name"].as_str() {
-                        if exports.contains_key(export) {
-                            duplicate_exports.push((name, id.as_str(), export));
-                        } else {
-                            exports.insert(export.to_owned(), (name, &output["Value"]));
-                        }
-                    }
-                }
-            }
-        }
-        Model {
-            resources,
-            exports,
-            order,
-            duplicate_exports,
-        }
-    }
-
-    /// A stack's place in the deployment order.
-    fn position(&self, stack: &str) -> Option<usize> {
-        self.order.iter().position(|s| *s == stack)
-    }
-
-    fn of_kind(&self, kind: &str) -> impl Iterator<Item = &Resource<'a>> {
-        self.resources.iter().filter(move |r| r.kind == kind)
-    }
-
-    fn find(&self, stack: &str, id: &str) -> Option<&Resource<'a>> {
-        self.resources
-            .iter()
-            .find(|r| r.stack == stack && r.id == id)
-    }
-
-    /// Whether a value names something that exists: a resource of its stack
-    /// (Ref/GetAtt), an export of any stack (ImportValue), or a pseudo/literal.
-    fn resolves(&self, stack: &str, value: &Json) -> Result<(), String> {
-        if let Some(name) = value["Fn::ImportValue"].as_str() {
-            let (from, exported) = self
-                .exports
-                .get(name)
-                .ok_or_else(|| format!("imports {name}, which no stack exports"))?;
-            return self.resolves(from, exported);
-        }
-        let target = value["Ref"]
-            .as_str()
-            .or_else(|| value["Fn::GetAtt"].get(0).and_then(Json::as_str));
-        match target {
-            Some(id) if id.starts_with("AWS::") => Ok(()),
-            Some(id) if self.find(stack, id).is_some() => Ok(()),
-            Some(id) => Err(format!(
-                "refers to {id}, which is not a resource of stack {stack}"
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Runs every check; an empty list means the stacks are wired right.
 pub fn check(rendered: &Rendered) -> Vec<Finding> {
-    let model = Model::new(rendered);
+    let model = Model::new(&rendered.stacks);
     let mut findings = Vec::new();
     check_imports(rendered, &model, &mut findings);
     check_state_machines(&model, &mut findings);
@@ -157,36 +60,6 @@ fn finding(r: &Resource<'_>, check: &'static str, message: String) -> Finding {
         check,
         message,
     }
-}
-
-/// Every string in a JSON value, depth first.
-fn strings(value: &Json, out: &mut Vec<String>) {
-    match value {
-        Json::String(s) => out.push(s.clone()),
-        Json::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Json::Object(map) => map.values().for_each(|v| strings(v, out)),
-        _ => {}
-    }
-}
-
-/// The `${Name}` placeholders in a text (not `${AWS::…}` pseudo parameters).
-fn placeholders(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        rest = &rest[start + 2..];
-        if let Some(end) = rest.find('}') {
-            let name = &rest[..end];
-            if !name.is_empty()
-                && !name.contains("::")
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                out.push(name.to_owned());
-            }
-            rest = &rest[end + 1..];
-        }
-    }
-    out
 }
 
 /// The argument of every `Fn::ImportValue` in a JSON value.
@@ -237,14 +110,14 @@ fn check_imports(rendered: &Rendered, model: &Model<'_>, findings: &mut Vec<Find
                     ));
                     continue;
                 };
-                match model.exports.get(name) {
+                match model.export(name) {
                     None => {
-                        messages.insert(format!("imports {name}, which no stack exports"));
+                        messages.insert(Unresolved::NoExport(name.to_owned()).to_string());
                     }
-                    Some((from, _)) if model.position(from) >= Some(position) => {
+                    Some(export) if model.position(export.stack) >= Some(position) => {
                         messages.insert(format!(
-                            "imports {name} from stack {from}, which is not deployed before {}",
-                            stack.name
+                            "imports {name} from stack {}, which is not deployed before {}",
+                            export.stack, stack.name
                         ));
                     }
                     Some(_) => {}
@@ -258,36 +131,15 @@ fn check_imports(rendered: &Rendered, model: &Model<'_>, findings: &mut Vec<Find
             }));
         }
     }
-    for (stack, output, name) in &model.duplicate_exports {
-        let first = model.exports.get(*name).map_or("", |(s, _)| *s);
+    for duplicate in model.duplicate_exports() {
+        let name = duplicate.name;
+        let first = model.export(name).map_or("", |export| export.stack);
         findings.push(Finding {
-            stack: (*stack).to_owned(),
-            resource: format!("Outputs.{output}"),
+            stack: duplicate.stack.to_owned(),
+            resource: format!("Outputs.{}", duplicate.output),
             check: "imports",
             message: format!("exports {name}, which stack {first} exports too"),
         });
-    }
-}
-
-/// Every Task state of a definition, in nested Map and Parallel states too.
-fn tasks<'j>(definition: &'j Json, out: &mut Vec<(&'j str, &'j Json)>) {
-    let Some(states) = definition["States"].as_object() else {
-        return;
-    };
-    for (name, state) in states {
-        match state["Type"].as_str() {
-            Some("Task") => out.push((name, state)),
-            Some("Map") => {
-                tasks(&state["ItemProcessor"], out);
-                tasks(&state["Iterator"], out);
-            }
-            Some("Parallel") => {
-                for branch in state["Branches"].as_array().into_iter().flatten() {
-                    tasks(branch, out);
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -369,142 +221,153 @@ fn allows(statements: &[&Json], action: &str, expected: &Json) -> bool {
     })
 }
 
+/// The checks of every state machine: its definition's placeholders, what
+/// they are bound to, and its role's permissions for each task's call.
 fn check_state_machines(model: &Model<'_>, findings: &mut Vec<Finding>) {
-    for machine in model.of_kind("AWS::StepFunctions::StateMachine") {
-        let definition = &machine.properties["Definition"];
-        if !definition.is_object() {
+    for machine in model.state_machines() {
+        if !machine.definition().is_object() {
             findings.push(finding(
-                machine,
+                machine.resource,
                 "definition",
                 "has no inline Definition object".into(),
             ));
             continue;
         }
-        let substitutions = machine.properties["DefinitionSubstitutions"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let mut texts = Vec::new();
-        strings(definition, &mut texts);
-        let used: BTreeSet<String> = texts.iter().flat_map(|t| placeholders(t)).collect();
-        for name in &used {
-            if !substitutions.contains_key(name) {
-                findings.push(finding(
-                    machine,
-                    "placeholders",
-                    format!("${{{name}}} is used but not bound in DefinitionSubstitutions"),
-                ));
-            }
-        }
-        for (name, value) in &substitutions {
-            if !used.contains(name) {
-                findings.push(finding(
-                    machine,
-                    "placeholders",
-                    format!("{name} is bound but never used"),
-                ));
-            }
-            if let Err(e) = model.resolves(machine.stack, value) {
-                findings.push(finding(
-                    machine,
-                    "task resources",
-                    format!("${{{name}}} {e}"),
-                ));
-            }
-        }
-        let role = machine.properties["RoleArn"]["Fn::GetAtt"]
+        check_placeholders(model, &machine, findings);
+        let role = machine.resource.properties["RoleArn"]["Fn::GetAtt"]
             .get(0)
             .and_then(Json::as_str)
-            .and_then(|id| model.find(machine.stack, id));
+            .and_then(|id| model.get(machine.resource.stack, id));
         let Some(role) = role else {
             findings.push(finding(
-                machine,
+                machine.resource,
                 "roles",
                 "RoleArn is not !GetAtt of a role in this stack".into(),
             ));
             continue;
         };
         let statements = allow_statements(model, role);
-        let bound = |text: Option<&str>| -> Option<Json> {
-            let name = placeholders(text?).into_iter().next()?;
-            substitutions.get(&name).cloned()
-        };
-        let mut all_tasks = Vec::new();
-        tasks(definition, &mut all_tasks);
-        for (state, task) in all_tasks {
-            let integration = task["Resource"].as_str().unwrap_or("");
-            let parameters = if task["Parameters"].is_object() {
-                &task["Parameters"]
-            } else {
-                &task["Arguments"]
-            };
-            let mut need: Vec<(&str, Option<Json>)> = Vec::new();
-            if integration.starts_with("arn:aws:states:::lambda:invoke") {
-                need.push((
-                    "lambda:InvokeFunction",
-                    bound(parameters["FunctionName"].as_str()),
-                ));
-            } else if integration.starts_with("arn:aws:states:::batch:submitJob") {
-                need.push(("batch:SubmitJob", bound(parameters["JobQueue"].as_str())));
-                need.push((
-                    "batch:SubmitJob",
-                    bound(parameters["JobDefinition"].as_str()),
-                ));
-                if integration.ends_with(".sync") {
-                    let rule = Json::String("rule/StepFunctionsGetEventsForBatchJobsRule".into());
-                    for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
-                        need.push((action, Some(rule.clone())));
-                    }
-                }
-            } else if integration.starts_with("arn:aws:states:::sns:publish") {
-                need.push(("sns:Publish", bound(parameters["TopicArn"].as_str())));
-            } else if integration.starts_with("arn:aws:states:::states:startExecution") {
-                need.push((
-                    "states:StartExecution",
-                    bound(parameters["StateMachineArn"].as_str()),
-                ));
-                // Waiting for the child (.sync, .sync:2) is done through a
-                // managed EventBridge rule, like Batch's .sync.
-                if integration.contains(".sync") {
-                    let rule = Json::String(
-                        "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule".into(),
-                    );
-                    for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
-                        need.push((action, Some(rule.clone())));
-                    }
-                }
-            } else {
-                findings.push(finding(
-                    machine,
+        for task in machine.tasks() {
+            match task {
+                Ok(task) => check_task(&machine, role, &statements, &task, findings),
+                Err(unknown) => findings.push(finding(
+                    machine.resource,
                     "task resources",
-                    format!("state {state}: integration {integration:?} is not one this check knows; teach check.rs its permissions"),
-                ));
-                continue;
+                    unknown.to_string(),
+                )),
             }
-            for (action, resource) in need {
-                match resource {
-                    None => findings.push(finding(
-                        machine,
-                        "task resources",
-                        format!(
-                            "state {state}: its {action} target is not a bound ${{Placeholder}}"
-                        ),
-                    )),
-                    Some(resource) if !allows(&statements, action, &resource) => {
-                        findings.push(Finding {
-                            stack: role.stack.to_owned(),
-                            resource: role.id.to_owned(),
-                            check: "roles",
-                            message: format!(
-                                "does not allow {action} on {} (state {state} of {})",
-                                serde_json::to_string(&resource).unwrap_or_default(),
-                                machine.id
-                            ),
-                        })
-                    }
-                    Some(_) => {}
-                }
-            }
+        }
+    }
+}
+
+/// Every placeholder is bound, every binding used, and every binding
+/// points to something the stacks have.
+fn check_placeholders(
+    model: &Model<'_>,
+    machine: &StateMachine<'_, '_>,
+    findings: &mut Vec<Finding>,
+) {
+    let used = machine.used_placeholders();
+    let substitutions: BTreeMap<&str, &Json> = machine
+        .substitutions()
+        .map(|(name, value)| (name.as_str(), value))
+        .collect();
+    for name in &used {
+        if !substitutions.contains_key(name) {
+            findings.push(finding(
+                machine.resource,
+                "placeholders",
+                format!("${{{name}}} is used but not bound in DefinitionSubstitutions"),
+            ));
+        }
+    }
+    for (name, value) in substitutions {
+        if !used.contains(&name) {
+            findings.push(finding(
+                machine.resource,
+                "placeholders",
+                format!("{name} is bound but never used"),
+            ));
+        }
+        if let Err(e) = model.resolve(machine.resource.stack, value) {
+            findings.push(finding(
+                machine.resource,
+                "task resources",
+                format!("${{{name}}} {e}"),
+            ));
+        }
+    }
+}
+
+/// The IAM action a task's call needs on each resource it names.
+fn action(integration: &Integration) -> &'static str {
+    match integration {
+        Integration::LambdaInvoke { .. } => "lambda:InvokeFunction",
+        Integration::BatchSubmitJob { .. } => "batch:SubmitJob",
+        Integration::SnsPublish { .. } => "sns:Publish",
+        Integration::StartExecution { .. } => "states:StartExecution",
+    }
+}
+
+/// The EventBridge rule Step Functions manages to wait for a `.sync` call.
+fn managed_rule(integration: &Integration) -> Option<&'static str> {
+    match integration {
+        Integration::BatchSubmitJob { .. } => Some("rule/StepFunctionsGetEventsForBatchJobsRule"),
+        Integration::StartExecution { .. } => {
+            Some("rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")
+        }
+        Integration::LambdaInvoke { .. } | Integration::SnsPublish { .. } => None,
+    }
+}
+
+/// What a task needs its role to allow: (action, resource), the resource
+/// `None` where the target is not a bound placeholder.
+fn needs(machine: &StateMachine<'_, '_>, task: &Task) -> Vec<(&'static str, Option<Json>)> {
+    let mut need: Vec<(&str, Option<Json>)> = task
+        .integration
+        .targets()
+        .into_iter()
+        .map(|target| {
+            let bound = machine.binding(target.text.as_deref()).cloned();
+            (action(&task.integration), bound)
+        })
+        .collect();
+    if task.pattern == Pattern::Sync
+        && let Some(rule) = managed_rule(&task.integration)
+    {
+        for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+            need.push((action, Some(Json::String(rule.into()))));
+        }
+    }
+    need
+}
+
+/// The role allows everything the task's call needs.
+fn check_task(
+    machine: &StateMachine<'_, '_>,
+    role: &Resource<'_>,
+    statements: &[&Json],
+    task: &Task,
+    findings: &mut Vec<Finding>,
+) {
+    let state = &task.state;
+    for (action, resource) in needs(machine, task) {
+        match resource {
+            None => findings.push(finding(
+                machine.resource,
+                "task resources",
+                format!("state {state}: its {action} target is not a bound ${{Placeholder}}"),
+            )),
+            Some(resource) if !allows(statements, action, &resource) => findings.push(finding(
+                role,
+                "roles",
+                format!(
+                    "does not allow {action} on {} (state {state} of {})",
+                    serde_json::to_string(&resource).unwrap_or_default(),
+                    machine.resource.id
+                ),
+            )),
+            Some(_) => {}
         }
     }
 }
@@ -669,7 +532,7 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Result<(),
         .filter(|s| s.stack == stack && s.properties["TopicArn"]["Ref"] == topic)
         .filter(|s| s.properties["Protocol"] == "lambda")
         .find_map(|s| s.properties["Endpoint"]["Fn::GetAtt"][0].as_str());
-    let Some(function) = function.and_then(|f| model.find(stack, f)) else {
+    let Some(function) = function.and_then(|f| model.get(stack, f)) else {
         return Err(SpendStopProblem::NoSubscriber);
     };
     let invokable = model.of_kind("AWS::Lambda::Permission").any(|p| {
@@ -685,7 +548,7 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Result<(),
     }
     let role = function.properties["Role"]["Fn::GetAtt"][0]
         .as_str()
-        .and_then(|r| model.find(stack, r));
+        .and_then(|r| model.get(stack, r));
     let statements = role.map(|r| allow_statements(model, r)).unwrap_or_default();
     let missing: Vec<&str> = ["scheduler:UpdateSchedule", "apigateway:PATCH"]
         .into_iter()
@@ -710,14 +573,6 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_skip_pseudo_parameters() {
-        assert_eq!(
-            placeholders("${A}:${AWS::Region}/${B_2}${"),
-            vec!["A", "B_2"]
-        );
-    }
 
     #[test]
     fn wildcard_actions_and_read_only_verbs() {

@@ -6,27 +6,19 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::file::{self, FileError};
 use crate::config::{GatePolicy, QualityPolicy};
+use crate::ids::Symbol;
 use crate::steps::{SentimentSource, Source};
-
-#[derive(Debug, thiserror::Error)]
-pub enum EnvError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     pub name: String,
     pub region: String,
-    pub symbols: Vec<String>,
+    /// Checked as they are read: a bad one is an error naming its place
+    /// (`symbols[2]: symbol "../x" has characters …`).
+    pub symbols: Vec<Symbol>,
     pub source: Source,
     /// Where news sentiment comes from, whatever `source` is; absent or
     /// `null`: no news sentiment is fetched.
@@ -158,31 +150,28 @@ impl Environment {
         self.source == Source::AlphaVantage || self.sentiment == Some(SentimentSource::AlphaVantage)
     }
 
-    pub fn load(path: &Path) -> Result<Self, EnvError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
-            file: file.clone(),
-            source,
-        })?;
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let (file, text) = file::read(path)?;
         Self::parse(&file, &text)
     }
 
-    pub fn parse(file: &str, text: &str) -> Result<Self, EnvError> {
-        let deserializer = serde_norway::Deserializer::from_str(text);
-        let env: Environment =
-            serde_path_to_error::deserialize(deserializer).map_err(|e| EnvError::Invalid {
-                file: file.to_owned(),
-                message: format!("{}: {}", e.path(), e.inner()),
-            })?;
-        env.validate().map_err(|message| EnvError::Invalid {
-            file: file.to_owned(),
-            message,
-        })?;
-        Ok(env)
+    pub fn parse(file: &str, text: &str) -> Result<Self, FileError> {
+        file::parse_yaml(file, text, Environment::validate)
     }
 
     /// Checks what the types cannot: ranges, formats, consistency.
     fn validate(&self) -> Result<(), String> {
+        self.validate_name()?;
+        self.validate_symbols()?;
+        self.validate_schedules()?;
+        self.validate_budget()?;
+        self.validate_sizes()?;
+        self.validate_limits()?;
+        self.validate_mlflow()
+    }
+
+    /// The name is part of every stack and resource name.
+    fn validate_name(&self) -> Result<(), String> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 16
             && self
@@ -195,11 +184,13 @@ impl Environment {
                 self.name
             ));
         }
+        Ok(())
+    }
+
+    /// Symbols that are valid, and news only where a symbol has any.
+    fn validate_symbols(&self) -> Result<(), String> {
         if self.symbols.is_empty() {
             return Err("symbols: should list at least one symbol".into());
-        }
-        for s in &self.symbols {
-            crate::ids::check_symbol(s).map_err(|e| format!("symbols: {e}"))?;
         }
         if let Some(sentiment) = self.sentiment
             && !self.symbols.iter().any(|s| crate::ingest::has_news(s))
@@ -208,6 +199,11 @@ impl Environment {
                 "sentiment: {sentiment} has news for company tickers only, and every symbol is an index or a currency (set sentiment: null)"
             ));
         }
+        Ok(())
+    }
+
+    /// Schedules in EventBridge Scheduler's syntax.
+    fn validate_schedules(&self) -> Result<(), String> {
         for (key, expr) in [
             ("schedules.ingestion", &self.schedules.ingestion),
             ("schedules.training", &self.schedules.training),
@@ -218,6 +214,11 @@ impl Environment {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// A positive budget, alert percentages in range and someone to tell.
+    fn validate_budget(&self) -> Result<(), String> {
         if self.budget.monthly_usd.is_nan() || self.budget.monthly_usd <= 0.0 {
             return Err(format!(
                 "budget.monthly_usd: should be positive, but is {}",
@@ -235,6 +236,11 @@ impl Environment {
         if self.budget.emails.iter().any(|e| !e.contains('@')) || self.budget.emails.is_empty() {
             return Err("budget.emails: should list at least one email address".into());
         }
+        Ok(())
+    }
+
+    /// Function memory and job sizes AWS accepts.
+    fn validate_sizes(&self) -> Result<(), String> {
         for (key, mb) in [
             ("lambda.ingest_memory_mb", self.lambda.ingest_memory_mb),
             ("lambda.predict_memory_mb", self.lambda.predict_memory_mb),
@@ -256,6 +262,11 @@ impl Environment {
                 self.batch.max_vcpus, self.batch.job_vcpus
             ));
         }
+        Ok(())
+    }
+
+    /// Log retention, the gate's horizon, the latency alarm and the API's throttle.
+    fn validate_limits(&self) -> Result<(), String> {
         if !LOG_RETENTION_DAYS.contains(&self.log_retention_days) {
             return Err(format!(
                 "log_retention_days: CloudWatch accepts {LOG_RETENTION_DAYS:?}, not {}",
@@ -278,23 +289,25 @@ impl Environment {
         if self.api.throttle_rate <= 0.0 || self.api.quota_per_month == 0 {
             return Err("api: throttle_rate and quota_per_month should be positive".into());
         }
+        Ok(())
+    }
+
+    /// An MLflow server reached over https, and a secret only with a server.
+    fn validate_mlflow(&self) -> Result<(), String> {
         match &self.mlflow.tracking_uri {
             // The gate function reaches the server over the Internet:
             // credentials and models never travel in clear text.
             Some(uri) if !uri.starts_with("https://") || uri.len() <= "https://".len() => {
-                return Err(format!(
+                Err(format!(
                     "mlflow.tracking_uri: should be an https:// URL (or null for no mirror), but is {uri:?}"
-                ));
+                ))
             }
-            None if self.mlflow.credentials == MlflowCredentials::Secret => {
-                return Err(
-                    "mlflow.credentials: a secret needs mlflow.tracking_uri (or set credentials: none)"
-                        .into(),
-                );
-            }
-            _ => {}
+            None if self.mlflow.credentials == MlflowCredentials::Secret => Err(
+                "mlflow.credentials: a secret needs mlflow.tracking_uri (or set credentials: none)"
+                    .into(),
+            ),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -374,6 +387,10 @@ mod tests {
         check_err(
             |t| t.replace("credentials: none", "credentials: secret"),
             "mlflow.credentials: a secret needs mlflow.tracking_uri",
+        );
+        check_err(
+            |t| t.replace("symbols: [AAPL, ", "symbols: [AAPL, ../sample/IBM, "),
+            "symbols[1]: symbol \"../sample/IBM\" has characters other than",
         );
         check_err(
             |t| t.replace("sentiment: null", "sentiment: yahoo"),

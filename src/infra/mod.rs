@@ -5,14 +5,17 @@
 //! JSON CloudFormation (deterministically) and checks the wiring that
 //! generic validators cannot see: placeholders, task resources, roles,
 //! alarms, log retention, the budget; and estimates what they cost a month
-//! (`cost`).
+//! (`cost`). All of them read the stacks through one model (`model`).
 
 pub mod cfn;
 pub mod check;
 pub mod cost;
 pub mod env;
+pub mod file;
+pub mod model;
 pub mod render;
 
 pub use check::{Finding, check};
 pub use env::Environment;
+pub use model::Model;
 pub use render::{BOOTSTRAP, Rendered, RenderedStack, STACKS, Sources, WORKFLOWS, render};

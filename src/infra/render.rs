@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 
 use super::cfn;
-use super::env::{EnvError, Environment};
+use super::env::Environment;
+use super::file::{self, FileError};
 
 /// The stacks, in deployment order: each may import the exports of those
 /// before it (`check` enforces that). The first, [`BOOTSTRAP`], holds where
@@ -22,15 +23,7 @@ pub const WORKFLOWS: [&str; 2] = ["training", "daily"];
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error(transparent)]
-    Env(#[from] EnvError),
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Template { file: String, message: String },
+    File(#[from] FileError),
     #[error(
         "there is no environment {name} ({file} does not exist); the environments are: {known}. Add one by copying stacks/environments/dev.yaml"
     )]
@@ -98,7 +91,7 @@ impl Sources {
     /// The environments that have a file, sorted.
     pub fn environments(&self) -> Result<Vec<String>, RenderError> {
         let dir = self.stacks_dir.join("environments");
-        let entries = std::fs::read_dir(&dir).map_err(|source| RenderError::Io {
+        let entries = std::fs::read_dir(&dir).map_err(|source| FileError::Io {
             file: dir.display().to_string(),
             source,
         })?;
@@ -115,22 +108,12 @@ impl Sources {
     }
 }
 
-fn read(path: &Path) -> Result<String, RenderError> {
-    std::fs::read_to_string(path).map_err(|source| RenderError::Io {
-        file: path.display().to_string(),
-        source,
-    })
-}
-
 /// Loads a workflow definition (ASL in YAML) as JSON.
 pub fn load_workflow(path: &Path) -> Result<Json, RenderError> {
-    let file = path.display().to_string();
+    let (file, text) = file::read(path)?;
     let yaml: serde_norway::Value =
-        serde_norway::from_str(&read(path)?).map_err(|e| RenderError::Template {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-    cfn::to_json(yaml).map_err(|message| RenderError::Template { file, message })
+        serde_norway::from_str(&text).map_err(|e| FileError::invalid(&file, e.to_string()))?;
+    Ok(cfn::to_json(yaml).map_err(|message| FileError::invalid(&file, message))?)
 }
 
 /// Renders every stack of one environment.
@@ -160,30 +143,36 @@ pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError
         // Derived here, not in a template, so the rule has one home.
         vendor_secret => env.uses_alpha_vantage(),
     };
-    let mut stacks = Vec::new();
-    for name in STACKS {
-        let path = sources.stacks_dir.join(format!("{name}.yaml"));
-        let file = path.display().to_string();
-        let template_error = |message: String| RenderError::Template {
-            file: file.clone(),
-            message,
-        };
-        let source = read(&path)?;
-        let text = jinja
-            .render_str(&source, &context)
-            .map_err(|e| template_error(format!("{e:#}")))?;
-        let yaml: serde_norway::Value = serde_norway::from_str(&text)
-            .map_err(|e| template_error(format!("rendered YAML is invalid: {e}")))?;
-        let template = cfn::to_json(yaml).map_err(template_error)?;
-        stacks.push(RenderedStack {
-            name: name.to_owned(),
-            stack_name: format!("stockcast-{}-{name}", env.name),
-            template,
-        });
-    }
+    let stacks = STACKS
+        .into_iter()
+        .map(|name| render_stack(&jinja, &context, sources, &env, name))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Rendered {
         env,
         stacks,
         workflows,
+    })
+}
+
+/// Renders one template with the environment and the workflows, and turns
+/// its short tags into plain JSON.
+fn render_stack(
+    jinja: &minijinja::Environment<'_>,
+    context: &minijinja::Value,
+    sources: &Sources,
+    env: &Environment,
+    name: &str,
+) -> Result<RenderedStack, FileError> {
+    let (file, source) = file::read(&sources.stacks_dir.join(format!("{name}.yaml")))?;
+    let text = jinja
+        .render_str(&source, context)
+        .map_err(|e| FileError::invalid(&file, format!("{e:#}")))?;
+    let yaml: serde_norway::Value = serde_norway::from_str(&text)
+        .map_err(|e| FileError::invalid(&file, format!("rendered YAML is invalid: {e}")))?;
+    let template = cfn::to_json(yaml).map_err(|message| FileError::invalid(&file, message))?;
+    Ok(RenderedStack {
+        name: name.to_owned(),
+        stack_name: format!("stockcast-{}-{name}", env.name),
+        template,
     })
 }

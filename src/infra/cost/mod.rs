@@ -27,8 +27,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
-
 pub use cron::{DAYS_PER_MONTH, HOURS_PER_MONTH, runs_per_month};
 pub use lines::grouped;
 pub use prices::{FreeTier, FreeTierKind, Price, PriceId, PriceTable};
@@ -37,18 +35,15 @@ pub use workload::{
     StorageWorkload, TrainingWorkload, Workload,
 };
 
+use super::file::FileError;
+use super::model::{Model, Resource};
 use super::render::{Rendered, RenderedStack};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
+    /// A workload or price table that cannot be read, or says something wrong.
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error(
         "no price table for region {region}: write {file} with the region's prices (copy stacks/prices/us-east-1.yaml and change every price, source and as_of)"
     )]
@@ -61,10 +56,23 @@ pub enum CostError {
         price: PriceId,
         needed_by: String,
     },
-    #[error("{file}: {message}")]
-    Workload { file: String, message: String },
     #[error("{resource}: {message}")]
     Template { resource: String, message: String },
+}
+
+impl CostError {
+    /// What is wrong with a resource of the templates.
+    fn template(resource: &Resource<'_>, message: String) -> Self {
+        CostError::Template {
+            resource: resource.key(),
+            message,
+        }
+    }
+
+    /// What is wrong with the workload, or missing from it.
+    fn workload(workload: &Workload, message: String) -> Self {
+        FileError::invalid(&workload.file, message).into()
+    }
 }
 
 /// One priced item of one resource.
@@ -145,15 +153,6 @@ impl Estimate {
     }
 }
 
-/// Parses YAML into `T`, naming the key of any error.
-fn parse_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, CostError> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| CostError::Invalid {
-        file: file.to_owned(),
-        message: format!("{}: {}", e.path(), e.inner()),
-    })
-}
-
 /// Estimates a rendered environment; the price table must be of its region.
 pub fn estimate_rendered(
     rendered: &Rendered,
@@ -161,13 +160,11 @@ pub fn estimate_rendered(
     prices: &PriceTable,
 ) -> Result<Estimate, CostError> {
     if prices.region != rendered.env.region {
-        return Err(CostError::Invalid {
-            file: prices.file.clone(),
-            message: format!(
-                "region: the table is for {}, but environment {} is in {}",
-                prices.region, rendered.env.name, rendered.env.region
-            ),
-        });
+        let message = format!(
+            "region: the table is for {}, but environment {} is in {}",
+            prices.region, rendered.env.name, rendered.env.region
+        );
+        return Err(FileError::invalid(&prices.file, message).into());
     }
     estimate(&rendered.stacks, workload, prices)
 }
@@ -178,9 +175,9 @@ pub fn estimate(
     workload: &Workload,
     prices: &PriceTable,
 ) -> Result<Estimate, CostError> {
-    let index = usage::Index::new(stacks);
-    let usage = usage::derive(&index, workload.api.requests_per_month)?;
-    let mut lines = lines::price(&index, &usage, workload, prices)?;
+    let model = Model::new(stacks);
+    let usage = usage::derive(&model, workload.api.requests_per_month)?;
+    let mut lines = lines::price(&model, &usage, workload, prices)?;
     let vendor_days = lines::vendor_days(&usage, prices)?;
     // Largest first; equal amounts in a fixed order, so output is stable.
     lines.sort_by(|a, b| {
@@ -215,14 +212,4 @@ pub fn estimate(
         region: prices.region.clone(),
         prices_as_of: prices.as_of.clone(),
     })
-}
-
-/// A YAML input's name (for errors) and text.
-fn read_file(path: &std::path::Path) -> Result<(String, String), CostError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CostError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    Ok((file, text))
 }

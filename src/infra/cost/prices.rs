@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::CostError;
+use crate::infra::file;
 
 /// Every price the estimator can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -125,50 +126,47 @@ impl PriceTable {
     }
 
     pub fn load(path: &Path) -> Result<Self, CostError> {
-        let (file, text) = super::read_file(path)?;
+        let (file, text) = file::read(path)?;
         Self::parse(&file, &text)
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Self, CostError> {
-        let mut table: PriceTable = super::parse_yaml(file, text)?;
+        let mut table: PriceTable = file::parse_yaml(file, text, PriceTable::validate)?;
         table.file = file.to_owned();
-        if table.currency != "USD" {
-            return Err(CostError::Invalid {
-                file: file.to_owned(),
-                message: format!("currency: should be USD, but is {:?}", table.currency),
-            });
+        Ok(table)
+    }
+
+    /// Prices in US dollars, each non-negative, with a positive daily limit
+    /// where there is one, and the https:// page it comes from.
+    fn validate(&self) -> Result<(), String> {
+        if self.currency != "USD" {
+            return Err(format!(
+                "currency: should be USD, but is {:?}",
+                self.currency
+            ));
         }
-        for (id, price) in &table.prices {
+        for (id, price) in &self.prices {
             if !(price.usd.is_finite() && price.usd >= 0.0) {
-                return Err(CostError::Invalid {
-                    file: file.to_owned(),
-                    message: format!(
-                        "prices.{id}.usd: should be a non-negative number, but is {}",
-                        price.usd
-                    ),
-                });
+                return Err(format!(
+                    "prices.{id}.usd: should be a non-negative number, but is {}",
+                    price.usd
+                ));
             }
             if let Some(limit) = price.daily_limit
                 && !(limit.is_finite() && limit > 0.0)
             {
-                return Err(CostError::Invalid {
-                    file: file.to_owned(),
-                    message: format!(
-                        "prices.{id}.daily_limit: should be a positive number, but is {limit}"
-                    ),
-                });
+                return Err(format!(
+                    "prices.{id}.daily_limit: should be a positive number, but is {limit}"
+                ));
             }
             if !price.source.starts_with("https://") {
-                return Err(CostError::Invalid {
-                    file: file.to_owned(),
-                    message: format!(
-                        "prices.{id}.source: should be the https:// page the price comes from, but is {:?}",
-                        price.source
-                    ),
-                });
+                return Err(format!(
+                    "prices.{id}.source: should be the https:// page the price comes from, but is {:?}",
+                    price.source
+                ));
             }
         }
-        Ok(table)
+        Ok(())
     }
 
     /// The price `id`, or an error naming what needed it.

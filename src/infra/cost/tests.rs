@@ -134,6 +134,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn every_line_of_the_fixture_is_as_computed_by_hand() {
+    use PriceId::*;
     let estimate = run(fixture(), WORKLOAD, PRICES).expect("estimates");
     // The schedule fires on days 1..=10 of every month at 12:00: 10 runs.
     // One run: Fan (1) + Work once per item of {"items":["a","b"]} (2) +
@@ -141,98 +142,58 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
     // The function serves the API too: 10 x 2 + 1,004 requests = 1,024 calls.
     let expected: [(&str, PriceId, f64, f64); 25] = [
         // Largest first; equal amounts by resource, then by what.
-        ("app/Key", PriceId::KmsKeyMonth, 1.0, 1.0),
+        ("app/Key", KmsKeyMonth, 1.0, 1.0),
         // 1,024 calls x 1,024 KB = 1 GB at $0.50.
-        (
-            "app/WorkLogGroup",
-            PriceId::CloudwatchLogsIngestedGb,
-            1.0,
-            0.5,
-        ),
-        ("app/Secret", PriceId::SecretsManagerSecretMonth, 1.0, 0.4),
+        ("app/WorkLogGroup", CloudwatchLogsIngestedGb, 1.0, 0.5),
+        ("app/Secret", SecretsManagerSecretMonth, 1.0, 0.4),
         // 1,024 calls in a month of 730.5 hours: every hour has data, capped
         // at 730.5 hours = 1 metric-month at $0.30.
-        (
-            "metric App/Score",
-            PriceId::CloudwatchCustomMetricMonth,
-            1.0,
-            0.3,
-        ),
+        ("metric App/Score", CloudwatchCustomMetricMonth, 1.0, 0.3),
         // 10 GB x $0.02.
-        ("app/DataBucket", PriceId::S3StandardGbMonth, 10.0, 0.2),
-        (
-            "app/ErrorsAlarm",
-            PriceId::CloudwatchAlarmMetricMonth,
-            1.0,
-            0.1,
-        ),
+        ("app/DataBucket", S3StandardGbMonth, 10.0, 0.2),
+        ("app/ErrorsAlarm", CloudwatchAlarmMetricMonth, 1.0, 0.1),
         // 30 vCPU-minutes on 2 vCPUs = 15 min a job, 10 jobs = 2.5 h;
         // 2.5 h x 2 vCPU = 5 vCPU-hours x $0.04 x (1 - 50 %) = $0.10.
-        ("app/Job", PriceId::FargateVcpuHour, 5.0, 0.1),
-        (
-            "app/ScoreAlarm",
-            PriceId::CloudwatchAlarmMetricMonth,
-            1.0,
-            0.1,
-        ),
+        ("app/Job", FargateVcpuHour, 5.0, 0.1),
+        ("app/ScoreAlarm", CloudwatchAlarmMetricMonth, 1.0, 0.1),
         // 10,000 requests x $0.000003.
-        ("app/Key", PriceId::KmsRequest, 10_000.0, 0.03),
+        ("app/Key", KmsRequest, 10_000.0, 0.03),
         // 1 GB x 30 days retained / 30.4375 days a month = 0.985626... GB-month x $0.03.
         (
             "app/WorkLogGroup",
-            PriceId::CloudwatchLogsStoredGbMonth,
+            CloudwatchLogsStoredGbMonth,
             30.0 / 30.4375,
             0.03 * 30.0 / 30.4375,
         ),
         // 5 GB x $0.004.
-        (
-            "app/DataBucket",
-            PriceId::S3GlacierInstantGbMonth,
-            5.0,
-            0.02,
-        ),
+        ("app/DataBucket", S3GlacierInstantGbMonth, 5.0, 0.02),
         // 2.5 h x 4 GB = 10 GB-hours x $0.004 x (1 - 50 %) = $0.02.
-        ("app/Job", PriceId::FargateGbHour, 10.0, 0.02),
+        ("app/Job", FargateGbHour, 10.0, 0.02),
         // 1,004 traced requests x $0.000005.
-        ("app/Api", PriceId::XrayTraceRecorded, 1004.0, 0.00502),
+        ("app/Api", XrayTraceRecorded, 1004.0, 0.00502),
         // 1,000 x $0.000005.
-        ("app/DataBucket", PriceId::S3PutRequest, 1000.0, 0.005),
+        ("app/DataBucket", S3PutRequest, 1000.0, 0.005),
         // 10,000 x $0.0000004.
-        ("app/DataBucket", PriceId::S3GetRequest, 10_000.0, 0.004),
+        ("app/DataBucket", S3GetRequest, 10_000.0, 0.004),
         // 1,004 x $0.000002.
-        ("app/Api", PriceId::ApiGatewayRestRequest, 1004.0, 0.002008),
+        ("app/Api", ApiGatewayRestRequest, 1004.0, 0.002008),
         // 100 x $0.00002.
-        (
-            "app/DataBucket",
-            PriceId::S3GlacierInstantTransition,
-            100.0,
-            0.002,
-        ),
+        ("app/DataBucket", S3GlacierInstantTransition, 100.0, 0.002),
         // 100 publishes x 1 email subscription x $0.00002.
-        ("app/Topic", PriceId::SnsEmailDelivery, 100.0, 0.002),
+        ("app/Topic", SnsEmailDelivery, 100.0, 0.002),
         // 1,024 calls x 100 ms x 1 GB = 102.4 GB-s x $0.00001.
-        (
-            "app/WorkFunction",
-            PriceId::LambdaArm64GbSecond,
-            102.4,
-            0.001024,
-        ),
+        ("app/WorkFunction", LambdaArm64GbSecond, 102.4, 0.001024),
         // 1,024 x $0.000001.
-        ("app/WorkFunction", PriceId::LambdaRequest, 1024.0, 0.001024),
+        ("app/WorkFunction", LambdaRequest, 1024.0, 0.001024),
         // 10 runs x 5 transitions = 50 x $0.00002.
-        (
-            "app/Pipeline",
-            PriceId::StepFunctionsStateTransition,
-            50.0,
-            0.001,
-        ),
+        ("app/Pipeline", StepFunctionsStateTransition, 50.0, 0.001),
         // 10 executions x $0.000005.
-        ("app/Pipeline", PriceId::XrayTraceRecorded, 10.0, 0.00005),
+        ("app/Pipeline", XrayTraceRecorded, 10.0, 0.00005),
         // 100 x $0.0000005.
-        ("app/Topic", PriceId::SnsPublish, 100.0, 0.00005),
+        ("app/Topic", SnsPublish, 100.0, 0.00005),
         // 10 x $0.000001.
-        ("app/Schedule", PriceId::SchedulerInvocation, 10.0, 0.00001),
-        ("app/Budget", PriceId::BudgetMonth, 1.0, 0.0),
+        ("app/Schedule", SchedulerInvocation, 10.0, 0.00001),
+        ("app/Budget", BudgetMonth, 1.0, 0.0),
     ];
     // Every call of the function has a traced caller (the traced state
     // machine or the traced stage), so the function adds no traces.

@@ -12,107 +12,14 @@ use serde_json::Value as Json;
 
 use super::CostError;
 use super::cron;
-use crate::infra::RenderedStack;
+use crate::infra::model::{Integration, Model, Resource, StateMachine, Target, Task};
 use crate::ingest::{VendorRequest, vendor_requests};
 use crate::steps::IngestInput;
-
-/// A resource of the rendered stacks.
-#[derive(Debug, Clone, Copy)]
-pub struct Resource<'a> {
-    pub stack: &'a str,
-    pub id: &'a str,
-    pub kind: &'a str,
-    pub properties: &'a Json,
-}
-
-impl Resource<'_> {
-    /// `stack/LogicalId`, as the estimate names resources.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.stack, self.id)
-    }
-}
-
-/// Every resource and export of one environment's stacks.
-#[derive(Debug)]
-pub struct Index<'a> {
-    pub resources: Vec<Resource<'a>>,
-    exports: BTreeMap<&'a str, (&'a str, &'a Json)>,
-}
-
-impl<'a> Index<'a> {
-    pub fn new(stacks: &'a [RenderedStack]) -> Self {
-        let mut resources = Vec::new();
-        let mut exports = BTreeMap::new();
-        for stack in stacks {
-            let name = stack.name.as_str();
-            for (id, r) in stack.template["Resources"]
-                .as_object()
-                .into_iter()
-                .flatten()
-            {
-                resources.push(Resource {
-                    stack: name,
-                    id,
-                    kind: r["Type"].as_str().unwrap_or(""),
-                    properties: &r["Properties"],
-                });
-            }
-            for output in stack.template["Outputs"].as_object().into_iter().flatten() {
-                if let Some(export) = output.1["Export"]["Name"].as_str() {
-                    exports.insert(export, (name, &output.1["Value"]));
-                }
-            }
-        }
-        Index { resources, exports }
-    }
-
-    pub fn of_kind<'s>(&'s self, kind: &str) -> impl Iterator<Item = &'s Resource<'a>> {
-        self.resources.iter().filter(move |r| r.kind == kind)
-    }
-
-    pub fn get(&self, stack: &str, id: &str) -> Option<&Resource<'a>> {
-        self.resources
-            .iter()
-            .find(|r| r.stack == stack && r.id == id)
-    }
-
-    /// The resource of `kind` a value names: through an import to the
-    /// exporting stack, a `Ref` or `GetAtt` of a resource, or (for ARNs
-    /// built with `Fn::Sub`, like a job definition's) a text containing the
-    /// resource's `name_property`.
-    pub fn target(
-        &self,
-        stack: &str,
-        value: &Json,
-        kind: &str,
-        name_property: &str,
-    ) -> Option<&Resource<'a>> {
-        if let Some(name) = value["Fn::ImportValue"].as_str() {
-            let (from, exported) = self.exports.get(name)?;
-            return self.target(from, exported, kind, name_property);
-        }
-        let id = value["Ref"]
-            .as_str()
-            .or_else(|| value["Fn::GetAtt"].get(0).and_then(Json::as_str));
-        if let Some(id) = id {
-            return self.get(stack, id).filter(|r| r.kind == kind);
-        }
-        let text = value["Fn::Sub"].as_str().or(value.as_str())?;
-        self.of_kind(kind).find(|r| {
-            r.properties[name_property]
-                .as_str()
-                .is_some_and(|name| text.contains(name))
-        })
-    }
-}
 
 /// A Task state's call, counted along a path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskCall {
-    pub state: String,
-    /// The integration (`arn:aws:states:::lambda:invoke`).
-    pub integration: String,
-    pub parameters: Json,
+    pub task: Task,
     /// Calls per execution (a Map body runs once per item).
     pub times: f64,
     /// The payload of each call in one execution, where the path can work
@@ -129,6 +36,13 @@ pub struct PathCost {
 }
 
 impl PathCost {
+    fn one_transition() -> PathCost {
+        PathCost {
+            transitions: 1.0,
+            tasks: Vec::new(),
+        }
+    }
+
     fn then(mut self, rest: PathCost) -> PathCost {
         self.transitions += rest.transitions;
         self.tasks.extend(rest.tasks);
@@ -174,88 +88,18 @@ fn walk(
         .ok_or_else(|| format!("state {name} does not exist or has no Type"))?;
     let own = match kind {
         "Fail" => return Ok(None),
-        "Task" => PathCost {
-            transitions: 1.0,
-            tasks: vec![TaskCall {
-                state: name.to_owned(),
-                integration: state["Resource"].as_str().unwrap_or("").to_owned(),
-                parameters: if state["Parameters"].is_object() {
-                    state["Parameters"].clone()
-                } else {
-                    state["Arguments"].clone()
-                },
-                times: 1.0,
-                payloads: Vec::new(),
-            }],
-        },
-        "Map" => {
-            let body = if state["ItemProcessor"].is_object() {
-                &state["ItemProcessor"]
-            } else {
-                &state["Iterator"]
-            };
-            let items_path = state["ItemsPath"].as_str().unwrap_or("$");
-            let items =
-                select_items(input, items_path).map_err(|e| format!("Map state {name}: {e}"))?;
-            let mut body = longest_success_path(body, input)?
-                .ok_or_else(|| format!("the body of Map state {name} has no successful path"))?;
-            let selector = if state["ItemSelector"].is_object() {
-                &state["ItemSelector"]
-            } else {
-                &state["Parameters"]
-            };
-            for task in &mut body.tasks {
-                if task.parameters["Payload.$"] == "$" && task.payloads.is_empty() {
-                    // All or nothing: a payload that cannot be worked out is not guessed.
-                    task.payloads = items
-                        .iter()
-                        .map(|item| select(selector, input, item))
-                        .collect::<Option<Vec<Json>>>()
-                        .unwrap_or_default();
-                }
-            }
-            PathCost {
-                transitions: 1.0,
-                tasks: Vec::new(),
-            }
-            .then(body.times(items.len() as f64))
-        }
-        "Parallel" => {
-            let mut cost = PathCost {
-                transitions: 1.0,
-                tasks: Vec::new(),
-            };
-            for branch in state["Branches"].as_array().into_iter().flatten() {
-                let branch = longest_success_path(branch, input)?.ok_or_else(|| {
-                    format!("a branch of Parallel state {name} has no successful path")
-                })?;
-                cost = cost.then(branch);
-            }
-            cost
-        }
-        _ => PathCost {
-            transitions: 1.0,
-            tasks: Vec::new(),
-        },
+        "Task" => task_cost(name, state)?,
+        "Map" => map_cost(name, state, input)?,
+        "Parallel" => parallel_cost(name, state, input)?,
+        _ => PathCost::one_transition(),
     };
     if kind == "Succeed" || state["End"] == Json::Bool(true) {
         return Ok(Some(own));
     }
-    let next: Vec<&str> = if kind == "Choice" {
-        state["Choices"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["Next"].as_str())
-            .chain(state["Default"].as_str())
-            .collect()
-    } else {
-        state["Next"].as_str().into_iter().collect()
-    };
     path.push(name.to_owned());
     let mut best: Option<PathCost> = None;
-    for n in next {
-        if let Some(rest) = walk(definition, n, path, input)?
+    for next in successors(kind, state) {
+        if let Some(rest) = walk(definition, next, path, input)?
             && best
                 .as_ref()
                 .is_none_or(|b| rest.transitions > b.transitions)
@@ -265,6 +109,77 @@ fn walk(
     }
     path.pop();
     Ok(best.map(|rest| own.then(rest)))
+}
+
+/// The states a successful run may go to next: `Next`, or a Choice's
+/// `Choices` and `Default` (never `Catch`, the failure paths).
+fn successors<'j>(kind: &str, state: &'j Json) -> Vec<&'j str> {
+    if kind == "Choice" {
+        state["Choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["Next"].as_str())
+            .chain(state["Default"].as_str())
+            .collect()
+    } else {
+        state["Next"].as_str().into_iter().collect()
+    }
+}
+
+/// A Task state: one transition, one call.
+fn task_cost(name: &str, state: &Json) -> Result<PathCost, String> {
+    let task = Task::parse(name, state).map_err(|e| e.to_string())?;
+    Ok(PathCost {
+        transitions: 1.0,
+        tasks: vec![TaskCall {
+            task,
+            times: 1.0,
+            payloads: Vec::new(),
+        }],
+    })
+}
+
+/// A Map state: its own transition, and its body's path once per item of
+/// the execution input, each Lambda call that passes its item on with the
+/// payload the ItemSelector builds.
+fn map_cost(name: &str, state: &Json, input: &Json) -> Result<PathCost, String> {
+    let body = if state["ItemProcessor"].is_object() {
+        &state["ItemProcessor"]
+    } else {
+        &state["Iterator"]
+    };
+    let items_path = state["ItemsPath"].as_str().unwrap_or("$");
+    let items = select_items(input, items_path).map_err(|e| format!("Map state {name}: {e}"))?;
+    let mut body = longest_success_path(body, input)?
+        .ok_or_else(|| format!("the body of Map state {name} has no successful path"))?;
+    let selector = if state["ItemSelector"].is_object() {
+        &state["ItemSelector"]
+    } else {
+        &state["Parameters"]
+    };
+    for call in &mut body.tasks {
+        if call.task.parameters["Payload.$"] == "$" && call.payloads.is_empty() {
+            // All or nothing: a payload that cannot be worked out is not guessed.
+            call.payloads = items
+                .iter()
+                .map(|item| select(selector, input, item))
+                .collect::<Option<Vec<Json>>>()
+                .unwrap_or_default();
+        }
+    }
+    Ok(PathCost::one_transition().then(body.times(items.len() as f64)))
+}
+
+/// A Parallel state: its own transition and every branch's path.
+fn parallel_cost(name: &str, state: &Json, input: &Json) -> Result<PathCost, String> {
+    let mut cost = PathCost::one_transition();
+    for branch in state["Branches"].as_array().into_iter().flatten() {
+        let branch = longest_success_path(branch, input)?
+            .ok_or_else(|| format!("a branch of Parallel state {name} has no successful path"))?;
+        cost = cost.then(branch);
+    }
+    Ok(cost)
 }
 
 /// The items a simple JSONPath (`$`, `$.a.b`) selects in an input.
@@ -316,6 +231,8 @@ fn select(selector: &Json, input: &Json, item: &Json) -> Option<Json> {
     Some(Json::Object(out))
 }
 
+const STATE_MACHINE: &str = "AWS::StepFunctions::StateMachine";
+
 /// Executions a month of every state machine, and what they do.
 #[derive(Debug, Default)]
 pub struct Usage {
@@ -342,117 +259,119 @@ pub struct Usage {
     pub firings: Vec<(String, String, BTreeMap<&'static str, f64>)>,
 }
 
-fn template_error(r: &Resource<'_>, message: String) -> CostError {
-    CostError::Template {
-        resource: r.key(),
-        message,
-    }
-}
-
 /// Counts everything that runs in a month from the schedules, the state
 /// machine definitions and the workload's API demand.
-pub fn derive(index: &Index<'_>, api_requests_per_month: f64) -> Result<Usage, CostError> {
+pub fn derive(model: &Model<'_>, api_requests_per_month: f64) -> Result<Usage, CostError> {
     let mut usage = Usage::default();
-    for schedule in index.of_kind("AWS::Scheduler::Schedule") {
-        let expression = schedule.properties["ScheduleExpression"]
-            .as_str()
-            .unwrap_or("");
-        let runs = cron::runs_per_month(expression).map_err(|e| template_error(schedule, e))?;
-        usage.schedule_runs.insert(schedule.key(), runs);
-        let target = &schedule.properties["Target"];
-        let Some(machine) = index.target(
-            schedule.stack,
-            &target["Arn"],
-            "AWS::StepFunctions::StateMachine",
-            "StateMachineName",
-        ) else {
-            continue;
-        };
-        let fired = crate::steps::as_fired(
-            target["Input"].as_str().unwrap_or("{}"),
-            "2026-11-27T09:00:00Z",
-        );
-        let input: Json = serde_json::from_str(&fired)
-            .map_err(|e| template_error(schedule, format!("Target.Input is not JSON: {e}")))?;
-        let requests = execute(index, &mut usage, machine, runs, &input)?;
-        usage
-            .firings
-            .push((schedule.key(), expression.to_owned(), requests));
+    for schedule in model.of_kind("AWS::Scheduler::Schedule") {
+        schedule_usage(model, &mut usage, schedule)?;
     }
-    for api in index.of_kind("AWS::ApiGateway::RestApi") {
-        let mut functions: Vec<String> = index
-            .of_kind("AWS::ApiGateway::Method")
-            .filter(|m| m.stack == api.stack && m.properties["RestApiId"]["Ref"] == api.id)
-            .filter_map(|m| integrated_function(index, m))
-            .collect();
-        functions.sort();
-        functions.dedup();
-        let function = match &functions[..] {
-            [one] => one.clone(),
-            [] => String::new(),
-            many => {
-                return Err(template_error(
-                    api,
-                    format!(
-                        "its methods call {} functions ({}); the workload cannot split its requests between them",
-                        many.len(),
-                        many.join(", ")
-                    ),
-                ));
-            }
-        };
-        let traced = index.of_kind("AWS::ApiGateway::Stage").any(|s| {
-            s.properties["RestApiId"]["Ref"] == api.id
-                && s.properties["TracingEnabled"] == Json::Bool(true)
-        });
-        if !function.is_empty() {
-            *usage.invocations.entry(function.clone()).or_default() += api_requests_per_month;
-            if traced {
-                *usage
-                    .traced_invocations
-                    .entry(function.clone())
-                    .or_default() += api_requests_per_month;
-            }
-        }
-        usage
-            .api_requests
-            .insert(api.key(), (api_requests_per_month, function));
+    for api in model.of_kind("AWS::ApiGateway::RestApi") {
+        api_usage(model, &mut usage, api, api_requests_per_month)?;
     }
     Ok(usage)
 }
 
+/// A schedule's firings, and the executions of the state machine it starts.
+fn schedule_usage(
+    model: &Model<'_>,
+    usage: &mut Usage,
+    schedule: &Resource<'_>,
+) -> Result<(), CostError> {
+    let expression = schedule.properties["ScheduleExpression"]
+        .as_str()
+        .unwrap_or("");
+    let runs = cron::runs_per_month(expression).map_err(|e| CostError::template(schedule, e))?;
+    usage.schedule_runs.insert(schedule.key(), runs);
+    let target = &schedule.properties["Target"];
+    let Some(machine) = model.resource_of_kind(schedule.stack, &target["Arn"], STATE_MACHINE)
+    else {
+        return Ok(());
+    };
+    // What the scheduler sends: its placeholder for the firing's time
+    // replaced, so the run id (and the ingest inputs made from it) parse.
+    let fired = crate::steps::as_fired(
+        target["Input"].as_str().unwrap_or("{}"),
+        "2026-11-27T09:00:00Z",
+    );
+    let input: Json = serde_json::from_str(&fired)
+        .map_err(|e| CostError::template(schedule, format!("Target.Input is not JSON: {e}")))?;
+    let machine = StateMachine { resource: machine };
+    let requests = execute(model, usage, &machine, runs, &input)?;
+    usage
+        .firings
+        .push((schedule.key(), expression.to_owned(), requests));
+    Ok(())
+}
+
+/// A REST API's requests, and the calls of the function serving them.
+fn api_usage(
+    model: &Model<'_>,
+    usage: &mut Usage,
+    api: &Resource<'_>,
+    requests: f64,
+) -> Result<(), CostError> {
+    let mut functions: Vec<String> = model
+        .of_kind("AWS::ApiGateway::Method")
+        .filter(|m| m.stack == api.stack && m.properties["RestApiId"]["Ref"] == api.id)
+        .filter_map(|m| integrated_function(model, m))
+        .collect();
+    functions.sort();
+    functions.dedup();
+    let function = match &functions[..] {
+        [one] => one.clone(),
+        [] => String::new(),
+        many => {
+            return Err(CostError::template(
+                api,
+                format!(
+                    "its methods call {} functions ({}); the workload cannot split its requests between them",
+                    many.len(),
+                    many.join(", ")
+                ),
+            ));
+        }
+    };
+    let traced = model.of_kind("AWS::ApiGateway::Stage").any(|s| {
+        s.properties["RestApiId"]["Ref"] == api.id
+            && s.properties["TracingEnabled"] == Json::Bool(true)
+    });
+    if !function.is_empty() {
+        usage.add_invocations(&function, requests, traced);
+    }
+    usage.api_requests.insert(api.key(), (requests, function));
+    Ok(())
+}
+
+impl Usage {
+    /// Adds calls of a function, made by a traced caller or not.
+    fn add_invocations(&mut self, function: &str, calls: f64, traced: bool) {
+        *self.invocations.entry(function.to_owned()).or_default() += calls;
+        if traced {
+            *self
+                .traced_invocations
+                .entry(function.to_owned())
+                .or_default() += calls;
+        }
+    }
+}
+
 /// The function an API method's proxy integration calls (`${Function.Arn}` in its URI).
-fn integrated_function(index: &Index<'_>, method: &Resource<'_>) -> Option<String> {
+fn integrated_function(model: &Model<'_>, method: &Resource<'_>) -> Option<String> {
     let uri = &method.properties["Integration"]["Uri"];
     let text = uri["Fn::Sub"].as_str().or(uri.as_str())?;
-    index
+    model
         .of_kind("AWS::Lambda::Function")
         .find(|f| f.stack == method.stack && text.contains(&format!("${{{}.Arn}}", f.id)))
         .map(Resource::key)
 }
 
 /// The longest successful path of a state machine started with `input`.
-fn machine_path(machine: &Resource<'_>, input: &Json) -> Result<PathCost, CostError> {
-    longest_success_path(&machine.properties["Definition"], input)
-        .map_err(|e| template_error(machine, e))?
-        .ok_or_else(|| template_error(machine, "has no successful path".into()))
-}
-
-/// The function a task's `FunctionName` (a `${Placeholder}`) is bound to.
-fn task_target<'i, 'a>(
-    index: &'i Index<'a>,
-    machine: &Resource<'_>,
-    task: &TaskCall,
-    parameter: &str,
-    kind: &str,
-    name_property: &str,
-) -> Option<&'i Resource<'a>> {
-    let name = task.parameters[parameter]
-        .as_str()?
-        .strip_prefix("${")?
-        .strip_suffix('}')?;
-    let bound = machine.properties["DefinitionSubstitutions"].get(name)?;
-    index.target(machine.stack, bound, kind, name_property)
+fn machine_path(machine: &StateMachine<'_, '_>, input: &Json) -> Result<PathCost, CostError> {
+    let resource = machine.resource;
+    longest_success_path(machine.definition(), input)
+        .map_err(|e| CostError::template(resource, e))?
+        .ok_or_else(|| CostError::template(resource, "has no successful path".into()))
 }
 
 /// The vendor requests of one call's payload, if it is an ingest input.
@@ -466,31 +385,23 @@ fn payload_requests(payload: &Json) -> Vec<VendorRequest> {
 /// executions it starts (`depth` levels down; the started run is assumed to
 /// ingest what its parent did, as a retraining on drift does).
 fn run_vendor_requests(
-    index: &Index<'_>,
-    machine: &Resource<'_>,
+    model: &Model<'_>,
+    machine: &StateMachine<'_, '_>,
     input: &Json,
     depth: u32,
 ) -> Result<BTreeMap<&'static str, f64>, CostError> {
     let mut by_vendor = BTreeMap::new();
-    for task in &machine_path(machine, input)?.tasks {
-        for request in task.payloads.iter().flat_map(payload_requests) {
+    for call in &machine_path(machine, input)?.tasks {
+        for request in call.payloads.iter().flat_map(payload_requests) {
             *by_vendor.entry(request.vendor()).or_default() += 1.0;
         }
         if depth > 0
-            && task
-                .integration
-                .starts_with("arn:aws:states:::states:startExecution")
-            && let Some(started) = task_target(
-                index,
-                machine,
-                task,
-                "StateMachineArn",
-                "AWS::StepFunctions::StateMachine",
-                "StateMachineName",
-            )
+            && let Integration::StartExecution { state_machine } = &call.task.integration
+            && let Some(started) = machine.target(model, state_machine)
         {
-            for (vendor, n) in run_vendor_requests(index, started, input, depth - 1)? {
-                *by_vendor.entry(vendor).or_default() += task.times * n;
+            let started = StateMachine { resource: started };
+            for (vendor, n) in run_vendor_requests(model, &started, input, depth - 1)? {
+                *by_vendor.entry(vendor).or_default() += call.times * n;
             }
         }
     }
@@ -501,90 +412,74 @@ fn run_vendor_requests(
 /// the vendor requests one of them sends, by vendor, the runs it starts
 /// included.
 fn execute(
-    index: &Index<'_>,
+    model: &Model<'_>,
     usage: &mut Usage,
-    machine: &Resource<'_>,
+    machine: &StateMachine<'_, '_>,
     runs: f64,
     input: &Json,
 ) -> Result<BTreeMap<&'static str, f64>, CostError> {
     let path = machine_path(machine, input)?;
-    let key = machine.key();
+    let key = machine.resource.key();
     *usage.executions.entry(key.clone()).or_default() += runs;
     *usage.transitions.entry(key).or_default() += runs * path.transitions;
-    let traced = machine.properties["TracingConfiguration"]["Enabled"] == Json::Bool(true);
-    let substitutions = &machine.properties["DefinitionSubstitutions"];
-    // "${IngestFunctionArn}" → the value DefinitionSubstitutions binds it to.
-    let bound = |text: &Json| -> Option<&Json> {
-        let name = text.as_str()?.strip_prefix("${")?.strip_suffix('}')?;
-        substitutions.get(name)
+    for call in &path.tasks {
+        count_call(model, usage, machine, call, runs)?;
+    }
+    // One level: a run that starts another (drift → training) is followed
+    // once; training starts nothing.
+    run_vendor_requests(model, machine, input, 1)
+}
+
+/// Adds what one task's calls in `runs` executions do.
+fn count_call(
+    model: &Model<'_>,
+    usage: &mut Usage,
+    machine: &StateMachine<'_, '_>,
+    call: &TaskCall,
+    runs: f64,
+) -> Result<(), CostError> {
+    let calls = runs * call.times;
+    let resolve = |target: &Target| {
+        machine.target(model, target).ok_or_else(|| {
+            CostError::template(
+                machine.resource,
+                format!(
+                    "state {}: {} names no {} of the stacks",
+                    call.task.state, target.parameter, target.kind
+                ),
+            )
+        })
     };
-    for task in &path.tasks {
-        let calls = runs * task.times;
-        let resolve = |parameter: &str, kind: &str, name_property: &str| {
-            bound(&task.parameters[parameter])
-                .and_then(|v| index.target(machine.stack, v, kind, name_property))
-                .ok_or_else(|| {
-                    template_error(
-                        machine,
-                        format!(
-                            "state {}: {parameter} names no {kind} of the stacks",
-                            task.state
-                        ),
-                    )
-                })
-        };
-        if task
-            .integration
-            .starts_with("arn:aws:states:::lambda:invoke")
-        {
-            let function = resolve("FunctionName", "AWS::Lambda::Function", "FunctionName")?;
-            *usage.invocations.entry(function.key()).or_default() += calls;
-            if traced {
-                *usage.traced_invocations.entry(function.key()).or_default() += calls;
-            }
-            for request in task.payloads.iter().flat_map(payload_requests) {
+    match &call.task.integration {
+        Integration::LambdaInvoke { function } => {
+            let function = resolve(function)?.key();
+            let traced =
+                machine.resource.properties["TracingConfiguration"]["Enabled"] == Json::Bool(true);
+            usage.add_invocations(&function, calls, traced);
+            for request in call.payloads.iter().flat_map(payload_requests) {
                 *usage
                     .vendor_requests
-                    .entry((function.key(), request))
+                    .entry((function.clone(), request))
                     .or_default() += runs;
             }
-        } else if task
-            .integration
-            .starts_with("arn:aws:states:::batch:submitJob")
-        {
-            let definition = resolve(
-                "JobDefinition",
-                "AWS::Batch::JobDefinition",
-                "JobDefinitionName",
-            )?;
-            let queue = resolve("JobQueue", "AWS::Batch::JobQueue", "JobQueueName")?;
+        }
+        Integration::BatchSubmitJob { queue, definition } => {
+            let definition = resolve(definition)?;
+            let queue = resolve(queue)?;
             let entry = usage
                 .jobs
                 .entry(definition.key())
                 .or_insert((0.0, queue.key()));
             entry.0 += calls;
-        } else if task.integration.starts_with("arn:aws:states:::sns:publish") {
-            // Priced through the workload's notifications_per_month.
-        } else if task
-            .integration
-            .starts_with("arn:aws:states:::states:startExecution")
-        {
-            // The call is one state transition, counted with the path; the
-            // run it starts (training on drift) is priced as that state
-            // machine's own runs, and counts only towards the busiest day.
-        } else {
-            return Err(template_error(
-                machine,
-                format!(
-                    "state {}: the estimate does not know the integration {:?}; teach infra::cost its price",
-                    task.state, task.integration
-                ),
-            ));
         }
+        // Priced through the workload's notifications_per_month.
+        Integration::SnsPublish { .. } => {}
+        // The call is one state transition, counted with the path; the run
+        // it starts (training on drift) is priced as that state machine's
+        // own runs, and counts only towards the busiest day.
+        Integration::StartExecution { .. } => {}
     }
-    // One level: a run that starts another (drift → training) is followed
-    // once; training starts nothing.
-    run_vendor_requests(index, machine, input, 1)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::CostError;
+use crate::infra::file;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,17 +134,13 @@ pub struct CustomMetric {
 
 impl Workload {
     pub fn load(path: &Path) -> Result<Self, CostError> {
-        let (file, text) = super::read_file(path)?;
+        let (file, text) = file::read(path)?;
         Self::parse(&file, &text)
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Self, CostError> {
-        let mut workload: Workload = super::parse_yaml(file, text)?;
+        let mut workload: Workload = file::parse_yaml(file, text, Workload::validate)?;
         workload.file = file.to_owned();
-        workload.validate().map_err(|message| CostError::Invalid {
-            file: file.to_owned(),
-            message,
-        })?;
         Ok(workload)
     }
 

@@ -43,7 +43,7 @@ impl flags::Run {
                 run_id: stockcast::pipeline::new_run_id(kind)?,
                 env: env.name.clone(),
                 symbols: if self.symbols.is_empty() {
-                    stockcast::ids::symbols(&env.symbols)?
+                    env.symbols.clone()
                 } else {
                     self.symbols.clone()
                 },

@@ -2,21 +2,28 @@
 //! names, and what each name stands for.
 //!
 //! Nothing is hard-coded about the wiring: every substitution is resolved
-//! through the rendered stacks as CloudFormation would (an import to its
-//! export, a `Ref`/`GetAtt` to its resource) and named after that
+//! through the model of the rendered stacks (`stockcast::infra::model`) as
+//! CloudFormation would (an import to its export, a `Ref`/`GetAtt` to its
+//! resource, an ARN to the resource of that name) and named after that
 //! resource, so a substitution that points at the wrong function, job
 //! definition or topic runs the wrong local binding, or none, and the
-//! scenario fails. The Batch job definition's retry strategy is read from
-//! the rendered app stack for the runner to emulate.
+//! scenario fails; one that points at the wrong kind for its task's
+//! integration fails the binding. The Batch job definition's retry
+//! strategy is read from the rendered app stack for the runner to emulate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 use serde_json::{Value as Json, json};
-use stockcast::infra::{Rendered, RenderedStack};
+use stockcast::infra::Rendered;
+use stockcast::infra::model::{
+    Integration, Model, Pseudo, Resolved, Resource, StateMachine, Target, substitute,
+};
 
 /// The account id of every local ARN (AWS's documentation account).
 const ACCOUNT: &str = "000000000000";
+/// The stack whose state machines are simulated.
+const ORCHESTRATION: &str = "orchestration";
 
 /// One state machine, ready for the interpreter.
 #[derive(Debug, Clone)]
@@ -55,76 +62,6 @@ pub struct Bound {
     pub topics: BTreeSet<String>,
 }
 
-/// A resource found by following an import or a reference.
-struct Found<'a> {
-    logical_id: &'a str,
-    resource: &'a Json,
-}
-
-fn resolve<'a>(stacks: &'a [RenderedStack], stack: &str, value: &Json) -> Option<Found<'a>> {
-    if let Some(name) = value["Fn::ImportValue"].as_str() {
-        return stacks.iter().find_map(|s| {
-            let outputs = s.template["Outputs"].as_object()?;
-            let output = outputs
-                .values()
-                .find(|o| o["Export"]["Name"].as_str() == Some(name))?;
-            resolve(stacks, &s.name, &output["Value"])
-        });
-    }
-    let resources = stacks.iter().find(|s| s.name == stack)?.template["Resources"].as_object()?;
-    // An ARN spelled out with !Sub (a job definition without its revision)
-    // names its resource by the resource's name at its end.
-    if let Some(text) = value["Fn::Sub"].as_str() {
-        return resources
-            .iter()
-            .filter(|(_, r)| {
-                NAME_PROPERTIES.iter().any(|p| {
-                    r["Properties"][*p].as_str().is_some_and(|name| {
-                        text.ends_with(&format!("/{name}")) || text.ends_with(&format!(":{name}"))
-                    })
-                })
-            })
-            .map(|(logical_id, resource)| Found {
-                logical_id,
-                resource,
-            })
-            .next();
-    }
-    let id = value["Ref"]
-        .as_str()
-        .or_else(|| value["Fn::GetAtt"].get(0).and_then(Json::as_str))?;
-    let (logical_id, resource) = resources.get_key_value(id)?;
-    Some(Found {
-        logical_id,
-        resource,
-    })
-}
-
-/// The properties that give a resource its name in an ARN.
-const NAME_PROPERTIES: [&str; 6] = [
-    "FunctionName",
-    "JobDefinitionName",
-    "JobQueueName",
-    "TopicName",
-    "StateMachineName",
-    "BucketName",
-];
-
-/// The name a resource's ARN would carry: its name property, with the
-/// pseudo parameters of a `!Sub` filled in locally, else its logical id.
-fn physical_name(found: &Found<'_>, property: &str, region: &str) -> String {
-    let name = &found.resource["Properties"][property];
-    let text = name.as_str().or_else(|| name["Fn::Sub"].as_str()).map(|t| {
-        t.replace("${AWS::AccountId}", ACCOUNT)
-            .replace("${AWS::Region}", region)
-            .replace("${AWS::Partition}", "aws")
-    });
-    match text {
-        Some(text) if !text.contains("${") => text,
-        _ => found.logical_id.to_owned(),
-    }
-}
-
 /// Variables whose values are literals (imports and references have no
 /// local meaning and are left out).
 fn literal_variables(list_or_map: &Json) -> BTreeMap<String, String> {
@@ -146,132 +83,148 @@ fn literal_variables(list_or_map: &Json) -> BTreeMap<String, String> {
     }
 }
 
-/// Replaces `${Name}` in every string of a definition, as
-/// `DefinitionSubstitutions` does.
-fn substitute(value: &mut Json, bindings: &BTreeMap<String, String>) {
-    match value {
-        Json::String(text) => {
-            for (name, local) in bindings {
-                *text = text.replace(&format!("${{{name}}}"), local);
-            }
-        }
-        Json::Array(items) => items.iter_mut().for_each(|v| substitute(v, bindings)),
-        Json::Object(map) => map.values_mut().for_each(|v| substitute(v, bindings)),
-        _ => {}
-    }
-}
-
 /// Binds the state machines of the rendered orchestration stack.
 pub fn bind(rendered: &Rendered) -> anyhow::Result<Bound> {
-    let region = &rendered.env.region;
-    let stacks = &rendered.stacks;
-    let orchestration = stacks
-        .iter()
-        .find(|s| s.name == "orchestration")
-        .context("the rendered stacks have no orchestration stack")?;
-    let resources = orchestration.template["Resources"]
-        .as_object()
-        .context("the orchestration stack has no Resources")?;
+    if !rendered.stacks.iter().any(|s| s.name == ORCHESTRATION) {
+        bail!("the rendered stacks have no {ORCHESTRATION} stack");
+    }
+    let model = Model::new(&rendered.stacks);
+    let pseudo = Pseudo {
+        partition: "aws",
+        region: &rendered.env.region,
+        account: ACCOUNT,
+    };
     let mut bound = Bound::default();
-    for (id, machine) in resources {
-        if machine["Type"] != "AWS::StepFunctions::StateMachine" {
+    for machine in model.state_machines() {
+        if machine.resource.stack != ORCHESTRATION {
             continue;
         }
-        let properties = &machine["Properties"];
-        let mut definition = properties["Definition"].clone();
-        if !definition.is_object() {
+        let id = machine.resource.id;
+        if !machine.definition().is_object() {
             bail!("{id} has no inline Definition");
         }
-        let mut bindings = BTreeMap::new();
-        let substitutions = properties["DefinitionSubstitutions"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        for (name, value) in &substitutions {
-            let found = resolve(stacks, &orchestration.name, value).with_context(|| {
-                format!(
-                    "{id}: ${{{name}}} = {value} resolves to no resource of the rendered stacks"
-                )
-            })?;
-            let kind = found.resource["Type"].as_str().unwrap_or("");
-            let local = match kind {
-                "AWS::Lambda::Function" => {
-                    let arn = format!(
-                        "arn:aws:lambda:{region}:{ACCOUNT}:function:{}",
-                        physical_name(&found, "FunctionName", region)
-                    );
-                    let environment = literal_variables(
-                        &found.resource["Properties"]["Environment"]["Variables"],
-                    );
-                    bound.functions.insert(
-                        arn.clone(),
-                        Function {
-                            logical_id: found.logical_id.to_owned(),
-                            environment,
-                        },
-                    );
-                    arn
-                }
-                "AWS::Batch::JobDefinition" => {
-                    let arn = format!(
-                        "arn:aws:batch:{region}:{ACCOUNT}:job-definition/{}",
-                        physical_name(&found, "JobDefinitionName", region)
-                    );
-                    let p = &found.resource["Properties"];
-                    bound.jobs.insert(
-                        arn.clone(),
-                        JobDefinition {
-                            // Batch's default: one attempt, no retry.
-                            attempts: p["RetryStrategy"]["Attempts"].as_u64().unwrap_or(1),
-                            evaluate_on_exit: p["RetryStrategy"]["EvaluateOnExit"].clone(),
-                            platform: p["PlatformCapabilities"][0]
-                                .as_str()
-                                .unwrap_or("EC2")
-                                .to_owned(),
-                            environment: literal_variables(
-                                &p["ContainerProperties"]["Environment"],
-                            ),
-                        },
-                    );
-                    arn
-                }
-                "AWS::Batch::JobQueue" => format!(
-                    "arn:aws:batch:{region}:{ACCOUNT}:job-queue/{}",
-                    physical_name(&found, "JobQueueName", region)
-                ),
-                "AWS::SNS::Topic" => {
-                    let arn = format!(
-                        "arn:aws:sns:{region}:{ACCOUNT}:{}",
-                        physical_name(&found, "TopicName", region)
-                    );
-                    bound.topics.insert(arn.clone());
-                    arn
-                }
-                "AWS::StepFunctions::StateMachine" => format!(
-                    "arn:aws:states:{region}:{ACCOUNT}:stateMachine:{}",
-                    physical_name(&found, "StateMachineName", region)
-                ),
-                "AWS::S3::Bucket" => physical_name(&found, "BucketName", region),
-                other => bail!(
-                    "{id}: ${{{name}}} names a {other} ({}); teach xtask/src/simulate/bind.rs what it is locally",
-                    found.logical_id
-                ),
-            };
-            bindings.insert(name.clone(), local);
-        }
+        let bindings = bind_substitutions(&model, &machine, &pseudo)?;
+        register_targets(&model, &machine, &pseudo, &mut bound)?;
+        let mut definition = machine.definition().clone();
         substitute(&mut definition, &bindings);
-        let name = properties["StateMachineName"]
-            .as_str()
-            .map_or_else(|| id.clone(), str::to_owned);
         bound.machines.insert(
-            id.clone(),
+            id.to_owned(),
             Machine {
-                arn: format!("arn:aws:states:{region}:{ACCOUNT}:stateMachine:{name}"),
+                arn: local_value(machine.resource, &pseudo)?,
                 definition,
             },
         );
     }
     Ok(bound)
+}
+
+/// Each placeholder of a state machine → the local name of what it is
+/// bound to.
+fn bind_substitutions(
+    model: &Model<'_>,
+    machine: &StateMachine<'_, '_>,
+    pseudo: &Pseudo<'_>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let id = machine.resource.id;
+    let mut bindings = BTreeMap::new();
+    for (name, value) in machine.substitutions() {
+        let resource = match model.resolve(machine.resource.stack, value) {
+            Ok(Resolved::Resource(resource)) => resource,
+            _ => {
+                bail!("{id}: ${{{name}}} = {value} resolves to no resource of the rendered stacks")
+            }
+        };
+        let local = local_value(resource, pseudo).with_context(|| format!("{id}: ${{{name}}}"))?;
+        bindings.insert(name.clone(), local);
+    }
+    Ok(bindings)
+}
+
+/// Registers what the tasks call (functions, job definitions, topics) under
+/// the local names their placeholders are bound to, each checked to be of
+/// the kind its task's integration needs.
+fn register_targets(
+    model: &Model<'_>,
+    machine: &StateMachine<'_, '_>,
+    pseudo: &Pseudo<'_>,
+    bound: &mut Bound,
+) -> anyhow::Result<()> {
+    let id = machine.resource.id;
+    for task in machine.tasks() {
+        let task = task.with_context(|| format!("{id} cannot be simulated"))?;
+        let local = |target: &Target| -> anyhow::Result<(&Resource<'_>, String)> {
+            let resource = machine.target(model, target).with_context(|| {
+                format!(
+                    "{id}: state {}: {} names no {} of the rendered stacks",
+                    task.state, target.parameter, target.kind
+                )
+            })?;
+            Ok((resource, local_value(resource, pseudo)?))
+        };
+        match &task.integration {
+            Integration::LambdaInvoke { function } => {
+                let (function, arn) = local(function)?;
+                bound.functions.insert(
+                    arn,
+                    Function {
+                        logical_id: function.id.to_owned(),
+                        environment: literal_variables(
+                            &function.properties["Environment"]["Variables"],
+                        ),
+                    },
+                );
+            }
+            Integration::BatchSubmitJob { queue, definition } => {
+                local(queue)?;
+                let (definition, arn) = local(definition)?;
+                bound.jobs.insert(arn, job_definition(definition));
+            }
+            Integration::SnsPublish { topic } => {
+                bound.topics.insert(local(topic)?.1);
+            }
+            // Every state machine is bound (`Bound::machine_arns`).
+            Integration::StartExecution { state_machine } => {
+                local(state_machine)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the runner needs of a job definition to emulate Batch.
+fn job_definition(resource: &Resource<'_>) -> JobDefinition {
+    let p = resource.properties;
+    JobDefinition {
+        // Batch's default: one attempt, no retry.
+        attempts: p["RetryStrategy"]["Attempts"].as_u64().unwrap_or(1),
+        evaluate_on_exit: p["RetryStrategy"]["EvaluateOnExit"].clone(),
+        platform: p["PlatformCapabilities"][0]
+            .as_str()
+            .unwrap_or("EC2")
+            .to_owned(),
+        environment: literal_variables(&p["ContainerProperties"]["Environment"]),
+    }
+}
+
+/// What a placeholder bound to `resource` becomes locally: its ARN, made
+/// of its name (its logical id where CloudFormation would generate one);
+/// a bucket's name, which is what `Ref` gives and the workflows take.
+fn local_value(resource: &Resource<'_>, pseudo: &Pseudo<'_>) -> anyhow::Result<String> {
+    let Some(named) = resource.named_kind() else {
+        bail!(
+            "names a {} ({}); teach src/infra/model/names.rs its name and ARN",
+            resource.kind,
+            resource.id
+        );
+    };
+    let name = resource
+        .physical_name(pseudo)
+        .unwrap_or_else(|| resource.id.to_owned());
+    Ok(if resource.kind == "AWS::S3::Bucket" {
+        name
+    } else {
+        named.arn(&name, pseudo)
+    })
 }
 
 impl Bound {
