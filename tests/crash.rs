@@ -697,3 +697,36 @@ fn a_storage_error_writing_a_version_fails_the_training_step() {
         assert_done(Step::Train, &seed, &store, "after one failed write").await;
     });
 }
+
+#[test]
+fn a_storage_error_writing_the_news_fails_the_ingest() {
+    // Not a crash: one failed write of the raw news or of the sentiment
+    // file, and the process goes on. Every failure of the news used to be
+    // a warning, so the step succeeded without the day's news and the
+    // workflow, which retries `Storage.Unavailable`, never saw it.
+    runtime().block_on(async {
+        let seed = seed(Step::VendorIngest).await;
+        let sentiment = layout::sentiment(&symbol());
+        for n in [2, 3] {
+            let dir = temp_root();
+            let store = Store::local(dir.path()).expect("store");
+            copy_store(&seed.template, &store).await;
+            let faults = Faults::fail_once_at(n);
+            let failed = run_step(
+                Step::VendorIngest,
+                &seed,
+                &store.with_faults(faults.clone()),
+            )
+            .await;
+            let key = faults.writes()[n].clone();
+            let what = format!("write {n} ({key}) failed");
+            assert!(key.ends_with("-news-0.json") || key == sentiment, "{what}");
+            let error = failed.expect_err(&what);
+            assert_eq!(error.name, ErrorName::StorageUnavailable, "{what}: {error}");
+            run_step(Step::VendorIngest, &seed, &store)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the retry failed: {e}"));
+            assert_done(Step::VendorIngest, &seed, &store, &what).await;
+        }
+    });
+}
