@@ -2,7 +2,8 @@
 //! (create-only, before parsing), then merge the parsed bars into the
 //! curated series with a compare-and-swap. Where the input names a
 //! sentiment source, the symbol's news sentiment is fetched too, from that
-//! vendor whatever the price source is; its failure is a warning.
+//! vendor whatever the price source is; the vendor's failure to answer is
+//! a warning, a storage failure fails the step as it would for prices.
 //!
 //! Merging is by date: new days are added, a day the source reports with
 //! different values is corrected and the correction is reported, never
@@ -190,8 +191,8 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
             fetch_vendor(ctx, client, input, fetched_at, &mut warnings).await?
         }
     };
-    // News is a feature, not the price series: a failure is a warning and
-    // the prices still land.
+    // News is a feature, not the price series: the vendor's failure is a
+    // warning and the prices still land.
     if let Some(news) = news_source(input) {
         let fetched = match ctx.vendors.as_ref() {
             Some(client) => ingest_sentiment(ctx, client, input, news, fetched_at).await,
@@ -200,8 +201,13 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
                 format!("sentiment from {news} needs a vendor client"),
             )),
         };
-        if let Err(e) = fetched {
-            warnings.push(format!("news sentiment not updated: {e}"));
+        match fetched {
+            // A storage failure is ours, not the vendor's: the step fails
+            // with its name, which the workflow retries, rather than
+            // succeeding without the day's news.
+            Err(e) if is_storage(e.name) => return Err(e),
+            Err(e) => warnings.push(format!("news sentiment not updated: {e}")),
+            Ok(()) => {}
         }
     }
     let (merged, refused) = merge_into_curated(ctx, input, &incoming).await?;
@@ -222,6 +228,13 @@ pub async fn ingest(ctx: &IngestContext, input: &IngestInput) -> Result<IngestOu
         raw_key,
         warnings,
     })
+}
+
+fn is_storage(name: ErrorName) -> bool {
+    matches!(
+        name,
+        ErrorName::StorageConflict | ErrorName::StorageUnavailable | ErrorName::StorageRefused
+    )
 }
 
 /// Reads a bundled sample file and stores it raw first. The sample files

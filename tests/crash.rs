@@ -1,8 +1,16 @@
 //! Crash safety of the registry and the curated data (issue 20, item 6):
-//! each of the steps ingest, train, gate (evaluate) and promote is stopped at every one of its
+//! each of the steps ingest (from the bundled sample and from a vendor),
+//! train, gate (evaluate) and promote is stopped at every one of its
 //! writes, as if the process had been killed there, on the local folder
 //! and on S3 (moto). After the "restart" (the same store, no faults) the
 //! store must be consistent, and a re-run must finish the work.
+//!
+//! The vendor ingest asks the fake vendor of tests/vendors.rs for Alpha
+//! Vantage prices and news, and its first price answer is a throttle: each
+//! answer is a raw object of its own, written before it is parsed, and the
+//! news sentiment file is a write point too. After a crash every raw object
+//! there is must be a whole answer, and the sentiment file must be valid
+//! and keep every day it had.
 //!
 //! A crash at write N is `Faults::crash_at(N)`: write N and every later
 //! one fail, reads still work. A counting run first lists the step's write
@@ -22,15 +30,17 @@ use stockcast::layout::{self, Alias, VersionFile};
 use stockcast::models::ModelKind;
 use stockcast::promotion;
 use stockcast::registry::{AliasRecord, Registry, StagingRecord};
-use stockcast::series::{Bar, PriceSeries};
+use stockcast::series::{Bar, DailySentiment, PriceSeries, parse_sentiment_csv};
 use stockcast::steps::{
     Candidate, Decision, ErrorName, GateInput, IngestInput, PromoteInput, Source, StepError,
     TrainInput, Verdict,
 };
 use stockcast::store::{Faults, Store};
 use stockcast::train::{TrainContext, train};
+use stockcast::vendors::alpha_vantage::{self, DailyFunction};
 
 use crate::harness::{runtime, sample_dir, temp_root};
+use crate::vendors::{AV_NEWS, AV_THROTTLE_NOTE, av_daily, client, fake_vendor, input};
 
 const SYMBOL: &str = "IBM";
 
@@ -44,6 +54,10 @@ const MODELS: [ModelKind; 2] = [ModelKind::Naive, ModelKind::LinregLag5];
 enum Step {
     /// Sample source: the raw file, then the curated compare-and-swap.
     Ingest,
+    /// Alpha Vantage prices and news from a fake vendor: the throttle and
+    /// the series stored raw, the news stored raw, the sentiment file's
+    /// compare-and-swap, then the curated one.
+    VendorIngest,
     /// Two models: five files per version, then the run record.
     Train,
     /// The gate under manual approval: linreg_lag5 staged (naive, a
@@ -55,11 +69,18 @@ enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 4] = [Step::Ingest, Step::Train, Step::Evaluate, Step::Promote];
+    const ALL: [Step; 5] = [
+        Step::Ingest,
+        Step::VendorIngest,
+        Step::Train,
+        Step::Evaluate,
+        Step::Promote,
+    ];
 
     fn expected_writes(self) -> usize {
         match self {
             Step::Ingest => 2,
+            Step::VendorIngest => 2 + 1 + 1 + 1,
             Step::Train => 2 * 5 + 1,
             Step::Evaluate => 1 + 1,
             Step::Promote => 6,
@@ -89,6 +110,23 @@ fn config() -> PipelineConfig {
 fn full_series() -> PriceSeries {
     PriceSeries::from_csv_path(&sample_dir().join(format!("{SYMBOL}.csv"))).expect("sample")
 }
+
+/// The vendor's price answers, one per request: a throttle, then the
+/// series (which repeats).
+fn daily_answers() -> [String; 2] {
+    [AV_THROTTLE_NOTE.to_owned(), av_daily(SYMBOL, true)]
+}
+
+/// The series the vendor serves.
+fn vendor_series() -> PriceSeries {
+    let body = av_daily(SYMBOL, true);
+    let bars = alpha_vantage::parse_daily(body.as_bytes(), SYMBOL, DailyFunction::Adjusted)
+        .expect("the vendor's series parses");
+    PriceSeries::new(SYMBOL, bars).expect("valid")
+}
+
+/// The news sentiment from before the vendor ingest: a day its news does not cover.
+const SEEDED_SENTIMENT: &str = "date,score,articles\n2024-11-22,-0.15,4\n";
 
 async fn run_train(
     store: &Store,
@@ -140,86 +178,101 @@ struct Seed {
 async fn seed(step: Step) -> Seed {
     let dir = temp_root();
     let template = Store::local(dir.path()).expect("store");
-    let full = full_series();
-    let curated_rows = match step {
-        // Ingest adds the rest of the file to the first 2000 days.
-        Step::Ingest => 2000,
-        Step::Train | Step::Evaluate | Step::Promote => full.bars.len(),
+    seed_curated(step, &template).await;
+    let (gate, promote) = match step {
+        Step::Evaluate => (Some(seed_gate(&template).await), None),
+        Step::Promote => (None, Some(seed_promote(&template).await)),
+        Step::Ingest | Step::VendorIngest | Step::Train => (None, None),
     };
-    let curated = PriceSeries::new(SYMBOL, full.bars[..curated_rows].to_vec()).expect("valid");
-    template
-        .create(&layout::curated(&symbol()), curated.to_csv())
-        .await
-        .expect("seeds curated");
-    let mut promote = None;
-    let mut gate = None;
-    if let Step::Evaluate = step {
-        let run = run_train(&template, "seed-1").await.expect("trains");
-        gate = Some(GateInput {
-            run_id: RunId::from_static("seed-1"),
-            candidates: run
-                .into_iter()
-                .map(|(model, version)| Candidate {
-                    symbol: symbol(),
-                    model,
-                    metrics_key: layout::version_file(
-                        &symbol(),
-                        model,
-                        &version,
-                        VersionFile::Metrics,
-                    ),
-                    version,
-                })
-                .collect(),
-        });
-    }
-    if let Step::Promote = step {
-        let registry = Registry::new(template.clone());
-        let first = run_train(&template, "seed-1").await.expect("trains");
-        let second = run_train(&template, "seed-2").await.expect("trains");
-        let version = |run: &[(ModelKind, VersionId)], model| {
-            run.iter()
-                .find(|(m, _)| *m == model)
-                .map(|(_, v)| v.clone())
-                .expect("a candidate")
-        };
-        let naive = ModelKind::Naive;
-        let linreg = ModelKind::LinregLag5;
-        registry
-            .promote(
-                &symbol(),
-                naive,
-                &version(&first, naive),
-                &RunId::from_static("seed-1"),
-                "seed",
-            )
-            .await
-            .expect("promotes");
-        let staged = version(&second, linreg);
-        registry
-            .stage(
-                &symbol(),
-                linreg,
-                &staged,
-                &RunId::from_static("seed-2"),
-                "needs approval",
-            )
-            .await
-            .expect("stages");
-        promote = Some(PromoteInput {
-            run_id: RunId::from_static("seed-2"),
-            decisions: vec![
-                decision(naive, &version(&second, naive), Verdict::Promote),
-                decision(linreg, &staged, Verdict::NeedsApproval),
-            ],
-            approved: true,
-        });
-    }
     Seed {
         template,
         _dir: dir,
         gate,
         promote,
+    }
+}
+
+/// The curated data a step starts from (and the news, for the vendor ingest).
+async fn seed_curated(step: Step, template: &Store) {
+    let bars = match step {
+        // Ingest adds the rest of the file to the first 2000 days.
+        Step::Ingest => full_series().bars[..2000].to_vec(),
+        // The vendor adds its later days to its first, and its news to an earlier day's.
+        Step::VendorIngest => {
+            template
+                .create(&layout::sentiment(&symbol()), SEEDED_SENTIMENT)
+                .await
+                .expect("seeds the news");
+            vendor_series().bars[..1].to_vec()
+        }
+        Step::Train | Step::Evaluate | Step::Promote => full_series().bars,
+    };
+    let curated = PriceSeries::new(SYMBOL, bars).expect("valid");
+    template
+        .create(&layout::curated(&symbol()), curated.to_csv())
+        .await
+        .expect("seeds curated");
+}
+
+/// A trained run, whose candidates are the gate's input.
+async fn seed_gate(template: &Store) -> GateInput {
+    let run = run_train(template, "seed-1").await.expect("trains");
+    GateInput {
+        run_id: RunId::from_static("seed-1"),
+        candidates: run
+            .into_iter()
+            .map(|(model, version)| Candidate {
+                symbol: symbol(),
+                model,
+                metrics_key: layout::version_file(&symbol(), model, &version, VersionFile::Metrics),
+                version,
+            })
+            .collect(),
+    }
+}
+
+/// Naive in production from a first run; a second run's naive to promote
+/// and its linreg_lag5 staged, approved.
+async fn seed_promote(template: &Store) -> PromoteInput {
+    let registry = Registry::new(template.clone());
+    let first = run_train(template, "seed-1").await.expect("trains");
+    let second = run_train(template, "seed-2").await.expect("trains");
+    let version = |run: &[(ModelKind, VersionId)], model| {
+        run.iter()
+            .find(|(m, _)| *m == model)
+            .map(|(_, v)| v.clone())
+            .expect("a candidate")
+    };
+    let naive = ModelKind::Naive;
+    let linreg = ModelKind::LinregLag5;
+    registry
+        .promote(
+            &symbol(),
+            naive,
+            &version(&first, naive),
+            &RunId::from_static("seed-1"),
+            "seed",
+        )
+        .await
+        .expect("promotes");
+    let staged = version(&second, linreg);
+    registry
+        .stage(
+            &symbol(),
+            linreg,
+            &staged,
+            &RunId::from_static("seed-2"),
+            "needs approval",
+        )
+        .await
+        .expect("stages");
+    PromoteInput {
+        run_id: RunId::from_static("seed-2"),
+        decisions: vec![
+            decision(naive, &version(&second, naive), Verdict::Promote),
+            decision(linreg, &staged, Verdict::NeedsApproval),
+        ],
+        approved: true,
     }
 }
 
@@ -247,6 +300,7 @@ async fn run_step(step: Step, seed: &Seed, store: &Store) -> Result<(), StepErro
             };
             ingest(&ctx, &input).await.map(|_| ())
         }
+        Step::VendorIngest => ingest_from_vendor(store).await,
         Step::Train => run_train(store, "crash").await.map(|_| ()),
         Step::Evaluate => {
             let input = seed.gate.as_ref().expect("a gate input");
@@ -261,6 +315,25 @@ async fn run_step(step: Step, seed: &Seed, store: &Store) -> Result<(), StepErro
                 .map(|_| ())
         }
     }
+}
+
+/// An ingest of Alpha Vantage prices and news from a fresh fake vendor,
+/// so that every run (the counting one, the crashed one, the re-run) is
+/// throttled once before it gets the series.
+async fn ingest_from_vendor(store: &Store) -> Result<(), StepError> {
+    let vendor = fake_vendor().await;
+    for answer in daily_answers() {
+        vendor.av.push(200, answer);
+    }
+    vendor.news.push(200, AV_NEWS);
+    let ctx = IngestContext {
+        store: store.clone(),
+        sample_dir: sample_dir(),
+        vendors: Some(client(&vendor.url)),
+    };
+    ingest(&ctx, &input(SYMBOL, Source::AlphaVantage))
+        .await
+        .map(|_| ())
 }
 
 fn curated_bars(bytes: &[u8]) -> BTreeMap<NaiveDate, Bar> {
@@ -279,6 +352,65 @@ async fn read_curated(store: &Store) -> BTreeMap<NaiveDate, Bar> {
         .expect("reads")
         .expect("curated data is never lost");
     curated_bars(&object.bytes)
+}
+
+/// The news sentiment file's days; none without a file. Fails on an invalid file.
+async fn read_sentiment(store: &Store, what: &str) -> Vec<DailySentiment> {
+    let key = layout::sentiment(&symbol());
+    match store.get(&key).await.expect("reads") {
+        Some(object) => parse_sentiment_csv(&key, &object.bytes)
+            .unwrap_or_else(|e| panic!("{what}: the sentiment file is invalid: {e}")),
+        None => Vec::new(),
+    }
+}
+
+/// What the source answered for the raw object `key`: the sample file, the
+/// news, or the vendor's price answer of the attempt the key names.
+fn raw_answer(key: &str) -> Option<Vec<u8>> {
+    if key.starts_with(&layout::raw_prefix(Source::Sample.name(), &symbol())) {
+        return std::fs::read(sample_dir().join(format!("{SYMBOL}.csv"))).ok();
+    }
+    let name = key
+        .strip_prefix(&layout::raw_prefix(Source::AlphaVantage.name(), &symbol()))?
+        .strip_suffix(".json")?;
+    let (what, attempt) = name.rsplit_once('-')?;
+    let attempt: usize = attempt.parse().ok()?;
+    if what.ends_with("-news") && attempt == 0 {
+        Some(AV_NEWS.as_bytes().to_vec())
+    } else if what.ends_with("-daily") {
+        daily_answers().get(attempt).map(|a| a.as_bytes().to_vec())
+    } else {
+        None
+    }
+}
+
+/// Every raw object there is is whole (byte for byte the answer of its
+/// attempt) and parses; the news sentiment file, where there is one, is
+/// valid and keeps every day it had.
+async fn assert_raw_and_news(store: &Store, news_before: &[DailySentiment], what: &str) {
+    for key in store.list("raw/").await.expect("lists") {
+        let object = store.get(&key).await.expect("reads").expect("listed");
+        let answer = raw_answer(&key)
+            .unwrap_or_else(|| panic!("{what}: {key} is not an answer this test gave"));
+        assert!(
+            object.bytes == answer,
+            "{what}: {key} is not the whole answer"
+        );
+        let parses = if key.ends_with(".csv") {
+            PriceSeries::from_csv_bytes(&symbol(), &key, &object.bytes).is_ok()
+        } else {
+            serde_json::from_slice::<serde_json::Value>(&object.bytes).is_ok()
+        };
+        assert!(parses, "{what}: {key} does not parse");
+    }
+    let news = read_sentiment(store, what).await;
+    for day in news_before {
+        assert!(
+            news.contains(day),
+            "{what}: the news of {} is lost",
+            day.date
+        );
+    }
 }
 
 /// Fails unless `version` is listed and every one of its files is there and reads.
@@ -398,6 +530,23 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
             let curated: Vec<Bar> = read_curated(store).await.into_values().collect();
             assert_eq!(curated, expected, "{what}: the whole file is curated");
         }
+        Step::VendorIngest => {
+            let curated: Vec<Bar> = read_curated(store).await.into_values().collect();
+            assert_eq!(
+                curated,
+                vendor_series().bars,
+                "{what}: the vendor's series is curated"
+            );
+            let mut expected =
+                parse_sentiment_csv("seed", SEEDED_SENTIMENT.as_bytes()).expect("valid");
+            expected
+                .extend(alpha_vantage::parse_sentiment(AV_NEWS.as_bytes(), SYMBOL).expect("news"));
+            assert_eq!(
+                read_sentiment(store, what).await,
+                expected,
+                "{what}: the news is merged"
+            );
+        }
         Step::Train => {
             let recorded = store
                 .get(&layout::run_train(&RunId::from_static("crash")))
@@ -468,15 +617,19 @@ where
         let (store, _dir) = new_store(format!("{step:?}-{n}").to_lowercase()).await;
         copy_store(&seed.template, &store).await;
         let before = read_curated(&store).await;
+        let news_before = read_sentiment(&store, "before").await;
         let crashed = run_step(step, &seed, &store.with_faults(Faults::crash_at(n))).await;
         let error = crashed.expect_err(&what);
         assert_eq!(error.name, ErrorName::StorageUnavailable, "{what}: {error}");
         // The restart: the same store, without faults.
         assert_consistent(&store, &before, false, &what).await;
+        assert_raw_and_news(&store, &news_before, &what).await;
         run_step(step, &seed, &store)
             .await
             .unwrap_or_else(|e| panic!("{what}: the re-run failed: {e}"));
-        assert_consistent(&store, &before, true, &format!("{what}, re-run")).await;
+        let rerun = format!("{what}, re-run");
+        assert_consistent(&store, &before, true, &rerun).await;
+        assert_raw_and_news(&store, &news_before, &rerun).await;
         assert_done(step, &seed, &store, &what).await;
     }
 }
@@ -542,5 +695,38 @@ fn a_storage_error_writing_a_version_fails_the_training_step() {
             .await
             .expect("the retry trains every model");
         assert_done(Step::Train, &seed, &store, "after one failed write").await;
+    });
+}
+
+#[test]
+fn a_storage_error_writing_the_news_fails_the_ingest() {
+    // Not a crash: one failed write of the raw news or of the sentiment
+    // file, and the process goes on. Every failure of the news used to be
+    // a warning, so the step succeeded without the day's news and the
+    // workflow, which retries `Storage.Unavailable`, never saw it.
+    runtime().block_on(async {
+        let seed = seed(Step::VendorIngest).await;
+        let sentiment = layout::sentiment(&symbol());
+        for n in [2, 3] {
+            let dir = temp_root();
+            let store = Store::local(dir.path()).expect("store");
+            copy_store(&seed.template, &store).await;
+            let faults = Faults::fail_once_at(n);
+            let failed = run_step(
+                Step::VendorIngest,
+                &seed,
+                &store.with_faults(faults.clone()),
+            )
+            .await;
+            let key = faults.writes()[n].clone();
+            let what = format!("write {n} ({key}) failed");
+            assert!(key.ends_with("-news-0.json") || key == sentiment, "{what}");
+            let error = failed.expect_err(&what);
+            assert_eq!(error.name, ErrorName::StorageUnavailable, "{what}: {error}");
+            run_step(Step::VendorIngest, &seed, &store)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the retry failed: {e}"));
+            assert_done(Step::VendorIngest, &seed, &store, &what).await;
+        }
     });
 }

@@ -24,7 +24,7 @@ use crate::harness::{runtime, temp_root};
 
 const KEY: &str = "SECRET-KEY-0123";
 
-fn av_daily(symbol: &str, adjusted: bool) -> String {
+pub(crate) fn av_daily(symbol: &str, adjusted: bool) -> String {
     let day = |date: &str, o: f64, h: f64, l: f64, c: f64, adj: f64, split: f64| {
         if adjusted {
             format!(
@@ -53,11 +53,11 @@ fn av_daily(symbol: &str, adjusted: bool) -> String {
     )
 }
 
-const AV_THROTTLE_NOTE: &str = r#"{"Note": "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and 500 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like to target a higher API call frequency."}"#;
+pub(crate) const AV_THROTTLE_NOTE: &str = r#"{"Note": "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and 500 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like to target a higher API call frequency."}"#;
 const AV_THROTTLE_INFORMATION: &str = r#"{"Information": "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day. Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly remove all daily rate limits."}"#;
 const AV_PREMIUM: &str = r#"{"Information": "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium endpoints"}"#;
 const AV_ERROR: &str = r#"{"Error Message": "Invalid API call. Please retry or visit the documentation (https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY_ADJUSTED."}"#;
-const AV_NEWS: &str = r#"{"items": "2", "sentiment_score_definition": "x <= -0.35: Bearish; ...", "relevance_score_definition": "0 < x <= 1",
+pub(crate) const AV_NEWS: &str = r#"{"items": "2", "sentiment_score_definition": "x <= -0.35: Bearish; ...", "relevance_score_definition": "0 < x <= 1",
   "feed": [
     {"title": "IBM beats", "url": "https://example.com/a", "time_published": "20241127T143000", "authors": [], "summary": "", "source": "Example", "overall_sentiment_score": 0.2, "overall_sentiment_label": "Somewhat-Bullish",
      "ticker_sentiment": [{"ticker": "IBM", "relevance_score": "0.8", "ticker_sentiment_score": "0.30", "ticker_sentiment_label": "Somewhat-Bullish"}, {"ticker": "MSFT", "relevance_score": "0.1", "ticker_sentiment_score": "-0.5", "ticker_sentiment_label": "Bearish"}]},
@@ -81,13 +81,13 @@ const YAHOO_NOT_FOUND: &str = r#"{"chart":{"result":null,"error":{"code":"Not Fo
 
 /// Scripted answers, popped one per request; the last one repeats.
 #[derive(Clone, Default)]
-struct Script {
+pub(crate) struct Script {
     answers: Arc<Mutex<VecDeque<(u16, String)>>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Script {
-    fn push(&self, status: u16, body: impl Into<String>) {
+    pub(crate) fn push(&self, status: u16, body: impl Into<String>) {
         self.answers
             .lock()
             .expect("lock")
@@ -110,15 +110,15 @@ impl Script {
     }
 }
 
-struct FakeVendor {
-    url: String,
-    av: Script,
-    news: Script,
+pub(crate) struct FakeVendor {
+    pub(crate) url: String,
+    pub(crate) av: Script,
+    pub(crate) news: Script,
     yahoo: Script,
     _server: tokio::task::JoinHandle<()>,
 }
 
-async fn fake_vendor() -> FakeVendor {
+pub(crate) async fn fake_vendor() -> FakeVendor {
     let (av, news, yahoo) = (Script::default(), Script::default(), Script::default());
     let app = Router::new()
         .route(
@@ -156,7 +156,7 @@ async fn fake_vendor() -> FakeVendor {
     }
 }
 
-fn client(url: &str) -> VendorClient {
+pub(crate) fn client(url: &str) -> VendorClient {
     VendorClient::new(VendorConfig {
         alpha_vantage_url: url.into(),
         yahoo_url: url.into(),
@@ -191,7 +191,7 @@ fn setup(url: &str) -> Setup {
     }
 }
 
-fn input(symbol: &str, source: Source) -> IngestInput {
+pub(crate) fn input(symbol: &str, source: Source) -> IngestInput {
     // Alpha Vantage prices with its news, as an environment declares them.
     let sentiment = (source == Source::AlphaVantage).then_some(SentimentSource::AlphaVantage);
     IngestInput {
