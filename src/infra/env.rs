@@ -390,7 +390,7 @@ mod tests {
         );
         check_err(
             |t| t.replace("symbols: [AAPL, ", "symbols: [AAPL, ../sample/IBM, "),
-            "symbols[1]: symbol \"../sample/IBM\" has characters other than",
+            "symbol \"../sample/IBM\" has characters other than letters, digits and ^ . - = at line 5",
         );
         check_err(
             |t| t.replace("sentiment: null", "sentiment: yahoo"),
