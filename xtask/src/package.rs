@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use stockcast::digest::sha256_hex;
 
 use crate::flags;
 use crate::tools;
@@ -42,10 +42,6 @@ const LAMBDA_GLIBC: &str = "2.17";
 const PROFILE: &str = "lambda";
 /// The training image's profile: the library's model code at full speed.
 const JOB_PROFILE: &str = "job";
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

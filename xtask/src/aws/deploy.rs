@@ -167,7 +167,7 @@ async fn template_source(
     let key = format!(
         "templates/{}/{}.json",
         stack.name,
-        package::sha256_hex(body.as_bytes())
+        stockcast::digest::sha256_hex(body.as_bytes())
     );
     let store = ctx.bucket(bucket)?;
     if store.head(&key).await?.is_none() {
