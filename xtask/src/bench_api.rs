@@ -24,8 +24,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use self::promotions::{History, Promoter};
-use crate::flags;
 use crate::table::Table;
+use crate::{flags, process};
 
 /// The symbol trained and asked for.
 const SYMBOL: &str = "AAPL";
@@ -82,14 +82,15 @@ impl flags::BenchApi {
             .port();
         let exe = std::env::current_exe().context("cannot find the xtask binary")?;
         let started = Instant::now();
-        let mut child = Command::new(exe)
-            .args(["serve", "--port", &port.to_string(), "--root"])
-            .arg(&root)
-            .args(["--revalidate-secs", &revalidate.as_secs_f64().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("failed to start xtask serve")?;
+        let mut child = process::spawn(
+            "serving the seeded store",
+            Command::new(exe)
+                .args(["serve", "--port", &port.to_string(), "--root"])
+                .arg(&root)
+                .args(["--revalidate-secs", &revalidate.as_secs_f64().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
         let duration = Duration::from_secs(self.seconds);
         let result = runtime.block_on(async {
             let cold = loop {

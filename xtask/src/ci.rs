@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::flags;
+use crate::{flags, process};
 
 impl flags::Ci {
     pub fn run(self) -> anyhow::Result<()> {
@@ -151,34 +151,21 @@ pub fn lint_workflows(root: &Path) -> anyhow::Result<()> {
         workflows.len()
     );
     // From the root, so that actionlint finds the repository's .github/.
-    let output = Command::new(&actionlint)
-        .arg("-no-color")
-        .args(&workflows)
-        .current_dir(root)
-        .output()
-        .with_context(|| format!("failed to start {}", actionlint.display()))?;
-    if !output.status.success() {
-        bail!(
-            "actionlint found problems in {} ({}): fix them, then run `cargo xtask ci` again\n---- actionlint ----\n{}{}\n--------------------",
-            dir.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout).trim_end(),
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
+    process::output(
+        &format!("linting {} with actionlint", dir.display()),
+        Command::new(&actionlint)
+            .arg("-no-color")
+            .args(&workflows)
+            .current_dir(root),
+    )
+    .context("fix what actionlint found, then run `cargo xtask ci` again")?;
     Ok(())
 }
 
 /// Runs one step of the gate, streaming its output, and fails with its name.
 pub fn step(what: &str, program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask ci: {what}: {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .with_context(|| format!("failed to start {program}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
+    process::run(what, Command::new(program).args(args))?;
     Ok(())
 }
 
@@ -195,14 +182,14 @@ fn tests(
     tools: &[(&str, std::path::PathBuf)],
 ) -> anyhow::Result<Totals> {
     eprintln!("xtask ci: {what}: cargo {}", args.join(" "));
-    let mut child = Command::new("cargo")
+    let mut cargo = Command::new("cargo");
+    cargo
         .args(args)
         // Tests that need a tool fail, rather than skip, when it is missing.
         .env("STOCKCAST_REQUIRE_TOOLS", "1")
         .envs(tools.iter().map(|(k, v)| (*k, v)))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("failed to start cargo")?;
+        .stdout(Stdio::piped());
+    let mut child = process::spawn(what, &mut cargo)?;
     let mut totals = Totals::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
@@ -214,14 +201,8 @@ fn tests(
             }
         }
     }
-    let status = child.wait().context("failed to wait for cargo")?;
-    if !status.success() {
-        bail!(
-            "{what} failed ({status}); {} passed, {} failed",
-            totals.passed,
-            totals.failed
-        );
-    }
+    process::wait(what, &cargo, &mut child)
+        .map_err(|e| anyhow::anyhow!("{e}; {} passed, {} failed", totals.passed, totals.failed))?;
     if totals.passed == 0 {
         bail!("{what}: no test ran");
     }

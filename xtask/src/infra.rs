@@ -9,8 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use stockcast::infra::{self, Rendered, Sources};
 
-use crate::flags;
-use crate::tools;
+use crate::{flags, process, tools};
 
 /// Writes an environment's templates and workflow definitions under `out/<env>/`.
 fn write_rendered(rendered: &Rendered, out: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
@@ -130,25 +129,16 @@ impl flags::Check {
 /// Runs a validator; a non-zero exit adds its output as a failure.
 fn external(what: &str, command: &mut Command, failures: &mut Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let output = command
-        .output()
-        .with_context(|| format!("{what}: failed to start {command:?}"))?;
+    let finding = match process::output(what, command) {
+        Ok(_) => None,
+        Err(e) if e.exited() => Some(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     eprintln!(
         "check: {what}: {} in {:.1} s",
-        if output.status.success() {
-            "ok"
-        } else {
-            "FAILED"
-        },
+        if finding.is_none() { "ok" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
-    if !output.status.success() {
-        failures.push(format!(
-            "{what} failed ({})\n---- output ----\n{}{}\n----------------",
-            output.status,
-            String::from_utf8_lossy(&output.stdout).trim_end(),
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        ));
-    }
+    failures.extend(finding);
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! `reject`: the pipeline and the registry on this machine, no AWS account
 //! needed.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -43,17 +42,6 @@ impl flags::StoreFlags {
     }
 }
 
-/// The commit this checkout is at, for lineage; `None` outside git.
-fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 impl flags::Local {
     pub fn run(self) -> anyhow::Result<()> {
         let symbols = if self.symbols.is_empty() {
@@ -72,7 +60,7 @@ impl flags::Local {
             store: store.clone(),
             config: config.clone(),
             sample_dir: self.sample.clone(),
-            git_commit: git_commit(),
+            git_commit: crate::process::git_commit(),
         };
         let input = RunInput {
             run_id: new_run_id("local"),

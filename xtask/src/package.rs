@@ -22,8 +22,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use stockcast::digest::sha256_hex;
 
-use crate::flags;
-use crate::tools;
+use crate::{flags, process, tools};
 
 /// Lambda artifacts: (artifact name, cargo package = binary name).
 pub const LAMBDAS: [(&str, &str); 5] = [
@@ -71,10 +70,7 @@ fn zigbuild(profile: &str, target: &str, packages: &[&str]) -> anyhow::Result<()
         "package: cargo zigbuild --profile {profile} --target {target} -p {}",
         packages.join(" -p ")
     );
-    let status = command.status().context("failed to start cargo zigbuild")?;
-    if !status.success() {
-        bail!("cross-compiling for {target} failed ({status})");
-    }
+    process::run(&format!("cross-compiling for {target}"), &mut command)?;
     Ok(())
 }
 
@@ -93,18 +89,6 @@ pub fn lambda_zip(executable: &[u8]) -> anyhow::Result<Vec<u8>> {
         zip.finish()?;
     }
     Ok(buffer.into_inner())
-}
-
-/// The git commit of the working tree, for the image's lineage.
-fn git_commit() -> Option<String> {
-    let output = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 impl flags::Package {
@@ -171,7 +155,11 @@ impl flags::Package {
         let train = binaries(tools::TRAIN_TARGET, JOB_PROFILE).join(TRAIN_PACKAGE);
         let executable =
             std::fs::read(&train).with_context(|| format!("cannot read {}", train.display()))?;
-        let image = oci::Image::train(&executable, &certificates()?, git_commit().as_deref())?;
+        let image = oci::Image::train(
+            &executable,
+            &certificates()?,
+            process::git_commit().as_deref(),
+        )?;
         let layout = self.out.join("train-image");
         image.write_layout(&layout)?;
         table.push((

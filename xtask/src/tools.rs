@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::flags;
+use crate::{flags, process};
 
 /// A tool from PyPI.
 #[derive(Debug, Clone, Copy)]
@@ -157,20 +157,6 @@ pub fn tools_dir() -> PathBuf {
     target.join("tools")
 }
 
-fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("{what}: failed to start {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{what} failed ({})\n---- stderr ----\n{}\n----------------",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
-    Ok(())
-}
-
 /// Installs (once) and returns the path of a Python tool's executable.
 /// Each tool has its own virtualenv, so their dependency pins never clash.
 pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
@@ -182,7 +168,7 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         eprintln!("tools: creating a Python virtualenv in {}", venv.display());
         let _ = std::fs::remove_dir_all(&venv);
-        run(
+        process::output(
             "creating the tools virtualenv (needs python3 with the venv module)",
             Command::new("python3").arg("-m").arg("venv").arg(&venv),
         )?;
@@ -193,7 +179,7 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
     let bin = venv.join("bin").join(tool.bin);
     if !marker.exists() || !bin.exists() {
         eprintln!("tools: installing {} (PyPI)", tool.requirement);
-        run(
+        process::output(
             &format!("installing {}", tool.requirement),
             Command::new(&python)
                 .args([
@@ -218,7 +204,7 @@ pub fn ensure_mlflow() -> anyhow::Result<PathBuf> {
         .join(format!("{MLFLOW_SERVER}_no-deps").replace('=', "_"));
     if !marker.exists() {
         eprintln!("tools: installing {MLFLOW_SERVER} without its dependencies (PyPI)");
-        run(
+        process::output(
             &format!("installing {MLFLOW_SERVER}"),
             Command::new(bin.with_file_name("python")).args([
                 "-m",
@@ -246,7 +232,7 @@ pub fn ensure_node(tool: NodeTool) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("cannot create {}", prefix.display()))?;
         let packages = tool.packages.join(" ");
         eprintln!("tools: installing {packages} (npm)");
-        run(
+        process::output(
             &format!("installing {packages} (needs node and npm)"),
             Command::new("npm")
                 .arg("install")
@@ -277,7 +263,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot create {}", cache.display()))?;
     eprintln!("tools: unpacking {} (Debian)", tool.packages.join(" "));
     let download = || {
-        run(
+        process::output(
             &format!("downloading {}", tool.packages.join(" ")),
             Command::new("apt-get")
                 .arg("download")
@@ -287,7 +273,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
     };
     if download().is_err() {
         // A fresh machine may have no package index yet.
-        run(
+        process::output(
             "updating the package index (apt-get update)",
             Command::new("apt-get").arg("update").arg("-qq"),
         )?;
@@ -304,7 +290,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
                     .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
             })
             .with_context(|| format!("apt-get download left no {name}_*.deb"))?;
-        run(
+        process::output(
             &format!("unpacking {}", deb.display()),
             Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
         )?;
@@ -337,10 +323,10 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
 
 /// Adds a Rust target's standard library through rustup, once.
 pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("failed to start rustup (cross-compiling needs it)")?;
+    let installed = process::output(
+        "listing the Rust targets (cross-compiling needs rustup)",
+        Command::new("rustup").args(["target", "list", "--installed"]),
+    )?;
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
         .any(|l| l.trim() == target)
@@ -348,10 +334,11 @@ pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("tools: adding the Rust target {target} (rustup)");
-    run(
+    process::output(
         &format!("rustup target add {target}"),
         Command::new("rustup").args(["target", "add", target]),
-    )
+    )?;
+    Ok(())
 }
 
 fn write_marker(marker: &Path) -> anyhow::Result<()> {

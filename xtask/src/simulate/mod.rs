@@ -35,7 +35,7 @@ use stockcast::config::{Approval as ApprovalMode, GatePolicy, PipelineConfig};
 use stockcast::steps::{ApprovalAnswer, ApprovalResult, ErrorName, RunInput, Source, StepError};
 use stockcast::store::Store;
 
-use crate::{flags, tools};
+use crate::{flags, process, tools};
 use check::{Outcome, RunnerResult, Snapshot};
 use scenarios::{Answer, Prices, Scenario, StoreSeed};
 
@@ -143,22 +143,20 @@ impl Simulation {
         // The executables are taken from cargo's own report (`deps/<name>-<hash>`,
         // unique to this checkout): `target/debug/<name>` is shared by every
         // checkout building into the same target folder, and may be another's.
-        let output = Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "--message-format=json-render-diagnostics",
-                "-p",
-                "xtask",
-                "-p",
-                "stockcast-train",
-            ])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("failed to start cargo")?;
-        if !output.status.success() {
-            bail!("building the step binaries failed ({})", output.status);
-        }
+        let output = process::output(
+            "building the step binaries",
+            Command::new("cargo")
+                .args([
+                    "build",
+                    "--quiet",
+                    "--message-format=json-render-diagnostics",
+                    "-p",
+                    "xtask",
+                    "-p",
+                    "stockcast-train",
+                ])
+                .stderr(Stdio::inherit()),
+        )?;
         let executables = built_executables(&output.stdout);
         let target = absolute(tools::tools_dir())?
             .parent()
@@ -522,14 +520,15 @@ impl Simulation {
         answer: Option<Answer>,
     ) -> anyhow::Result<RunnerResult> {
         let log = std::fs::File::create(dir.join("runner.log"))?;
-        let mut child = Command::new(&self.node)
-            .arg(&self.runner)
-            .arg(job)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("failed to start the runner")?;
+        let mut child = process::spawn(
+            "running the interpreter",
+            Command::new(&self.node)
+                .arg(&self.runner)
+                .arg(job)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(log),
+        )?;
         let stdin = child.stdin.take().context("the runner has no stdin")?;
         let stdout = child.stdout.take().context("the runner has no stdout")?;
         let child = Arc::new(Mutex::new(child));
