@@ -28,7 +28,7 @@ use stockcast::steps::{
 use stockcast::store::{Faults, Store};
 use stockcast::train::{TrainContext, train, train_output_key};
 
-use crate::harness::{runtime, sample_dir, temp_root};
+use test_support::{runtime, sample_dir, temp_root};
 
 const SYMBOL: &str = "IBM";
 const MODELS: [ModelKind; 2] = [ModelKind::Naive, ModelKind::LinregLag5];
@@ -466,7 +466,7 @@ fn every_write_point_survives_a_crash_on_the_local_store() {
 
 #[test]
 fn every_write_point_survives_a_crash_on_s3() {
-    let Some(moto) = crate::harness::Moto::start() else {
+    let Some(moto) = test_support::Moto::start() else {
         return;
     };
     let moto = &moto;

@@ -8,18 +8,17 @@
 
 mod promotions;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stockcast::backtest::Protocol;
 use stockcast::config::PipelineConfig;
 use stockcast::models::ModelKind;
-use stockcast::pipeline::LocalPipeline;
 use stockcast::registry::Registry;
-use stockcast::steps::{RunInput, Source};
 use stockcast::store::Store;
+use test_support::seed::SampleRun;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -254,30 +253,23 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 /// each). Serving is what is measured, so the backtest behind a version is
 /// two origins long.
 async fn seed(root: &std::path::Path, model: ModelKind, runs: usize) -> anyhow::Result<()> {
-    let pipeline = LocalPipeline {
-        store: Store::local(root)?,
-        config: PipelineConfig {
-            protocol: Protocol {
-                test_rows: 31,
-                spacing: 10,
-                ..Protocol::default()
-            },
-            ..PipelineConfig::default()
-        },
-        sample_dir: "data/sample".into(),
-        git_commit: None,
-    };
+    let store = Store::local(root)?;
     for run in 1..=runs {
-        let input = RunInput {
-            run_id: format!("bench-{run}"),
-            env: "bench".into(),
-            symbols: vec![SYMBOL.into()],
-            models: vec![ModelKind::Naive, model],
-            horizons: vec![1, 5, 21],
-            source: Source::Sample,
-            sentiment: None,
+        let run = SampleRun {
+            run_id: &format!("bench-{run}"),
+            env: "bench",
+            symbols: &[SYMBOL],
+            models: &[ModelKind::Naive, model],
+            config: PipelineConfig {
+                protocol: Protocol {
+                    test_rows: 31,
+                    spacing: 10,
+                    ..Protocol::default()
+                },
+                ..PipelineConfig::default()
+            },
         };
-        pipeline.run(input, Arc::new(|| {})).await?;
+        test_support::seed::trained(&store, Path::new("data/sample"), run).await?;
     }
     Ok(())
 }

@@ -12,10 +12,6 @@
 //! patch 9).
 #![cfg(feature = "aws")]
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -80,10 +76,10 @@ impl Aws<'_> {
 #[test]
 fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     let (Some(moto), Some(registry), Some(artifacts), Some(moto_server)) = (
-        harness::Moto::start_patched(),
-        harness::OciRegistry::start(),
-        harness::tool("STOCKCAST_PACKAGE_DIR"),
-        harness::tool("STOCKCAST_MOTO_SERVER"),
+        test_support::Moto::start_patched(),
+        test_support::OciRegistry::start(),
+        test_support::tool("STOCKCAST_PACKAGE_DIR"),
+        test_support::tool("STOCKCAST_MOTO_SERVER"),
     ) else {
         return;
     };

@@ -272,21 +272,17 @@ impl Simulation {
         let dir = self.work.join("_trained");
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::local(&dir.join("store"))?;
-        let config = self.config(|_| {});
-        let input = RunInput {
-            run_id: "seed-training".into(),
-            env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
-            models: scenarios::MODELS.to_vec(),
-            horizons: config.protocol.horizons.clone(),
-            source: Source::Sample,
-            sentiment: None,
+        let run = test_support::seed::SampleRun {
+            run_id: "seed-training",
+            env: &self.env.name,
+            symbols: &scenarios::SYMBOLS,
+            models: &scenarios::MODELS,
+            config: self.config(|_| {}),
         };
-        self.runtime.block_on(seed::trained(
+        self.runtime.block_on(test_support::seed::trained(
             &store,
             Path::new("data/sample"),
-            input,
-            config,
+            run,
         ))?;
         *cached = Some(dir.join("store"));
         Ok(dir.join("store"))
