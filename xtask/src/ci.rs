@@ -92,7 +92,7 @@ impl flags::Ci {
         clock.time("simulate", || {
             eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");
             flags::Simulate {
-                env: "dev".into(),
+                env: flags::EnvName { name: "dev".into() },
                 scenario: Vec::new(),
                 list: false,
             }

@@ -35,7 +35,7 @@ fn write_rendered(rendered: &Rendered, out: &Path) -> anyhow::Result<(Vec<PathBu
 impl flags::Render {
     pub fn run(self) -> anyhow::Result<()> {
         let sources = Sources::in_project(Path::new("."));
-        let rendered = infra::render(&sources, &self.env)?;
+        let rendered = infra::render(&sources, &self.env.name)?;
         let (stacks, workflows) = write_rendered(&rendered, &self.out)?;
         for path in stacks.iter().chain(&workflows) {
             println!("{}", path.display());

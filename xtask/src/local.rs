@@ -24,6 +24,12 @@ fn open_store(root: &str) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("failed to open the store {root}"))
 }
 
+impl flags::StoreRoot {
+    pub fn open(&self) -> anyhow::Result<Store> {
+        open_store(&self.root)
+    }
+}
+
 impl flags::StoreFlags {
     /// The store and a runtime to use it on: the deployed environment's data
     /// bucket with `--env` (the AWS commands' credentials), else `--root`.
@@ -31,13 +37,12 @@ impl flags::StoreFlags {
         match &self.env {
             #[cfg(feature = "aws")]
             Some(env) => crate::aws::data_store(flags::Aws {
-                env: env.clone(),
-                profile: self.profile.clone(),
-                endpoint_url: self.endpoint_url.clone(),
+                env: flags::EnvName { name: env.clone() },
+                connection: self.connection.clone(),
             }),
             #[cfg(not(feature = "aws"))]
             Some(_) => unreachable!("--env re-runs with the aws feature"),
-            None => Ok((open_store(&self.root)?, runtime()?)),
+            None => Ok((self.store.open()?, runtime()?)),
         }
     }
 }
@@ -45,7 +50,7 @@ impl flags::StoreFlags {
 impl flags::Local {
     pub fn run(self) -> anyhow::Result<()> {
         let symbols = if self.symbols.is_empty() {
-            stockcast::series::load_folder(&self.sample)
+            stockcast::series::load_folder(&self.sample.dir)
                 .context("failed to read the sample folder")?
                 .into_iter()
                 .map(|s| s.name)
@@ -55,11 +60,11 @@ impl flags::Local {
         };
         let mut config = PipelineConfig::default();
         config.gate.approval = self.approval;
-        let store = open_store(&self.root)?;
+        let store = self.store.open()?;
         let pipeline = LocalPipeline {
             store: store.clone(),
             config: config.clone(),
-            sample_dir: self.sample.clone(),
+            sample_dir: self.sample.dir.clone(),
             git_commit: crate::process::git_commit(),
         };
         let input = RunInput {
@@ -124,7 +129,7 @@ impl flags::Local {
         if report.gate.as_ref().is_some_and(|g| g.needs_approval) {
             println!(
                 "staged for approval: `cargo xtask approve --root {root} {run}` promotes them, `cargo xtask reject --root {root} {run}` clears them",
-                root = self.root,
+                root = self.store.root,
                 run = report.run_id
             );
         }
@@ -244,7 +249,7 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
 
 impl flags::Models {
     pub fn run(self) -> anyhow::Result<()> {
-        let registry = Registry::new(open_store(&self.root)?);
+        let registry = Registry::new(self.store.open()?);
         let (entries, staged) = runtime()?.block_on(async {
             let entries = registry.production_models().await?;
             let staged = registry.staged_models().await?;
@@ -318,7 +323,7 @@ impl flags::Models {
         {
             println!(
                 "run {run} waits for approval: `cargo xtask approve --root {root} {run}` or `reject`",
-                root = self.root
+                root = self.store.root
             );
         }
         Ok(())
@@ -383,7 +388,7 @@ impl flags::Rollback {
 impl flags::Ingest {
     pub fn run(self) -> anyhow::Result<()> {
         stockcast::logging::init_human();
-        let store = open_store(&self.root)?;
+        let store = self.store.open()?;
         let vendors = match (self.source, self.sentiment) {
             (Source::Sample, None) => None,
             _ => Some(stockcast::vendors::VendorClient::new(
@@ -392,7 +397,7 @@ impl flags::Ingest {
         };
         let context = stockcast::ingest::IngestContext {
             store: store.clone(),
-            sample_dir: self.sample.clone(),
+            sample_dir: self.sample.dir.clone(),
             vendors,
         };
         let runtime = runtime()?;

@@ -72,7 +72,7 @@ impl flags::Simulate {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        let simulation = Simulation::prepare(&self.env)?;
+        let simulation = Simulation::prepare(&self.env.name)?;
         let started = Instant::now();
         let mut failed = Vec::new();
         for scenario in selected.iter().copied() {
@@ -95,7 +95,7 @@ impl flags::Simulate {
         println!(
             "simulate: {} scenarios passed in {seconds:.1} s ({} environment)",
             selected.len(),
-            self.env
+            self.env.name
         );
         Ok(())
     }
