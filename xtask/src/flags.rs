@@ -199,6 +199,9 @@ pub struct Run {
 pub struct Status {
     #[command(flatten)]
     pub aws: Aws,
+    /// Print the report as JSON (the same fields) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A person's answer to a training run waiting for approval: a deployed

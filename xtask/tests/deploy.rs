@@ -194,6 +194,17 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
         "status lists the execution: {status}"
     );
     assert!(status.contains("stockcast-dev-app"), "{status}");
+    // The same report for scripts.
+    let report: serde_json::Value =
+        serde_json::from_str(&aws.ok(&["status", "--json"])).expect("status --json is JSON");
+    assert_eq!(report["env"], "dev", "{report}");
+    let listed = report["executions"]
+        .as_array()
+        .expect("executions")
+        .iter()
+        .flat_map(|machine| machine["executions"].as_array().into_iter().flatten())
+        .any(|execution| execution["name"] == name.as_str());
+    assert!(listed, "status --json lists the execution: {report}");
 
     resume_after_the_spend_cap(&aws, &moto_server);
 
