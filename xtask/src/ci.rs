@@ -69,15 +69,9 @@ impl flags::Ci {
                 "xtask ci: packaging: cargo xtask package --out {}",
                 package_dir.display()
             );
-            flags::Package {
-                out: package_dir.clone(),
-                push: None,
-                no_build: false,
-                registry_user: None,
-                registry_password: None,
-            }
-            .run()
-            .context("packaging failed")
+            flags::Package::build_only(package_dir.clone())
+                .run()
+                .context("packaging failed")
         })?;
         tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
         let totals = clock.time("tests", || {

@@ -92,6 +92,17 @@ pub fn lambda_zip(executable: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 impl flags::Package {
+    /// `cargo xtask package --out <out>`: every artifact built, nothing pushed.
+    pub fn build_only(out: PathBuf) -> flags::Package {
+        flags::Package {
+            out,
+            push: None,
+            no_build: false,
+            registry_user: None,
+            registry_password: None,
+        }
+    }
+
     pub fn run(self) -> anyhow::Result<()> {
         let image = if self.no_build {
             oci::Image::read_layout(&self.out.join("train-image"))?
