@@ -116,15 +116,21 @@ pub fn spawn_listening(mut command: std::process::Command, port: u16) -> KillOnD
             .spawn()
             .expect("starts the server"),
     );
+    wait_listening(&format!("127.0.0.1:{port}"), "the server");
+    server
+}
+
+/// Waits until something listens on `address`, for at most 30 s; panics
+/// naming `what` did not start.
+fn wait_listening(address: &str, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(address).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
-            "nothing listened on port {port} within 30 s"
+            "{what} did not listen on {address} within 30 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    server
 }
 
 /// The moto AWS emulator on 127.0.0.1, stopped when dropped.
@@ -173,14 +179,7 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto did not start within 30 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_listening(&format!("127.0.0.1:{port}"), "moto");
         Some(moto)
     }
 
@@ -260,14 +259,7 @@ impl OciRegistry {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the registry did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_listening(&address, "the registry");
         Some(OciRegistry {
             child,
             address,
