@@ -23,64 +23,11 @@ impl flags::Ci {
         Ok(())
     }
 
+    /// The gate's steps in order: the static checks, then the tests with
+    /// the tools and artifacts they need, then the workflow simulation.
     fn run_steps(&self, clock: &mut Clock) -> anyhow::Result<Totals> {
-        clock.time("fmt", || {
-            step("checking formatting", "cargo", &["fmt", "--all", "--check"])
-                .context("formatting differs: run `cargo fmt --all` and commit")
-        })?;
-        clock.time("clippy", || {
-            step(
-                "running clippy",
-                "cargo",
-                &[
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--all-features",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            )
-        })?;
-        clock.time("stacks", || {
-            eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
-            flags::Check {
-                env: None,
-                all: true,
-                skip_external: false,
-                root: ".".into(),
-            }
-            .run()
-            .context("the stacks failed their checks")
-        })?;
-        clock.time("actionlint", || lint_workflows(Path::new(".")))?;
-        let mut tools = clock.time("tools", || {
-            crate::tools::test_environment().context("installing the test tools failed")
-        })?;
-        // Cross-compiling is the slowest build of all: done once, here, and
-        // read by the packaging tests rather than rebuilt by them.
-        let package_dir = crate::tools::tools_dir()
-            .parent()
-            .map(|target| target.join("package"))
-            .context("the tools folder has no parent")?;
-        clock.time("package", || {
-            eprintln!(
-                "xtask ci: packaging: cargo xtask package --out {}",
-                package_dir.display()
-            );
-            flags::Package::build_only(package_dir.clone())
-                .run()
-                .context("packaging failed")
-        })?;
-        tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
-        let totals = clock.time("tests", || {
-            tests(
-                "running tests",
-                &["test", "--workspace", "--all-features"],
-                &tools,
-            )
-        })?;
+        static_checks(clock)?;
+        let totals = tests_with_tools(clock)?;
         // The workflows run for real, offline: the rendered ASL in an
         // interpreter with every task bound to the step code (issue 8).
         clock.time("simulate", || {
@@ -95,6 +42,72 @@ impl flags::Ci {
         })?;
         Ok(totals)
     }
+}
+
+/// Formatting, clippy, the stacks' checks and actionlint: what fails fast.
+fn static_checks(clock: &mut Clock) -> anyhow::Result<()> {
+    clock.time("fmt", || {
+        step("checking formatting", "cargo", &["fmt", "--all", "--check"])
+            .context("formatting differs: run `cargo fmt --all` and commit")
+    })?;
+    clock.time("clippy", || {
+        step(
+            "running clippy",
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    clock.time("stacks", || {
+        eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
+        flags::Check {
+            env: None,
+            all: true,
+            skip_external: false,
+            root: ".".into(),
+        }
+        .run()
+        .context("the stacks failed their checks")
+    })?;
+    clock.time("actionlint", || lint_workflows(Path::new(".")))
+}
+
+/// Installs the test tools, packages the artifacts the packaging tests
+/// read, and runs every test with both at hand.
+fn tests_with_tools(clock: &mut Clock) -> anyhow::Result<Totals> {
+    let mut tools = clock.time("tools", || {
+        crate::tools::test_environment().context("installing the test tools failed")
+    })?;
+    // Cross-compiling is the slowest build of all: done once, here, and
+    // read by the packaging tests rather than rebuilt by them.
+    let package_dir = crate::tools::tools_dir()
+        .parent()
+        .map(|target| target.join("package"))
+        .context("the tools folder has no parent")?;
+    clock.time("package", || {
+        eprintln!(
+            "xtask ci: packaging: cargo xtask package --out {}",
+            package_dir.display()
+        );
+        flags::Package::build_only(package_dir.clone())
+            .run()
+            .context("packaging failed")
+    })?;
+    tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
+    clock.time("tests", || {
+        tests(
+            "running tests",
+            &["test", "--workspace", "--all-features"],
+            &tools,
+        )
+    })
 }
 
 /// How long each step of the gate took, printed as a table at the end.

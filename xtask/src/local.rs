@@ -7,8 +7,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use stockcast::config::PipelineConfig;
+use stockcast::models::ModelKind;
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport, new_run_id};
-use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics, version_key};
+use stockcast::registry::{
+    HorizonMetrics, ProductionEntry, Registry, StagingRecord, VersionMetrics, version_key,
+};
 use stockcast::steps::{RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 use stockcast::train;
@@ -49,15 +52,7 @@ impl flags::StoreFlags {
 
 impl flags::Local {
     pub fn run(self) -> anyhow::Result<()> {
-        let symbols = if self.symbols.is_empty() {
-            stockcast::series::load_folder(&self.sample.dir)
-                .context("failed to read the sample folder")?
-                .into_iter()
-                .map(|s| s.name)
-                .collect()
-        } else {
-            self.symbols.clone()
-        };
+        let symbols = self.symbols()?;
         let mut config = PipelineConfig::default();
         config.gate.approval = self.approval;
         let store = self.store.open()?;
@@ -84,15 +79,8 @@ impl flags::Local {
             store.describe()
         );
         let total = train::count_fits(symbols.len(), &self.models, &config.protocol);
-        let bar = ProgressBar::new(total as u64).with_style(
-            ProgressStyle::with_template("training {bar:40} {pos}/{len} backtest fits, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let tick = bar.clone();
         let started = std::time::Instant::now();
-        let result = runtime()?.block_on(pipeline.run(input, Arc::new(move || tick.inc(1))));
-        bar.finish_and_clear();
-        let report = match result {
+        let report = match with_progress(&pipeline, input, total)? {
             Ok(report) => report,
             Err(PipelineError::QualityFailed(report)) => {
                 print_ingest(&report);
@@ -102,16 +90,10 @@ impl flags::Local {
         };
         print_ingest(&report);
         print_quality(&report);
-        let registry = Registry::new(store.clone());
-        let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
-        let metrics = runtime()?.block_on(async {
-            let mut all = Vec::new();
-            for c in candidates {
-                all.push(registry.metrics(&c.symbol, c.model, &c.version).await?);
-            }
-            Ok::<_, stockcast::registry::RegistryError>(all)
-        })?;
-        print!("\n{}", summary(&report, &metrics));
+        print!(
+            "\n{}",
+            summary(&report, &candidate_metrics(&store, &report)?)
+        );
         println!(
             "\nrun {} took {:.1} s; manifest: {}/runs/{}/manifest.json",
             report.run_id,
@@ -119,6 +101,27 @@ impl flags::Local {
             store.describe(),
             report.run_id
         );
+        self.print_where_next(&store, &report);
+        if let Some(uri) = &self.mlflow {
+            mirror_or_warn(store, uri)?;
+        }
+        Ok(())
+    }
+
+    /// The symbols asked for, or every file of the sample folder.
+    fn symbols(&self) -> anyhow::Result<Vec<String>> {
+        if !self.symbols.is_empty() {
+            return Ok(self.symbols.clone());
+        }
+        Ok(stockcast::series::load_folder(&self.sample.dir)
+            .context("failed to read the sample folder")?
+            .into_iter()
+            .map(|s| s.name)
+            .collect())
+    }
+
+    /// Where the run's plots are, and how to answer a run staged for approval.
+    fn print_where_next(&self, store: &Store, report: &RunReport) {
         if let Some(c) = report.train.as_ref().and_then(|t| t.candidates.first()) {
             println!(
                 "plots: {}/{} (and beside every version's metrics)",
@@ -133,23 +136,54 @@ impl flags::Local {
                 run = report.run_id
             );
         }
-        if let Some(uri) = &self.mlflow {
-            // The store is the source of truth: a run that MLflow missed is
-            // still a good run, and the next sync catches up.
-            let mirrored = crate::mlflow::mirror(
-                &runtime()?,
-                store,
-                uri,
-                &stockcast::mlflow::experiment_name("local"),
-            );
-            if let Err(e) = mirrored {
-                eprintln!(
-                    "warning: {e:#}\n  the run is complete in the store; mirror it later with `cargo xtask mlflow --tracking-uri {uri}`"
-                );
-            }
-        }
-        Ok(())
     }
+}
+
+/// Runs the pipeline with a bar of the backtest's `total` fits.
+fn with_progress(
+    pipeline: &LocalPipeline,
+    input: RunInput,
+    total: usize,
+) -> anyhow::Result<Result<RunReport, PipelineError>> {
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("training {bar:40} {pos}/{len} backtest fits, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tick = bar.clone();
+    let result = runtime()?.block_on(pipeline.run(input, Arc::new(move || tick.inc(1))));
+    bar.finish_and_clear();
+    Ok(result)
+}
+
+/// The metrics of every candidate the run trained, for its summary.
+fn candidate_metrics(store: &Store, report: &RunReport) -> anyhow::Result<Vec<VersionMetrics>> {
+    let registry = Registry::new(store.clone());
+    let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
+    Ok(runtime()?.block_on(async {
+        let mut all = Vec::new();
+        for c in candidates {
+            all.push(registry.metrics(&c.symbol, c.model, &c.version).await?);
+        }
+        Ok::<_, stockcast::registry::RegistryError>(all)
+    })?)
+}
+
+/// Mirrors the store into MLflow, warning on failure: the store is the
+/// source of truth, and a run that MLflow missed is still a good run,
+/// which the next sync catches up.
+fn mirror_or_warn(store: Store, uri: &str) -> anyhow::Result<()> {
+    let mirrored = crate::mlflow::mirror(
+        &runtime()?,
+        store,
+        uri,
+        &stockcast::mlflow::experiment_name("local"),
+    );
+    if let Err(e) = mirrored {
+        eprintln!(
+            "warning: {e:#}\n  the run is complete in the store; mirror it later with `cargo xtask mlflow --tracking-uri {uri}`"
+        );
+    }
+    Ok(())
 }
 
 /// The data checks' warnings, and the symbols they skipped.
@@ -262,60 +296,7 @@ impl flags::Models {
             );
             return Ok(());
         }
-        let mut table = Table::new(&[
-            "symbol",
-            "model",
-            "version",
-            "MASE h1",
-            "naive h1",
-            "MASE h5",
-            "naive h5",
-            "MASE h21",
-            "naive h21",
-            "data through",
-            "since",
-            "staging",
-        ]);
-        let staged_version = |symbol: &str, model| {
-            staged
-                .iter()
-                .find(|(s, m, _)| s == symbol && *m == model)
-                .and_then(|(_, _, r)| r.version.clone())
-        };
-        for e in &entries {
-            let m = Some(&e.metrics);
-            let mut row = vec![
-                e.symbol.clone(),
-                e.model.name().to_owned(),
-                e.alias.version.clone(),
-            ];
-            row.extend(mase_cells(m));
-            row.extend([
-                m.and_then(|m| m.data_through)
-                    .map_or("-".to_owned(), |d| d.to_string()),
-                e.alias.updated_at.clone(),
-                staged_version(&e.symbol, e.model).unwrap_or_else(|| "-".to_owned()),
-            ]);
-            table.row(row);
-        }
-        // A staged model that was never in production still gets a row.
-        for (symbol, model, record) in &staged {
-            if entries
-                .iter()
-                .any(|e| &e.symbol == symbol && e.model == *model)
-            {
-                continue;
-            }
-            let mut row = vec![symbol.clone(), model.name().to_owned(), "-".to_owned()];
-            row.extend(mase_cells(None));
-            row.extend([
-                "-".to_owned(),
-                "-".to_owned(),
-                record.version.clone().unwrap_or_default(),
-            ]);
-            table.row(row);
-        }
-        print!("{}", table.render());
+        print!("{}", models_table(&entries, &staged).render());
         for run in staged
             .iter()
             .map(|(_, _, r)| &r.run_id)
@@ -328,6 +309,68 @@ impl flags::Models {
         }
         Ok(())
     }
+}
+
+/// One row per production model (its metrics beside naive's and any
+/// staged version), and one per staged model never in production.
+fn models_table(
+    entries: &[ProductionEntry],
+    staged: &[(String, ModelKind, StagingRecord)],
+) -> Table {
+    let mut table = Table::new(&[
+        "symbol",
+        "model",
+        "version",
+        "MASE h1",
+        "naive h1",
+        "MASE h5",
+        "naive h5",
+        "MASE h21",
+        "naive h21",
+        "data through",
+        "since",
+        "staging",
+    ]);
+    let staged_version = |symbol: &str, model| {
+        staged
+            .iter()
+            .find(|(s, m, _)| s == symbol && *m == model)
+            .and_then(|(_, _, r)| r.version.clone())
+    };
+    for e in entries {
+        let m = Some(&e.metrics);
+        let mut row = vec![
+            e.symbol.clone(),
+            e.model.name().to_owned(),
+            e.alias.version.clone(),
+        ];
+        row.extend(mase_cells(m));
+        row.extend([
+            m.and_then(|m| m.data_through)
+                .map_or("-".to_owned(), |d| d.to_string()),
+            e.alias.updated_at.clone(),
+            staged_version(&e.symbol, e.model).unwrap_or_else(|| "-".to_owned()),
+        ]);
+        table.row(row);
+    }
+    // A staged model that was never in production still gets a row.
+    for (symbol, model, record) in staged {
+        if entries
+            .iter()
+            .any(|e| &e.symbol == symbol && e.model == *model)
+        {
+            continue;
+        }
+        let mut row = vec![symbol.clone(), model.name().to_owned(), "-".to_owned()];
+        row.extend(mase_cells(None));
+        row.extend([
+            "-".to_owned(),
+            "-".to_owned(),
+            record.version.clone().unwrap_or_default(),
+        ]);
+        table.row(row);
+    }
+    table
 }
 
 impl flags::Answer {
