@@ -4,7 +4,7 @@
 use stockcast::infra::cost::{self, CostError, Estimate, PriceTable, Workload};
 use stockcast::infra::{Sources, render};
 
-use crate::harness::project_root;
+use test_support::project_root;
 
 fn sources() -> Sources {
     Sources::in_project(&project_root())

@@ -39,8 +39,8 @@ use stockcast::store::{Faults, Store};
 use stockcast::train::{TrainContext, train};
 use stockcast::vendors::alpha_vantage::{self, DailyFunction};
 
-use crate::harness::{runtime, sample_dir, temp_root};
 use crate::vendors::{AV_NEWS, AV_THROTTLE_NOTE, av_daily, client, fake_vendor, input};
+use test_support::{runtime, sample_dir, temp_root};
 
 const SYMBOL: &str = "IBM";
 
@@ -649,7 +649,7 @@ fn every_write_point_survives_a_crash_on_the_local_store() {
 
 #[test]
 fn every_write_point_survives_a_crash_on_s3() {
-    let Some(moto) = crate::harness::Moto::start() else {
+    let Some(moto) = test_support::Moto::start() else {
         return;
     };
     let moto = &moto;

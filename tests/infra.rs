@@ -2,7 +2,7 @@
 
 use stockcast::infra::{self, Rendered, STACKS, Sources, render};
 
-use crate::harness::project_root;
+use test_support::project_root;
 
 fn rendered(env: &str) -> Rendered {
     render(&Sources::in_project(&project_root()), env)

@@ -13,7 +13,7 @@ use stockcast::series::{Bar, PriceSeries};
 use stockcast::steps::{ErrorName, QualityCheck, RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 
-use crate::harness::{runtime, sample_dir, temp_root};
+use test_support::{runtime, sample_dir, temp_root};
 
 fn pipeline(store: &Store) -> LocalPipeline {
     LocalPipeline {

@@ -11,7 +11,7 @@ use stockcast::series::PriceSeries;
 use stockcast::steps::{IngestInput, Source};
 use stockcast::store::{Store, StoreError};
 
-use crate::harness::{runtime, sample_dir, temp_root};
+use test_support::{runtime, sample_dir, temp_root};
 
 /// Two writers holding the same version: exactly one wins, the other is told.
 pub async fn one_of_two_racing_writers_wins(store: &Store) {
@@ -202,7 +202,7 @@ fn two_processes_share_the_local_lock() {
 
 #[test]
 fn s3_backend_guarantees() {
-    let Some(moto) = crate::harness::Moto::start() else {
+    let Some(moto) = test_support::Moto::start() else {
         return;
     };
     let store = moto.s3_store("stockcast-test");

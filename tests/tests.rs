@@ -3,7 +3,6 @@
 mod backtest;
 mod cost;
 mod crash;
-mod harness;
 mod infra;
 mod pipeline;
 mod store;

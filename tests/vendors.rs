@@ -20,7 +20,7 @@ use stockcast::vendors::alpha_vantage::{DailyFunction, parse_daily, parse_sentim
 use stockcast::vendors::yahoo::parse_chart;
 use stockcast::vendors::{RetryPolicy, VendorClient, VendorConfig};
 
-use crate::harness::{runtime, temp_root};
+use test_support::{runtime, temp_root};
 
 const KEY: &str = "SECRET-KEY-0123";
 
@@ -598,7 +598,7 @@ fn every_failure_mode_is_a_typed_error_with_raw_kept_and_curated_unchanged() {
 #[test]
 fn an_unreachable_vendor_is_unavailable_and_the_key_stays_secret() {
     runtime().block_on(async {
-        let port = crate::harness::free_port();
+        let port = test_support::free_port();
         let s = setup(&format!("http://127.0.0.1:{port}"));
         let err = ingest(&s.ctx, &input("IBM", Source::AlphaVantage))
             .await

@@ -8,24 +8,23 @@
 
 mod promotions;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stockcast::backtest::Protocol;
 use stockcast::config::PipelineConfig;
 use stockcast::models::ModelKind;
-use stockcast::pipeline::LocalPipeline;
 use stockcast::registry::Registry;
-use stockcast::steps::{RunInput, Source};
 use stockcast::store::Store;
+use test_support::seed::SampleRun;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use self::promotions::{History, Promoter};
-use crate::flags;
 use crate::table::Table;
+use crate::{flags, process};
 
 /// The symbol trained and asked for.
 const SYMBOL: &str = "AAPL";
@@ -53,12 +52,7 @@ impl flags::BenchApi {
     pub fn run(self) -> anyhow::Result<()> {
         let runtime =
             tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-        let revalidate =
-            Duration::from_secs_f64(self.revalidate_secs.unwrap_or(if self.promotions {
-                0.25
-            } else {
-                60.0
-            }));
+        let revalidate = self.revalidate();
         let seeded = tempfile_dir()?;
         let root = seeded.join("store");
         // --promotions moves production between two versions: two runs.
@@ -80,40 +74,11 @@ impl flags::BenchApi {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let exe = std::env::current_exe().context("cannot find the xtask binary")?;
         let started = Instant::now();
-        let mut child = Command::new(exe)
-            .args(["serve", "--port", &port.to_string(), "--root"])
-            .arg(&root)
-            .args(["--revalidate-secs", &revalidate.as_secs_f64().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("failed to start xtask serve")?;
-        let duration = Duration::from_secs(self.seconds);
-        let result = runtime.block_on(async {
-            let cold = loop {
-                if let Ok(mut conn) = Connection::open(port).await
-                    && let Ok((200, _)) = conn.post("/predict", body).await
-                {
-                    break started.elapsed();
-                }
-                if started.elapsed() > Duration::from_secs(30) {
-                    bail!("the server did not answer within 30 s");
-                }
-                tokio::time::sleep(Duration::from_micros(500)).await;
-            };
-            let moving =
-                promoter.map(|p| tokio::spawn(p.run(MOVE_EVERY, Instant::now() + duration)));
-            let answers = load(body, port, self.rps, duration, self.connections).await?;
-            let history = match moving {
-                Some(task) => Some(task.await.context("the promoter stopped")??),
-                None => None,
-            };
-            Ok((cold, answers, history))
-        });
-        let _ = child.kill();
-        let _ = child.wait();
+        let mut server = serve(&root, port, revalidate)?;
+        let result = runtime.block_on(self.measure(port, body, started, promoter));
+        let _ = server.kill();
+        let _ = server.wait();
         let _ = std::fs::remove_dir_all(&seeded);
         let (cold, answers, history) = result?;
         let profile = if cfg!(debug_assertions) {
@@ -133,6 +98,62 @@ impl flags::BenchApi {
         let report = Report::new(&answers, history.as_ref(), revalidate);
         print!("{}", report.table(cold).render());
         report.verdict()
+    }
+
+    /// How long the server trusts its cache: as deployed (60 s), or 0.25 s
+    /// with --promotions, unless --revalidate-secs says otherwise.
+    fn revalidate(&self) -> Duration {
+        let default = if self.promotions { 0.25 } else { 60.0 };
+        Duration::from_secs_f64(self.revalidate_secs.unwrap_or(default))
+    }
+
+    /// The cold start (from `started`, the server's spawn), then the load,
+    /// with the promoter moving production meanwhile if there is one.
+    async fn measure(
+        &self,
+        port: u16,
+        body: &'static str,
+        started: Instant,
+        promoter: Option<Promoter>,
+    ) -> anyhow::Result<(Duration, Vec<Answer>, Option<History>)> {
+        let cold = first_answer(port, body, started).await?;
+        let duration = Duration::from_secs(self.seconds);
+        let moving = promoter.map(|p| tokio::spawn(p.run(MOVE_EVERY, Instant::now() + duration)));
+        let answers = load(body, port, self.rps, duration, self.connections).await?;
+        let history = match moving {
+            Some(task) => Some(task.await.context("the promoter stopped")??),
+            None => None,
+        };
+        Ok((cold, answers, history))
+    }
+}
+
+/// `xtask serve` on the seeded store, as a separate process.
+fn serve(root: &Path, port: u16, revalidate: Duration) -> anyhow::Result<std::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    Ok(process::spawn(
+        "serving the seeded store",
+        Command::new(exe)
+            .args(["serve", "--port", &port.to_string(), "--root"])
+            .arg(root)
+            .args(["--revalidate-secs", &revalidate.as_secs_f64().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?)
+}
+
+/// The time from `started` to the first successful /predict answer.
+async fn first_answer(port: u16, body: &str, started: Instant) -> anyhow::Result<Duration> {
+    loop {
+        if let Ok(mut conn) = Connection::open(port).await
+            && let Ok((200, _)) = conn.post("/predict", body).await
+        {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not answer within 30 s");
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
     }
 }
 
@@ -253,30 +274,23 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 /// each). Serving is what is measured, so the backtest behind a version is
 /// two origins long.
 async fn seed(root: &std::path::Path, model: ModelKind, runs: usize) -> anyhow::Result<()> {
-    let pipeline = LocalPipeline {
-        store: Store::local(root)?,
-        config: PipelineConfig {
-            protocol: Protocol {
-                test_rows: 31,
-                spacing: 10,
-                ..Protocol::default()
-            },
-            ..PipelineConfig::default()
-        },
-        sample_dir: "data/sample".into(),
-        git_commit: None,
-    };
+    let store = Store::local(root)?;
     for run in 1..=runs {
-        let input = RunInput {
-            run_id: stockcast::ids::RunId::new(format!("bench-{run}"))?,
-            env: "bench".into(),
-            symbols: vec![stockcast::ids::Symbol::from_static(SYMBOL)],
-            models: vec![ModelKind::Naive, model],
-            horizons: vec![1, 5, 21],
-            source: Source::Sample,
-            sentiment: None,
+        let run = SampleRun {
+            run_id: &format!("bench-{run}"),
+            env: "bench",
+            symbols: &[SYMBOL],
+            models: &[ModelKind::Naive, model],
+            config: PipelineConfig {
+                protocol: Protocol {
+                    test_rows: 31,
+                    spacing: 10,
+                    ..Protocol::default()
+                },
+                ..PipelineConfig::default()
+            },
         };
-        pipeline.run(input, Arc::new(|| {})).await?;
+        test_support::seed::trained(&store, Path::new("data/sample"), run).await?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::flags;
+use crate::{flags, process};
 
 impl flags::Ci {
     pub fn run(self) -> anyhow::Result<()> {
@@ -23,76 +23,17 @@ impl flags::Ci {
         Ok(())
     }
 
+    /// The gate's steps in order: the static checks, then the tests with
+    /// the tools and artifacts they need, then the workflow simulation.
     fn run_steps(&self, clock: &mut Clock) -> anyhow::Result<Totals> {
-        clock.time("fmt", || {
-            step("checking formatting", "cargo", &["fmt", "--all", "--check"])
-                .context("formatting differs: run `cargo fmt --all` and commit")
-        })?;
-        clock.time("clippy", || {
-            step(
-                "running clippy",
-                "cargo",
-                &[
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--all-features",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            )
-        })?;
-        clock.time("stacks", || {
-            eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
-            flags::Check {
-                env: None,
-                all: true,
-                skip_external: false,
-                root: ".".into(),
-            }
-            .run()
-            .context("the stacks failed their checks")
-        })?;
-        clock.time("actionlint", || lint_workflows(Path::new(".")))?;
-        let mut tools = clock.time("tools", || {
-            crate::tools::test_environment().context("installing the test tools failed")
-        })?;
-        // Cross-compiling is the slowest build of all: done once, here, and
-        // read by the packaging tests rather than rebuilt by them.
-        let package_dir = crate::tools::tools_dir()
-            .parent()
-            .map(|target| target.join("package"))
-            .context("the tools folder has no parent")?;
-        clock.time("package", || {
-            eprintln!(
-                "xtask ci: packaging: cargo xtask package --out {}",
-                package_dir.display()
-            );
-            flags::Package {
-                out: package_dir.clone(),
-                push: None,
-                no_build: false,
-                registry_user: None,
-                registry_password: None,
-            }
-            .run()
-            .context("packaging failed")
-        })?;
-        tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
-        let totals = clock.time("tests", || {
-            tests(
-                "running tests",
-                &["test", "--workspace", "--all-features"],
-                &tools,
-            )
-        })?;
+        static_checks(clock)?;
+        let totals = tests_with_tools(clock)?;
         // The workflows run for real, offline: the rendered ASL in an
         // interpreter with every task bound to the step code (issue 8).
         clock.time("simulate", || {
             eprintln!("xtask ci: simulating the workflows: cargo xtask simulate");
             flags::Simulate {
-                env: "dev".into(),
+                env: flags::EnvName { name: "dev".into() },
                 scenario: Vec::new(),
                 list: false,
             }
@@ -101,6 +42,72 @@ impl flags::Ci {
         })?;
         Ok(totals)
     }
+}
+
+/// Formatting, clippy, the stacks' checks and actionlint: what fails fast.
+fn static_checks(clock: &mut Clock) -> anyhow::Result<()> {
+    clock.time("fmt", || {
+        step("checking formatting", "cargo", &["fmt", "--all", "--check"])
+            .context("formatting differs: run `cargo fmt --all` and commit")
+    })?;
+    clock.time("clippy", || {
+        step(
+            "running clippy",
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    clock.time("stacks", || {
+        eprintln!("xtask ci: checking the stacks: cargo xtask check --all");
+        flags::Check {
+            env: None,
+            all: true,
+            skip_external: false,
+            root: ".".into(),
+        }
+        .run()
+        .context("the stacks failed their checks")
+    })?;
+    clock.time("actionlint", || lint_workflows(Path::new(".")))
+}
+
+/// Installs the test tools, packages the artifacts the packaging tests
+/// read, and runs every test with both at hand.
+fn tests_with_tools(clock: &mut Clock) -> anyhow::Result<Totals> {
+    let mut tools = clock.time("tools", || {
+        crate::tools::test_environment().context("installing the test tools failed")
+    })?;
+    // Cross-compiling is the slowest build of all: done once, here, and
+    // read by the packaging tests rather than rebuilt by them.
+    let package_dir = crate::tools::tools_dir()
+        .parent()
+        .map(|target| target.join("package"))
+        .context("the tools folder has no parent")?;
+    clock.time("package", || {
+        eprintln!(
+            "xtask ci: packaging: cargo xtask package --out {}",
+            package_dir.display()
+        );
+        flags::Package::build_only(package_dir.clone())
+            .run()
+            .context("packaging failed")
+    })?;
+    tools.push(("STOCKCAST_PACKAGE_DIR", package_dir));
+    clock.time("tests", || {
+        tests(
+            "running tests",
+            &["test", "--workspace", "--all-features"],
+            &tools,
+        )
+    })
 }
 
 /// How long each step of the gate took, printed as a table at the end.
@@ -151,34 +158,21 @@ pub fn lint_workflows(root: &Path) -> anyhow::Result<()> {
         workflows.len()
     );
     // From the root, so that actionlint finds the repository's .github/.
-    let output = Command::new(&actionlint)
-        .arg("-no-color")
-        .args(&workflows)
-        .current_dir(root)
-        .output()
-        .with_context(|| format!("failed to start {}", actionlint.display()))?;
-    if !output.status.success() {
-        bail!(
-            "actionlint found problems in {} ({}): fix them, then run `cargo xtask ci` again\n---- actionlint ----\n{}{}\n--------------------",
-            dir.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout).trim_end(),
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
+    process::output(
+        &format!("linting {} with actionlint", dir.display()),
+        Command::new(&actionlint)
+            .arg("-no-color")
+            .args(&workflows)
+            .current_dir(root),
+    )
+    .context("fix what actionlint found, then run `cargo xtask ci` again")?;
     Ok(())
 }
 
 /// Runs one step of the gate, streaming its output, and fails with its name.
 pub fn step(what: &str, program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask ci: {what}: {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .with_context(|| format!("failed to start {program}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
+    process::run(what, Command::new(program).args(args))?;
     Ok(())
 }
 
@@ -195,14 +189,14 @@ fn tests(
     tools: &[(&str, std::path::PathBuf)],
 ) -> anyhow::Result<Totals> {
     eprintln!("xtask ci: {what}: cargo {}", args.join(" "));
-    let mut child = Command::new("cargo")
+    let mut cargo = Command::new("cargo");
+    cargo
         .args(args)
         // Tests that need a tool fail, rather than skip, when it is missing.
         .env("STOCKCAST_REQUIRE_TOOLS", "1")
         .envs(tools.iter().map(|(k, v)| (*k, v)))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("failed to start cargo")?;
+        .stdout(Stdio::piped());
+    let mut child = process::spawn(what, &mut cargo)?;
     let mut totals = Totals::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
@@ -214,14 +208,8 @@ fn tests(
             }
         }
     }
-    let status = child.wait().context("failed to wait for cargo")?;
-    if !status.success() {
-        bail!(
-            "{what} failed ({status}); {} passed, {} failed",
-            totals.passed,
-            totals.failed
-        );
-    }
+    process::wait(what, &cargo, &mut child)
+        .map_err(|e| anyhow::anyhow!("{e}; {} passed, {} failed", totals.passed, totals.failed))?;
     if totals.passed == 0 {
         bail!("{what}: no test ran");
     }

@@ -14,12 +14,13 @@ use crate::table::Table;
 impl flags::Cost {
     pub fn run(self) -> anyhow::Result<()> {
         let sources = Sources::in_project(&self.root);
-        let rendered = infra::render(&sources, &self.env)
-            .with_context(|| format!("rendering {} failed", self.env))?;
+        let env = &self.env.name;
+        let rendered =
+            infra::render(&sources, env).with_context(|| format!("rendering {env} failed"))?;
         let prices = PriceTable::for_region(&sources.stacks_dir, &rendered.env.region)?;
         let workload = Workload::load(&self.workload)?;
         let estimate = cost::estimate_rendered(&rendered, &workload, &prices)
-            .with_context(|| format!("estimating {} failed", self.env))?;
+            .with_context(|| format!("estimating {env} failed"))?;
         println!(
             "stockcast-{}: {} prices as of {} ({})",
             rendered.env.name,

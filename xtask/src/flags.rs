@@ -71,10 +71,10 @@ impl Command {
 /// failure scenarios, and prints each scenario's path of states. Installs
 /// the interpreter (Node 22 and aws-local-stepfunctions) on first use.
 #[derive(Debug, Args)]
+#[command(mut_arg("env", |env| env.help("The environment whose rendered stacks are run")))]
 pub struct Simulate {
-    /// The environment whose rendered stacks are run.
-    #[arg(long, default_value = "dev")]
-    pub env: String,
+    #[command(flatten)]
+    pub env: EnvName,
     /// Run only these scenarios, comma separated (see --list).
     #[arg(long, value_delimiter = ',')]
     pub scenario: Vec<String>,
@@ -83,19 +83,55 @@ pub struct Simulate {
     pub list: bool,
 }
 
-/// Where and as whom the AWS commands work. Credentials and region come
-/// from the AWS SDK's default chain (profiles, SSO, environment variables).
+/// `--root`: the store a command reads and writes.
 #[derive(Debug, Clone, Args)]
-pub struct Aws {
+pub struct StoreRoot {
+    /// The store: a folder or s3://bucket.
+    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
+    pub root: String,
+}
+
+/// `--sample`: the folder the sample source reads price files from.
+#[derive(Debug, Clone, Args)]
+pub struct SampleDir {
+    /// Folder of the sample source's price files.
+    #[arg(
+        id = "sample",
+        long = "sample",
+        value_name = "SAMPLE",
+        default_value = "data/sample"
+    )]
+    pub dir: PathBuf,
+}
+
+/// `--env`: the environment a command renders, checks or deploys.
+#[derive(Debug, Clone, Args)]
+pub struct EnvName {
     /// The environment: a file in stacks/environments/.
-    #[arg(long, default_value = "dev")]
-    pub env: String,
+    #[arg(id = "env", long = "env", value_name = "ENV", default_value = "dev")]
+    pub name: String,
+}
+
+/// How a command reaches AWS, beyond the SDK's default chain (profiles,
+/// SSO, environment variables), which gives the credentials.
+#[derive(Debug, Clone, Args)]
+pub struct AwsConnection {
     /// A named profile of ~/.aws/config (SSO profiles work).
     #[arg(long, env = "AWS_PROFILE")]
     pub profile: Option<String>,
     /// Send every AWS call to this endpoint (an emulator such as moto).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+}
+
+/// Where and as whom the AWS commands work. Credentials and region come
+/// from the AWS SDK's default chain (profiles, SSO, environment variables).
+#[derive(Debug, Clone, Args)]
+pub struct Aws {
+    #[command(flatten)]
+    pub env: EnvName,
+    #[command(flatten)]
+    pub connection: AwsConnection,
 }
 
 /// Creates the small artifact stack deploy needs (an encrypted, versioned,
@@ -164,6 +200,9 @@ pub struct Run {
 pub struct Status {
     #[command(flatten)]
     pub aws: Aws,
+    /// Print the report as JSON (the same fields) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A person's answer to a training run waiting for approval: a deployed
@@ -217,22 +256,17 @@ pub struct Destroy {
 /// name is what the workflow's Retry/Catch match. `cargo xtask simulate`
 /// binds the state machines' tasks to this.
 #[derive(Debug, Args)]
+#[command(mut_arg("root", |root| root.alias("store").help(
+    "The store: a folder or s3://bucket (give folders as absolute paths: xtask runs from the project root)"
+)))]
 pub struct Step {
     /// The function: ingest, gate or monitor.
     #[arg(value_enum)]
     pub function: StepFunction,
-    /// The store: a folder or s3://bucket (give folders as absolute paths:
-    /// xtask runs from the project root).
-    #[arg(
-        long,
-        alias = "store",
-        default_value = ".stockcast",
-        env = "STOCKCAST_ROOT"
-    )]
-    pub root: String,
-    /// Folder of the sample source's price files.
-    #[arg(long, default_value = "data/sample")]
-    pub sample: PathBuf,
+    #[command(flatten)]
+    pub store: StoreRoot,
+    #[command(flatten)]
+    pub sample: SampleDir,
     /// The pipeline settings as JSON (`stockcast::config::PipelineConfig`);
     /// the library defaults otherwise.
     #[arg(long)]
@@ -291,12 +325,10 @@ pub struct Ingest {
     /// Symbols, comma separated (indices like ^GSPC work with yahoo).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol, required = true)]
     pub symbols: Vec<Symbol>,
-    /// The store: a folder or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
-    /// Folder of the sample source's price files.
-    #[arg(long, default_value = "data/sample")]
-    pub sample: PathBuf,
+    #[command(flatten)]
+    pub store: StoreRoot,
+    #[command(flatten)]
+    pub sample: SampleDir,
 }
 
 pub fn parse_source(s: &str) -> Result<stockcast::steps::Source, String> {
@@ -313,9 +345,8 @@ pub fn parse_sentiment(s: &str) -> Result<stockcast::steps::SentimentSource, Str
 /// tags resolved, byte-for-byte deterministic) and its workflow definitions.
 #[derive(Debug, Args)]
 pub struct Render {
-    /// The environment: a file in stacks/environments/.
-    #[arg(long, default_value = "dev")]
-    pub env: String,
+    #[command(flatten)]
+    pub env: EnvName,
     /// Where to write `<env>/<stack>.json`.
     #[arg(long, default_value = "target/rendered")]
     pub out: PathBuf,
@@ -345,9 +376,8 @@ pub struct Check {
 /// prints every line, largest first. No free tier is counted unless asked.
 #[derive(Debug, Args)]
 pub struct Cost {
-    /// The environment: a file in stacks/environments/.
-    #[arg(long, default_value = "dev")]
-    pub env: String,
+    #[command(flatten)]
+    pub env: EnvName,
     /// What the environment does in a month (API demand, durations, volumes).
     #[arg(long, default_value = "stacks/workloads/reference.yaml")]
     pub workload: PathBuf,
@@ -393,9 +423,8 @@ pub struct BenchApi {
 pub struct Serve {
     #[arg(long, default_value_t = 9000)]
     pub port: u16,
-    /// The store: a folder or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
+    #[command(flatten)]
+    pub store: StoreRoot,
     /// Seconds a cached model or price series is trusted before
     /// revalidation (fractions allowed: 0.25).
     #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
@@ -414,6 +443,9 @@ pub struct Tools {}
 /// Runs the whole pipeline on this machine (ingest → quality → train →
 /// gate → promote) on the bundled sample data, and prints a summary.
 #[derive(Debug, Args)]
+#[command(mut_arg("root", |root| root.help(
+    "The store: a folder (the embedded default) or s3://bucket"
+)))]
 pub struct Local {
     /// Symbols to run, comma separated (default: every file in --sample).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
@@ -421,12 +453,10 @@ pub struct Local {
     /// Models to train, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
     pub models: Vec<ModelKind>,
-    /// The store: a folder (the embedded default) or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
-    /// Folder of the sample source's price files.
-    #[arg(long, default_value = "data/sample")]
-    pub sample: PathBuf,
+    #[command(flatten)]
+    pub store: StoreRoot,
+    #[command(flatten)]
+    pub sample: SampleDir,
     /// `manual`: a run whose learned candidates pass the gate stages them
     /// and promotes nothing (as the training workflow) until `cargo xtask
     /// approve --root …` promotes every passing candidate or `reject`.
@@ -461,9 +491,8 @@ pub struct Mlflow {
 /// metrics beside naive's, and the staged version waiting for approval.
 #[derive(Debug, Args)]
 pub struct Models {
-    /// The store: a folder or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
+    #[command(flatten)]
+    pub store: StoreRoot,
 }
 
 /// Moves a model's production alias back to its previous version (or to
@@ -485,22 +514,26 @@ pub struct Rollback {
 }
 
 /// Where a command finds the store: a folder or bucket (`--root`), or a
-/// deployed environment's data bucket (`--env`).
+/// deployed environment's data bucket (`--env`, reached as the AWS
+/// commands reach it).
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("profile", |profile| profile
+        .requires("env")
+        .help("With --env: a named profile of ~/.aws/config")),
+    mut_arg("endpoint_url", |endpoint| endpoint
+        .requires("env")
+        .help("With --env: send every AWS call to this endpoint (an emulator)")),
+)]
 pub struct StoreFlags {
-    /// The store: a folder or s3://bucket.
-    #[arg(long, default_value = ".stockcast", env = "STOCKCAST_ROOT")]
-    pub root: String,
+    #[command(flatten)]
+    pub store: StoreRoot,
     /// A deployed environment instead of --root: its data bucket, with the
     /// AWS credentials of the other AWS commands (profiles, SSO).
     #[arg(long, conflicts_with = "root")]
     pub env: Option<String>,
-    /// With --env: a named profile of ~/.aws/config.
-    #[arg(long, env = "AWS_PROFILE", requires = "env")]
-    pub profile: Option<String>,
-    /// With --env: send every AWS call to this endpoint (an emulator).
-    #[arg(long, env = "AWS_ENDPOINT_URL", requires = "env")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub connection: AwsConnection,
 }
 
 /// Runs the walk-forward benchmark of PROTOCOL.md on a folder of price files
@@ -586,4 +619,39 @@ pub fn parse_model(s: &str) -> Result<ModelKind, String> {
     s.trim()
         .parse()
         .map_err(|e: stockcast::models::ModelError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap's own consistency checks, which also fail on a `mut_arg` that
+    /// names a flag a shared group no longer has.
+    #[test]
+    fn the_flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_shared_group_keeps_each_commands_own_help_and_alias() {
+        let step = Cli::try_parse_from(["xtask", "step", "gate", "--store", "/tmp/s"])
+            .expect("--store is --root's alias for step");
+        let Command::Step(step) = step.command else {
+            panic!("parsed as step");
+        };
+        assert_eq!(step.store.root, "/tmp/s");
+        assert_eq!(step.sample.dir, PathBuf::from("data/sample"));
+        let mut cli = Cli::command();
+        let local = cli.find_subcommand_mut("local").expect("local");
+        let root = local
+            .get_arguments()
+            .find(|a| a.get_id() == "root")
+            .expect("--root");
+        assert_eq!(
+            root.get_help().map(ToString::to_string).as_deref(),
+            Some("The store: a folder (the embedded default) or s3://bucket")
+        );
+    }
 }

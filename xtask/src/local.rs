@@ -2,7 +2,6 @@
 //! `reject`: the pipeline and the registry on this machine, no AWS account
 //! needed.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -10,8 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stockcast::config::PipelineConfig;
 use stockcast::ids::{RunId, Symbol};
 use stockcast::layout::{self, VersionFile};
+use stockcast::models::ModelKind;
 use stockcast::pipeline::{LocalPipeline, PipelineError, RunReport, new_run_id};
-use stockcast::registry::{HorizonMetrics, Registry, VersionMetrics};
+use stockcast::registry::{
+    HorizonMetrics, ProductionEntry, Registry, StagingRecord, VersionMetrics,
+};
 use stockcast::steps::{RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
 use stockcast::train;
@@ -27,6 +29,12 @@ fn open_store(root: &str) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("failed to open the store {root}"))
 }
 
+impl flags::StoreRoot {
+    pub fn open(&self) -> anyhow::Result<Store> {
+        open_store(&self.root)
+    }
+}
+
 impl flags::StoreFlags {
     /// The store and a runtime to use it on: the deployed environment's data
     /// bucket with `--env` (the AWS commands' credentials), else `--root`.
@@ -34,48 +42,27 @@ impl flags::StoreFlags {
         match &self.env {
             #[cfg(feature = "aws")]
             Some(env) => crate::aws::data_store(flags::Aws {
-                env: env.clone(),
-                profile: self.profile.clone(),
-                endpoint_url: self.endpoint_url.clone(),
+                env: flags::EnvName { name: env.clone() },
+                connection: self.connection.clone(),
             }),
             #[cfg(not(feature = "aws"))]
             Some(_) => unreachable!("--env re-runs with the aws feature"),
-            None => Ok((open_store(&self.root)?, runtime()?)),
+            None => Ok((self.store.open()?, runtime()?)),
         }
     }
 }
 
-/// The commit this checkout is at, for lineage; `None` outside git.
-fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 impl flags::Local {
     pub fn run(self) -> anyhow::Result<()> {
-        let symbols = if self.symbols.is_empty() {
-            stockcast::series::load_folder(&self.sample)
-                .context("failed to read the sample folder")?
-                .into_iter()
-                .map(|s| Symbol::new(s.name))
-                .collect::<Result<Vec<_>, _>>()
-                .context("a sample file's name is not a symbol")?
-        } else {
-            self.symbols.clone()
-        };
+        let symbols = self.symbols()?;
         let mut config = PipelineConfig::default();
         config.gate.approval = self.approval;
-        let store = open_store(&self.root)?;
+        let store = self.store.open()?;
         let pipeline = LocalPipeline {
             store: store.clone(),
             config: config.clone(),
-            sample_dir: self.sample.clone(),
-            git_commit: git_commit(),
+            sample_dir: self.sample.dir.clone(),
+            git_commit: crate::process::git_commit(),
         };
         let input = RunInput {
             run_id: new_run_id("local")?,
@@ -94,15 +81,8 @@ impl flags::Local {
             store.describe()
         );
         let total = train::count_fits(symbols.len(), &self.models, &config.protocol);
-        let bar = ProgressBar::new(total as u64).with_style(
-            ProgressStyle::with_template("training {bar:40} {pos}/{len} backtest fits, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let tick = bar.clone();
         let started = std::time::Instant::now();
-        let result = runtime()?.block_on(pipeline.run(input, Arc::new(move || tick.inc(1))));
-        bar.finish_and_clear();
-        let report = match result {
+        let report = match with_progress(&pipeline, input, total)? {
             Ok(report) => report,
             Err(PipelineError::QualityFailed(report)) => {
                 print_ingest(&report);
@@ -112,16 +92,10 @@ impl flags::Local {
         };
         print_ingest(&report);
         print_quality(&report);
-        let registry = Registry::new(store.clone());
-        let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
-        let metrics = runtime()?.block_on(async {
-            let mut all = Vec::new();
-            for c in candidates {
-                all.push(registry.metrics(&c.symbol, c.model, &c.version).await?);
-            }
-            Ok::<_, stockcast::registry::RegistryError>(all)
-        })?;
-        print!("\n{}", summary(&report, &metrics));
+        print!(
+            "\n{}",
+            summary(&report, &candidate_metrics(&store, &report)?)
+        );
         println!(
             "\nrun {} took {:.1} s; manifest: {}/runs/{}/manifest.json",
             report.run_id,
@@ -129,6 +103,28 @@ impl flags::Local {
             store.describe(),
             report.run_id
         );
+        self.print_where_next(&store, &report);
+        if let Some(uri) = &self.mlflow {
+            mirror_or_warn(store, uri)?;
+        }
+        Ok(())
+    }
+
+    /// The symbols asked for, or every file of the sample folder.
+    fn symbols(&self) -> anyhow::Result<Vec<Symbol>> {
+        if !self.symbols.is_empty() {
+            return Ok(self.symbols.clone());
+        }
+        stockcast::series::load_folder(&self.sample.dir)
+            .context("failed to read the sample folder")?
+            .into_iter()
+            .map(|s| Symbol::new(s.name))
+            .collect::<Result<_, _>>()
+            .context("a sample file's name is not a symbol")
+    }
+
+    /// Where the run's plots are, and how to answer a run staged for approval.
+    fn print_where_next(&self, store: &Store, report: &RunReport) {
         if let Some(c) = report.train.as_ref().and_then(|t| t.candidates.first()) {
             println!(
                 "plots: {}/{} (and beside every version's metrics)",
@@ -139,27 +135,58 @@ impl flags::Local {
         if report.gate.as_ref().is_some_and(|g| g.needs_approval) {
             println!(
                 "staged for approval: `cargo xtask approve --root {root} {run}` promotes them, `cargo xtask reject --root {root} {run}` clears them",
-                root = self.root,
+                root = self.store.root,
                 run = report.run_id
             );
         }
-        if let Some(uri) = &self.mlflow {
-            // The store is the source of truth: a run that MLflow missed is
-            // still a good run, and the next sync catches up.
-            let mirrored = crate::mlflow::mirror(
-                &runtime()?,
-                store,
-                uri,
-                &stockcast::mlflow::experiment_name("local"),
-            );
-            if let Err(e) = mirrored {
-                eprintln!(
-                    "warning: {e:#}\n  the run is complete in the store; mirror it later with `cargo xtask mlflow --tracking-uri {uri}`"
-                );
-            }
-        }
-        Ok(())
     }
+}
+
+/// Runs the pipeline with a bar of the backtest's `total` fits.
+fn with_progress(
+    pipeline: &LocalPipeline,
+    input: RunInput,
+    total: usize,
+) -> anyhow::Result<Result<RunReport, PipelineError>> {
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("training {bar:40} {pos}/{len} backtest fits, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tick = bar.clone();
+    let result = runtime()?.block_on(pipeline.run(input, Arc::new(move || tick.inc(1))));
+    bar.finish_and_clear();
+    Ok(result)
+}
+
+/// The metrics of every candidate the run trained, for its summary.
+fn candidate_metrics(store: &Store, report: &RunReport) -> anyhow::Result<Vec<VersionMetrics>> {
+    let registry = Registry::new(store.clone());
+    let candidates = report.train.as_ref().map_or(&[][..], |t| &t.candidates[..]);
+    Ok(runtime()?.block_on(async {
+        let mut all = Vec::new();
+        for c in candidates {
+            all.push(registry.metrics(&c.symbol, c.model, &c.version).await?);
+        }
+        Ok::<_, stockcast::registry::RegistryError>(all)
+    })?)
+}
+
+/// Mirrors the store into MLflow, warning on failure: the store is the
+/// source of truth, and a run that MLflow missed is still a good run,
+/// which the next sync catches up.
+fn mirror_or_warn(store: Store, uri: &str) -> anyhow::Result<()> {
+    let mirrored = crate::mlflow::mirror(
+        &runtime()?,
+        store,
+        uri,
+        &stockcast::mlflow::experiment_name("local"),
+    );
+    if let Err(e) = mirrored {
+        eprintln!(
+            "warning: {e:#}\n  the run is complete in the store; mirror it later with `cargo xtask mlflow --tracking-uri {uri}`"
+        );
+    }
+    Ok(())
 }
 
 /// The data checks' warnings, and the symbols they skipped.
@@ -259,7 +286,7 @@ fn summary(report: &RunReport, metrics: &[VersionMetrics]) -> String {
 
 impl flags::Models {
     pub fn run(self) -> anyhow::Result<()> {
-        let registry = Registry::new(open_store(&self.root)?);
+        let registry = Registry::new(self.store.open()?);
         let (entries, staged) = runtime()?.block_on(async {
             let entries = registry.production_models().await?;
             let staged = registry.staged_models().await?;
@@ -272,63 +299,7 @@ impl flags::Models {
             );
             return Ok(());
         }
-        let mut table = Table::new(&[
-            "symbol",
-            "model",
-            "version",
-            "MASE h1",
-            "naive h1",
-            "MASE h5",
-            "naive h5",
-            "MASE h21",
-            "naive h21",
-            "data through",
-            "since",
-            "staging",
-        ]);
-        let staged_version = |symbol: &Symbol, model| {
-            staged
-                .iter()
-                .find(|(s, m, _)| s == symbol && *m == model)
-                .and_then(|(_, _, r)| r.version.as_ref().map(|v| v.to_string()))
-        };
-        for e in &entries {
-            let m = Some(&e.metrics);
-            let mut row = vec![
-                e.symbol.to_string(),
-                e.model.name().to_owned(),
-                e.alias.version.to_string(),
-            ];
-            row.extend(mase_cells(m));
-            row.extend([
-                m.and_then(|m| m.data_through)
-                    .map_or("-".to_owned(), |d| d.to_string()),
-                e.alias.updated_at.clone(),
-                staged_version(&e.symbol, e.model).unwrap_or_else(|| "-".to_owned()),
-            ]);
-            table.row(row);
-        }
-        // A staged model that was never in production still gets a row.
-        for (symbol, model, record) in &staged {
-            if entries
-                .iter()
-                .any(|e| &e.symbol == symbol && e.model == *model)
-            {
-                continue;
-            }
-            let mut row = vec![symbol.to_string(), model.name().to_owned(), "-".to_owned()];
-            row.extend(mase_cells(None));
-            row.extend([
-                "-".to_owned(),
-                "-".to_owned(),
-                record
-                    .version
-                    .as_ref()
-                    .map_or("-".to_owned(), |v| v.to_string()),
-            ]);
-            table.row(row);
-        }
-        print!("{}", table.render());
+        print!("{}", models_table(&entries, &staged).render());
         for run in staged
             .iter()
             .map(|(_, _, r)| &r.run_id)
@@ -336,11 +307,76 @@ impl flags::Models {
         {
             println!(
                 "run {run} waits for approval: `cargo xtask approve --root {root} {run}` or `reject`",
-                root = self.root
+                root = self.store.root
             );
         }
         Ok(())
     }
+}
+
+/// One row per production model (its metrics beside naive's and any
+/// staged version), and one per staged model never in production.
+fn models_table(
+    entries: &[ProductionEntry],
+    staged: &[(Symbol, ModelKind, StagingRecord)],
+) -> Table {
+    let mut table = Table::new(&[
+        "symbol",
+        "model",
+        "version",
+        "MASE h1",
+        "naive h1",
+        "MASE h5",
+        "naive h5",
+        "MASE h21",
+        "naive h21",
+        "data through",
+        "since",
+        "staging",
+    ]);
+    let staged_version = |symbol: &Symbol, model| {
+        staged
+            .iter()
+            .find(|(s, m, _)| s == symbol && *m == model)
+            .and_then(|(_, _, r)| r.version.as_ref().map(|v| v.to_string()))
+    };
+    for e in entries {
+        let m = Some(&e.metrics);
+        let mut row = vec![
+            e.symbol.to_string(),
+            e.model.name().to_owned(),
+            e.alias.version.to_string(),
+        ];
+        row.extend(mase_cells(m));
+        row.extend([
+            m.and_then(|m| m.data_through)
+                .map_or("-".to_owned(), |d| d.to_string()),
+            e.alias.updated_at.clone(),
+            staged_version(&e.symbol, e.model).unwrap_or_else(|| "-".to_owned()),
+        ]);
+        table.row(row);
+    }
+    // A staged model that was never in production still gets a row.
+    for (symbol, model, record) in staged {
+        if entries
+            .iter()
+            .any(|e| &e.symbol == symbol && e.model == *model)
+        {
+            continue;
+        }
+        let mut row = vec![symbol.to_string(), model.name().to_owned(), "-".to_owned()];
+        row.extend(mase_cells(None));
+        row.extend([
+            "-".to_owned(),
+            "-".to_owned(),
+            record
+                .version
+                .as_ref()
+                .map_or("-".to_owned(), |v| v.to_string()),
+        ]);
+        table.row(row);
+    }
+    table
 }
 
 impl flags::Answer {
@@ -404,7 +440,7 @@ impl flags::Rollback {
 impl flags::Ingest {
     pub fn run(self) -> anyhow::Result<()> {
         stockcast::logging::init_human();
-        let store = open_store(&self.root)?;
+        let store = self.store.open()?;
         let vendors = match (self.source, self.sentiment) {
             (Source::Sample, None) => None,
             _ => Some(stockcast::vendors::VendorClient::new(
@@ -413,7 +449,7 @@ impl flags::Ingest {
         };
         let context = stockcast::ingest::IngestContext {
             store: store.clone(),
-            sample_dir: self.sample.clone(),
+            sample_dir: self.sample.dir.clone(),
             vendors,
         };
         let runtime = runtime()?;

@@ -17,6 +17,7 @@ mod infra;
 mod local;
 mod mlflow;
 mod package;
+mod process;
 mod serve;
 mod simulate;
 mod step;
@@ -107,25 +108,26 @@ fn error_text(e: &anyhow::Error) -> String {
 /// AWS SDK takes minutes to compile, so only the commands that talk to AWS
 /// pay for it, on first use.
 fn with_aws_feature() -> ExitCode {
-    let status =
-        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "run",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--bin",
-                "xtask",
-                "--features",
-                "aws",
-                "--",
-            ])
-            .args(std::env::args_os().skip(1))
-            .status();
-    match status {
+    let mut cargo =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--bin",
+            "xtask",
+            "--features",
+            "aws",
+            "--",
+        ])
+        .args(std::env::args_os().skip(1));
+    // The re-run prints its own errors: only its exit code is passed on.
+    match process::status("running xtask with the aws feature", &mut cargo) {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("xtask: cannot run cargo: {e}");
+            eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -20,10 +20,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use stockcast::digest::sha256_hex;
 
-use crate::flags;
-use crate::tools;
+use crate::{flags, process, tools};
 
 /// Lambda artifacts: (artifact name, cargo package = binary name).
 pub const LAMBDAS: [(&str, &str); 5] = [
@@ -42,10 +41,6 @@ const LAMBDA_GLIBC: &str = "2.17";
 const PROFILE: &str = "lambda";
 /// The training image's profile: the library's model code at full speed.
 const JOB_PROFILE: &str = "job";
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -75,10 +70,7 @@ fn zigbuild(profile: &str, target: &str, packages: &[&str]) -> anyhow::Result<()
         "package: cargo zigbuild --profile {profile} --target {target} -p {}",
         packages.join(" -p ")
     );
-    let status = command.status().context("failed to start cargo zigbuild")?;
-    if !status.success() {
-        bail!("cross-compiling for {target} failed ({status})");
-    }
+    process::run(&format!("cross-compiling for {target}"), &mut command)?;
     Ok(())
 }
 
@@ -99,19 +91,18 @@ pub fn lambda_zip(executable: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(buffer.into_inner())
 }
 
-/// The git commit of the working tree, for the image's lineage.
-fn git_commit() -> Option<String> {
-    let output = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 impl flags::Package {
+    /// `cargo xtask package --out <out>`: every artifact built, nothing pushed.
+    pub fn build_only(out: PathBuf) -> flags::Package {
+        flags::Package {
+            out,
+            push: None,
+            no_build: false,
+            registry_user: None,
+            registry_password: None,
+        }
+    }
+
     pub fn run(self) -> anyhow::Result<()> {
         let image = if self.no_build {
             oci::Image::read_layout(&self.out.join("train-image"))?
@@ -150,62 +141,14 @@ impl flags::Package {
 
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let binaries = |target: &str, profile: &str| target_dir().join(target).join(profile);
-        let mut artifacts = serde_json::Map::new();
-        let mut table = Vec::new();
+        let mut written = Written::default();
         for (name, package) in LAMBDAS {
-            let path = binaries(tools::LAMBDA_TARGET, PROFILE).join(package);
-            let executable =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let zip = lambda_zip(&executable)?;
-            let size = zip.len() as u64;
-            if size > MAX_ZIP_BYTES {
-                bail!("{name}.zip is {size} bytes, over the {MAX_ZIP_BYTES}-byte budget");
-            }
-            let digest = sha256_hex(&zip);
-            let file = format!("{name}.zip");
-            write(&self.out.join(&file), &zip)?;
-            let key = format!("lambda/{name}/{digest}.zip");
-            table.push((name.to_owned(), size, digest.clone(), key.clone()));
-            artifacts.insert(
-                name.to_owned(),
-                json!({"file": file, "sha256": digest, "bytes": size, "s3_key": key}),
-            );
+            written.lambda_zip(&self.out, name, package)?;
         }
-        let train = binaries(tools::TRAIN_TARGET, JOB_PROFILE).join(TRAIN_PACKAGE);
-        let executable =
-            std::fs::read(&train).with_context(|| format!("cannot read {}", train.display()))?;
-        let image = oci::Image::train(&executable, &certificates()?, git_commit().as_deref())?;
-        let layout = self.out.join("train-image");
-        image.write_layout(&layout)?;
-        table.push((
-            "train-image".to_owned(),
-            image.size(),
-            image
-                .manifest_digest()
-                .trim_start_matches("sha256:")
-                .to_owned(),
-            "(ECR: stockcast-<env>-train)".to_owned(),
-        ));
-        artifacts.insert(
-            "train-image".to_owned(),
-            json!({
-                "layout": "train-image",
-                "manifest_digest": image.manifest_digest(),
-                "bytes": image.size(),
-                "platform": "linux/amd64",
-            }),
-        );
-        let manifest = serde_json::to_vec_pretty(&json!({ "artifacts": artifacts }))?;
+        let image = written.train_image(&self.out)?;
+        let manifest = serde_json::to_vec_pretty(&json!({ "artifacts": written.manifest }))?;
         write(&self.out.join("manifest.json"), &manifest)?;
-
-        println!(
-            "{:<12} {:>10}  {:<14} s3 key",
-            "artifact", "bytes", "sha256"
-        );
-        for (name, size, digest, key) in &table {
-            println!("{name:<12} {size:>10}  {:<14} {key}", &digest[..12]);
-        }
+        written.print();
         println!(
             "built in {:.1} s (Lambdas, aarch64) + {:.1} s (training job, x86_64 musl); written to {}",
             lambdas_built.as_secs_f64(),
@@ -214,6 +157,86 @@ impl flags::Package {
         );
         Ok(image)
     }
+}
+
+/// The artifacts written so far: manifest.json's entries, and the rows of
+/// the table printed at the end (name, bytes, SHA-256, where deploy puts it).
+#[derive(Debug, Default)]
+struct Written {
+    manifest: serde_json::Map<String, serde_json::Value>,
+    rows: Vec<(String, u64, String, String)>,
+}
+
+impl Written {
+    /// `<out>/<name>.zip` from the Lambda `package` built, within budget.
+    fn lambda_zip(&mut self, out: &Path, name: &str, package: &str) -> anyhow::Result<()> {
+        let path = binaries(tools::LAMBDA_TARGET, PROFILE).join(package);
+        let executable =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let zip = lambda_zip(&executable)?;
+        let size = zip.len() as u64;
+        if size > MAX_ZIP_BYTES {
+            bail!("{name}.zip is {size} bytes, over the {MAX_ZIP_BYTES}-byte budget");
+        }
+        let digest = sha256_hex(&zip);
+        let file = format!("{name}.zip");
+        write(&out.join(&file), &zip)?;
+        let key = format!("lambda/{name}/{digest}.zip");
+        self.rows
+            .push((name.to_owned(), size, digest.clone(), key.clone()));
+        self.manifest.insert(
+            name.to_owned(),
+            json!({"file": file, "sha256": digest, "bytes": size, "s3_key": key}),
+        );
+        Ok(())
+    }
+
+    /// `<out>/train-image`, the OCI layout of the training job's image.
+    fn train_image(&mut self, out: &Path) -> anyhow::Result<oci::Image> {
+        let train = binaries(tools::TRAIN_TARGET, JOB_PROFILE).join(TRAIN_PACKAGE);
+        let executable =
+            std::fs::read(&train).with_context(|| format!("cannot read {}", train.display()))?;
+        let image = oci::Image::train(
+            &executable,
+            &certificates()?,
+            process::git_commit().as_deref(),
+        )?;
+        image.write_layout(&out.join("train-image"))?;
+        self.rows.push((
+            "train-image".to_owned(),
+            image.size(),
+            image
+                .manifest_digest()
+                .trim_start_matches("sha256:")
+                .to_owned(),
+            "(ECR: stockcast-<env>-train)".to_owned(),
+        ));
+        self.manifest.insert(
+            "train-image".to_owned(),
+            json!({
+                "layout": "train-image",
+                "manifest_digest": image.manifest_digest(),
+                "bytes": image.size(),
+                "platform": "linux/amd64",
+            }),
+        );
+        Ok(image)
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<12} {:>10}  {:<14} s3 key",
+            "artifact", "bytes", "sha256"
+        );
+        for (name, size, digest, key) in &self.rows {
+            println!("{name:<12} {size:>10}  {:<14} {key}", &digest[..12]);
+        }
+    }
+}
+
+/// Where cargo put the binaries of `target` built with `profile`.
+fn binaries(target: &str, profile: &str) -> PathBuf {
+    target_dir().join(target).join(profile)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

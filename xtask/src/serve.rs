@@ -5,15 +5,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use stockcast::api::{ApiConfig, ApiState, app};
 use stockcast::registry::Registry;
-use stockcast::store::Store;
 
 use crate::flags;
 
 impl flags::Serve {
     pub fn run(self) -> anyhow::Result<()> {
         stockcast::logging::init_human();
-        let store = Store::open(&self.root)
-            .with_context(|| format!("failed to open the store {}", self.root))?;
+        let store = self.store.open()?;
         let registry = Registry::new(store);
         let runtime =
             tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
@@ -39,7 +37,7 @@ impl flags::Serve {
                 .with_context(|| format!("cannot listen on 127.0.0.1:{}; is it in use? pick another with --port", self.port))?;
             eprintln!(
                 "serving the prediction API on http://127.0.0.1:{} from {} (try: curl -X POST localhost:{}/predict -H 'content-type: application/json' -d '{{\"symbol\":\"AAPL\",\"model_type\":\"arima\",\"days_ahead\":5}}')",
-                self.port, self.root, self.port
+                self.port, self.store.root, self.port
             );
             axum::serve(listener, app(state)).await.context("the server stopped")
         })

@@ -6,7 +6,6 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use stockcast::config::PipelineConfig;
 use stockcast::functions::{NoAws, StepEnv, gate_event, ingest_event, monitor_event};
-use stockcast::store::Store;
 use stockcast::vendors::{VendorClient, VendorConfig};
 
 use crate::flags;
@@ -28,10 +27,10 @@ impl flags::Step {
             None => PipelineConfig::default(),
         };
         let mut env = StepEnv {
-            store: Store::open(&self.root)?,
+            store: self.store.open()?,
             config,
             monitor: Default::default(),
-            sample_dir: self.sample.clone(),
+            sample_dir: self.sample.dir.clone(),
             vendors: Some(VendorClient::new(VendorConfig::from_env())?),
             mlflow: stockcast::mlflow::MirrorTarget::from_vars(|n| {
                 std::env::var(n).ok().filter(|v| !v.is_empty())

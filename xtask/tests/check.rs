@@ -1,40 +1,18 @@
 //! `cargo xtask check` on a deliberately broken copy of the stacks: each kind
 //! of mistake is reported by the check meant to catch it.
 
-use std::path::Path;
 use std::process::Command;
+
+use test_support::{copy_tree, edit, project_root};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creates");
-    for entry in std::fs::read_dir(from).expect("reads") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copies");
-        }
-    }
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).expect("reads");
-    assert!(
-        text.contains(from),
-        "{} should contain {from:?}",
-        path.display()
-    );
-    std::fs::write(path, text.replacen(from, to, 1)).expect("writes");
-}
-
 #[test]
 fn broken_stacks_fail_with_each_finding_named() {
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let project = project_root();
     let root = tempfile::tempdir().expect("temp dir");
-    copy_dir(&project.join("stacks"), &root.path().join("stacks"));
-    copy_dir(&project.join("workflows"), &root.path().join("workflows"));
+    copy_tree(&project.join("stacks"), &root.path().join("stacks")).expect("copies");
+    copy_tree(&project.join("workflows"), &root.path().join("workflows")).expect("copies");
     // A property CloudFormation does not have (cfn-lint).
     edit(
         &root.path().join("stacks/app.yaml"),

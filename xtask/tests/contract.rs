@@ -5,10 +5,6 @@
 //! data inside it accepted, and the API key enforced. Any failure fails the
 //! test with schemathesis's report.
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -27,7 +23,7 @@ const MAX_EXAMPLES: &str = "500";
 
 #[test]
 fn schemathesis_finds_nothing_against_the_contract() {
-    let Some(schemathesis) = harness::tool("STOCKCAST_SCHEMATHESIS") else {
+    let Some(schemathesis) = test_support::tool("STOCKCAST_SCHEMATHESIS") else {
         return;
     };
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -47,13 +43,13 @@ fn schemathesis_finds_nothing_against_the_contract() {
         String::from_utf8_lossy(&seeded.stderr)
     );
 
-    let port = harness::free_port();
+    let port = test_support::free_port();
     let mut serve = Command::new(XTASK);
     serve
         .current_dir(&project)
         .args(["serve", "--root", root_arg, "--port", &port.to_string()])
         .args(["--api-key", API_KEY]);
-    let _server = harness::spawn_listening(serve, port);
+    let _server = test_support::spawn_listening(serve, port);
 
     let url = format!("http://127.0.0.1:{port}");
     let header = format!("x-api-key: {API_KEY}");

@@ -12,10 +12,6 @@
 //! patch 9).
 #![cfg(feature = "aws")]
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -80,10 +76,10 @@ impl Aws<'_> {
 #[test]
 fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     let (Some(moto), Some(registry), Some(artifacts), Some(moto_server)) = (
-        harness::Moto::start_patched(),
-        harness::OciRegistry::start(),
-        harness::tool("STOCKCAST_PACKAGE_DIR"),
-        harness::tool("STOCKCAST_MOTO_SERVER"),
+        test_support::Moto::start_patched(),
+        test_support::OciRegistry::start(),
+        test_support::tool("STOCKCAST_PACKAGE_DIR"),
+        test_support::tool("STOCKCAST_MOTO_SERVER"),
     ) else {
         return;
     };
@@ -198,6 +194,17 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
         "status lists the execution: {status}"
     );
     assert!(status.contains("stockcast-dev-app"), "{status}");
+    // The same report for scripts.
+    let report: serde_json::Value =
+        serde_json::from_str(&aws.ok(&["status", "--json"])).expect("status --json is JSON");
+    assert_eq!(report["env"], "dev", "{report}");
+    let listed = report["executions"]
+        .as_array()
+        .expect("executions")
+        .iter()
+        .flat_map(|machine| machine["executions"].as_array().into_iter().flatten())
+        .any(|execution| execution["name"] == name.as_str());
+    assert!(listed, "status --json lists the execution: {report}");
 
     resume_after_the_spend_cap(&aws, &moto_server);
 

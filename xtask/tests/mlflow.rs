@@ -4,10 +4,6 @@
 //! the credentials path is the one a shared server uses. What the mirror
 //! wrote is read back through MLflow's REST API (issue 16).
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -38,7 +34,7 @@ struct MlflowServer {
 impl MlflowServer {
     fn start(mlflow: &Path) -> MlflowServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = harness::free_port();
+        let port = test_support::free_port();
         let auth_ini = dir.path().join("basic_auth.ini");
         // The credential cache skips a PBKDF2 check per request: without it a
         // sync on a loaded 2-core machine took 170 s instead of 13.
@@ -300,14 +296,14 @@ async fn check_mirror(client: &Client, expected: &Expected) {
 
 #[test]
 fn local_runs_mirror_into_a_real_mlflow_server() {
-    let Some(mlflow) = harness::tool("STOCKCAST_MLFLOW_SERVER") else {
+    let Some(mlflow) = test_support::tool("STOCKCAST_MLFLOW_SERVER") else {
         return;
     };
     let server = MlflowServer::start(&mlflow);
     let uri = server.uri.as_str();
     let store = tempfile::tempdir().expect("temp dir");
     let root = store.path().to_str().expect("utf-8 path");
-    let runtime = harness::runtime();
+    let runtime = test_support::runtime();
     let client = Client::new(
         uri,
         Credentials::Basic {
@@ -444,7 +440,7 @@ fn local_runs_mirror_into_a_real_mlflow_server() {
     );
 
     // MLflow being down never fails a pipeline run: it is reported.
-    let down = format!("http://127.0.0.1:{}", harness::free_port());
+    let down = format!("http://127.0.0.1:{}", test_support::free_port());
     let other = tempfile::tempdir().expect("temp dir");
     let other_root = other.path().to_str().expect("utf-8 path");
     let output = xtask(

@@ -4,10 +4,6 @@
 //! static amd64 binary that a real registry (Debian's docker-registry, on
 //! 127.0.0.1) accepts, and skopeo reads back.
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -47,7 +43,7 @@ fn manifest(dir: &Path) -> Value {
 
 #[test]
 fn every_lambda_zip_holds_an_aarch64_bootstrap() {
-    let Some(dir) = harness::tool("STOCKCAST_PACKAGE_DIR") else {
+    let Some(dir) = test_support::tool("STOCKCAST_PACKAGE_DIR") else {
         return;
     };
     let artifacts = &manifest(&dir)["artifacts"];
@@ -110,8 +106,8 @@ fn skopeo(skopeo: &Path, args: &[&str], reference: &str) -> Value {
 #[test]
 fn the_training_image_is_pushed_once_and_reads_back_as_built() {
     let (Some(dir), Some(skopeo_bin)) = (
-        harness::tool("STOCKCAST_PACKAGE_DIR"),
-        harness::tool("STOCKCAST_SKOPEO"),
+        test_support::tool("STOCKCAST_PACKAGE_DIR"),
+        test_support::tool("STOCKCAST_SKOPEO"),
     ) else {
         return;
     };
@@ -155,7 +151,7 @@ fn the_training_image_is_pushed_once_and_reads_back_as_built() {
         "{found:?}"
     );
 
-    let Some(registry) = harness::OciRegistry::start() else {
+    let Some(registry) = test_support::OciRegistry::start() else {
         return;
     };
     let reference = format!("{}/stockcast-train:test", registry.address);

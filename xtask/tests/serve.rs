@@ -8,11 +8,7 @@ use std::process::{Command, Stdio};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
-#[allow(dead_code)]
-#[path = "../../tests/harness.rs"]
-mod harness;
-
-use harness::free_port;
+use test_support::free_port;
 
 /// One HTTP/1.1 request; returns the status, the headers and the body.
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
@@ -81,7 +77,7 @@ fn local_then_serve_answers_the_readme_examples() {
     serve
         .current_dir(&project)
         .args(["serve", "--root", root_arg, "--port", &port.to_string()]);
-    let _server = harness::spawn_listening(serve, port);
+    let _server = test_support::spawn_listening(serve, port);
     let (status, head, body) = http(port, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
     assert!(

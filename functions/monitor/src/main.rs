@@ -108,19 +108,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// The emulator harness of the workspace's system tests.
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../../tests/harness.rs"]
-mod harness;
-
 #[cfg(test)]
 mod tests {
     //! Against the moto AWS emulator on 127.0.0.1: the data in its S3, the
     //! metrics through the real CloudWatch client, read back with
     //! GetMetricStatistics.
 
-    use crate::harness;
     use aws_sdk_cloudwatch::types::Statistic;
     use stockcast::ids::{RunId, Symbol, VersionId};
     use stockcast::models::ModelKind;
@@ -132,11 +125,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scores_served_forecasts_and_publishes_two_metrics() {
-        let Some(moto) = harness::Moto::start() else {
+        let Some(moto) = test_support::Moto::start() else {
             return;
         };
         let store = moto.s3_store("monitor-data");
-        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+        let sample = test_support::sample_dir();
         let env = StepEnv {
             store: store.clone(),
             config: Default::default(),

@@ -86,13 +86,10 @@ fn strip_stage(mut request: Request) -> Request {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use lambda_http::request::LambdaRequest;
     use lambda_http::{Adapter, Context, LambdaEvent, Service};
     use stockcast::models::ModelKind;
-    use stockcast::pipeline::LocalPipeline;
-    use stockcast::steps::{RunInput, Source};
+    use test_support::seed::SampleRun;
 
     use super::*;
 
@@ -100,23 +97,16 @@ mod tests {
 
     async fn seeded_state(dir: &std::path::Path) -> ApiState {
         let store = Store::local(dir).expect("store");
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
-        let pipeline = LocalPipeline {
-            store: store.clone(),
+        let run = SampleRun {
+            run_id: "seed",
+            env: "test",
+            symbols: &["MSFT"],
+            models: &[ModelKind::Naive, ModelKind::Drift],
             config: Default::default(),
-            sample_dir: root,
-            git_commit: None,
         };
-        let input = RunInput {
-            run_id: stockcast::ids::RunId::from_static("seed"),
-            env: "test".into(),
-            symbols: vec![stockcast::ids::Symbol::from_static("MSFT")],
-            models: vec![ModelKind::Naive, ModelKind::Drift],
-            horizons: vec![1, 5, 21],
-            source: Source::Sample,
-            sentiment: None,
-        };
-        pipeline.run(input, Arc::new(|| {})).await.expect("seeds");
+        test_support::seed::trained(&store, &test_support::sample_dir(), run)
+            .await
+            .expect("seeds");
         ApiState::new(Registry::new(store), ApiConfig::default())
     }
 

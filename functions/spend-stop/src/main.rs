@@ -52,12 +52,6 @@ async fn stop(cap: &SpendCap, event: &SnsEvent) -> Result<CapState, Diagnostic> 
     Ok(state)
 }
 
-/// The emulator harness of the workspace's system tests.
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../../tests/harness.rs"]
-mod harness;
-
 #[cfg(test)]
 mod tests {
     //! Against moto on 127.0.0.1: the schedules and the usage plan the
@@ -69,7 +63,6 @@ mod tests {
     use stockcast::spend_cap::Throttle;
 
     use super::*;
-    use crate::harness;
 
     const INPUT: &str = r#"{"run_id":"<aws.scheduler.scheduled-time>-daily","env":"dev"}"#;
 
@@ -151,7 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_budget_notification_stops_schedules_and_api_and_resume_lifts_it() {
-        let Some(moto) = harness::Moto::start() else {
+        let Some(moto) = test_support::Moto::start() else {
             return;
         };
         let config = sdk(&moto.endpoint).await;

@@ -2,37 +2,25 @@
 //! it: parameters in the environment, SIGTERM as the Spot interruption.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use stockcast::ids::{RunId, Symbol};
+use stockcast::ids::RunId;
 use stockcast::layout::{self, VersionFile};
 
-use stockcast::ingest::{IngestContext, ingest};
-use stockcast::steps::{IngestInput, Source, TrainOutput};
+use stockcast::steps::TrainOutput;
 use stockcast::store::Store;
-
-fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample")
-}
 
 /// A store with the sample prices of `symbols` ingested.
 fn seeded_store(dir: &Path, symbols: &[&str]) -> Store {
     let store = Store::local(dir).expect("store");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let context = IngestContext {
-        store: store.clone(),
-        sample_dir: sample_dir(),
-        vendors: None,
-    };
-    for symbol in symbols {
-        let input = IngestInput {
-            run_id: RunId::from_static("seed"),
-            symbol: Symbol::new(*symbol).expect("valid symbol"),
-            source: Source::Sample,
-            sentiment: None,
-        };
-        runtime.block_on(ingest(&context, &input)).expect("ingests");
-    }
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(test_support::seed::ingested(
+            &store,
+            &test_support::sample_dir(),
+            symbols,
+        ))
+        .expect("ingests");
     store
 }
 

@@ -1,14 +1,15 @@
 //! CloudFormation through change sets: preview before change, follow the
 //! events while it happens, name the failing resource when it fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
 use aws_sdk_cloudformation::types::{
-    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, StackStatus, Tag,
+    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, StackEvent, StackStatus, Tag,
 };
 
 use super::poll::{Poll, Wait, poll_until};
@@ -152,24 +153,75 @@ fn print_preview(stack: &str, changes: &[Change]) {
 /// Creates a change set, previews it, asks, executes it and follows the
 /// stack's events until it settles.
 pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::Result<Outcome> {
-    let exists = stack_status(client, &change.stack_name).await?;
+    let stack = &change.stack_name;
+    let change_set_type = change_set_type(client, stack).await?;
+    let Some(change_set) = create_change_set(client, change, &change_set_type).await? else {
+        return Ok(no_changes(stack));
+    };
+    let Some(described) = computed_change_set(client, stack, &change_set).await? else {
+        return Ok(no_changes(stack));
+    };
+    let changes = described.changes();
+    if changes.is_empty() && change_set_type == ChangeSetType::Update {
+        discard(client, stack, &change_set).await;
+        return Ok(no_changes(stack));
+    }
+    print_preview(stack, changes);
+    let answer = confirm(&format!("apply these changes to {stack}?"), yes);
+    if !matches!(answer, Ok(true)) {
+        discard(client, stack, &change_set).await;
+        answer?;
+        println!("{stack}: left unchanged");
+        return Ok(Outcome::Declined);
+    }
+    execute(client, stack, &change_set).await?;
+    Ok(Outcome::Done)
+}
+
+fn no_changes(stack: &str) -> Outcome {
+    println!("{stack}: no changes");
+    Outcome::NoChanges
+}
+
+/// Create for a stack that does not exist (or that only a change set
+/// created), update otherwise; a stack still changing is refused.
+async fn change_set_type(client: &Client, stack: &str) -> anyhow::Result<ChangeSetType> {
+    let exists = stack_status(client, stack).await?;
     if let Some(status) = &exists
         && status.as_str().ends_with("_IN_PROGRESS")
     {
         bail!(
-            "{} is {}: wait for it to finish (cargo xtask status) and deploy again",
-            change.stack_name,
+            "{stack} is {}: wait for it to finish (cargo xtask status) and deploy again",
             status.as_str()
         );
     }
-    let change_set_type = match &exists {
+    Ok(match &exists {
         Some(StackStatus::ReviewInProgress) | None => ChangeSetType::Create,
         Some(_) => ChangeSetType::Update,
-    };
+    })
+}
+
+/// Asks CloudFormation for a change set and returns its ARN, or `None`
+/// when the stack would not change.
+async fn create_change_set(
+    client: &Client,
+    change: &StackChange,
+    change_set_type: &ChangeSetType,
+) -> anyhow::Result<Option<String>> {
     let name = format!(
         "stockcast-{}",
         chrono_like_stamp(std::time::SystemTime::now())
     );
+    let parameters = change
+        .parameters
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect();
     let mut request = client
         .create_change_set()
         .stack_name(&change.stack_name)
@@ -179,56 +231,50 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
         .capabilities(Capability::CapabilityNamedIam)
         .tags(Tag::builder().key("project").value("stockcast").build())
         .tags(Tag::builder().key("environment").value(&change.env).build())
-        .set_parameters(Some(
-            change
-                .parameters
-                .iter()
-                .map(|(k, v)| {
-                    Parameter::builder()
-                        .parameter_key(k)
-                        .parameter_value(v)
-                        .build()
-                })
-                .collect(),
-        ));
+        .set_parameters(Some(parameters));
     request = match &change.template {
         TemplateSource::Body(body) => request.template_body(body),
         TemplateSource::Url(url) => request.template_url(url),
     };
-    let created = match request.send().await {
-        Ok(created) => created,
+    match request.send().await {
+        // From here on the change set is named by its ARN: unambiguous,
+        // where a name is only unique within its stack.
+        Ok(created) => Ok(Some(created.id().map_or(name, str::to_owned))),
         Err(e) => {
             let e = e.into_service_error();
             // UpdateStack's answer to an unchanged stack. AWS computes a
             // change set and fails it ("didn't contain changes", below);
             // moto refuses to create it with this message instead.
             if e.meta().message() == Some("No updates are to be performed.") {
-                println!("{}: no changes", change.stack_name);
-                return Ok(Outcome::NoChanges);
+                return Ok(None);
             }
-            return Err(anyhow::Error::new(e))
-                .with_context(|| format!("cannot create a change set for {}", change.stack_name));
+            Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot create a change set for {}", change.stack_name))
         }
-    };
-    // From here on the change set is named by its ARN: unambiguous, where a
-    // name is only unique within its stack.
-    let name = created.id().map(str::to_owned).unwrap_or(name);
+    }
+}
 
-    // Wait for the change set to be computed.
+/// Waits, for at most `CHANGE_SET_DEADLINE`, until the change set is
+/// computed; `None` when it failed for want of changes.
+async fn computed_change_set(
+    client: &Client,
+    stack: &str,
+    change_set: &str,
+) -> anyhow::Result<Option<DescribeChangeSetOutput>> {
     let wait = Wait {
-        what: format!("the change set of {}", change.stack_name),
-        id: name.clone(),
+        what: format!("the change set of {stack}"),
+        id: change_set.to_owned(),
         deadline: CHANGE_SET_DEADLINE,
         interval: Duration::from_millis(500),
         next_step: format!(
-            "see why with `aws cloudformation describe-change-set --change-set-name {name}`, then deploy again (the next change set replaces it)"
+            "see why with `aws cloudformation describe-change-set --change-set-name {change_set}`, then deploy again (the next change set replaces it)"
         ),
     };
-    let described = poll_until(&wait, async || {
+    poll_until(&wait, async || {
         let out = client
             .describe_change_set()
-            .stack_name(&change.stack_name)
-            .change_set_name(&name)
+            .stack_name(stack)
+            .change_set_name(change_set)
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
@@ -237,50 +283,32 @@ pub async fn apply(client: &Client, change: &StackChange, yes: bool) -> anyhow::
             Some(ChangeSetStatus::CreateComplete) => Ok(Poll::Done(Some(out))),
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_owned();
-                discard(client, &change.stack_name, &name).await;
+                discard(client, stack, change_set).await;
                 if reason.contains("didn't contain changes") || reason.contains("No updates") {
                     return Ok(Poll::Done(None));
                 }
-                bail!("the change set of {} failed: {reason}", change.stack_name);
+                bail!("the change set of {stack} failed: {reason}");
             }
             status => Ok(Poll::Pending(
                 status.map_or("unknown", |s| s.as_str()).to_owned(),
             )),
         }
     })
-    .await?;
-    let Some(described) = described else {
-        println!("{}: no changes", change.stack_name);
-        return Ok(Outcome::NoChanges);
-    };
-    let changes = described.changes();
-    if changes.is_empty() && change_set_type == ChangeSetType::Update {
-        discard(client, &change.stack_name, &name).await;
-        println!("{}: no changes", change.stack_name);
-        return Ok(Outcome::NoChanges);
-    }
-    print_preview(&change.stack_name, changes);
-    let answer = confirm(
-        &format!("apply these changes to {}?", change.stack_name),
-        yes,
-    );
-    if !matches!(answer, Ok(true)) {
-        discard(client, &change.stack_name, &name).await;
-        answer?;
-        println!("{}: left unchanged", change.stack_name);
-        return Ok(Outcome::Declined);
-    }
+    .await
+}
+
+/// Executes the change set and follows the stack until it settles.
+async fn execute(client: &Client, stack: &str, change_set: &str) -> anyhow::Result<()> {
     let started = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
     client
         .execute_change_set()
-        .stack_name(&change.stack_name)
-        .change_set_name(&name)
+        .stack_name(stack)
+        .change_set_name(change_set)
         .send()
         .await
         .map_err(|e| anyhow::Error::new(e.into_service_error()))
-        .with_context(|| format!("cannot execute the change set of {}", change.stack_name))?;
-    follow(client, &change.stack_name, started).await?;
-    Ok(Outcome::Done)
+        .with_context(|| format!("cannot execute the change set of {stack}"))?;
+    follow(client, stack, started).await
 }
 
 /// Deletes a change set that will not be executed (best effort: an
@@ -316,11 +344,7 @@ pub async fn follow(
         .strip_prefix("arn:")
         .and_then(|arn| arn.split('/').nth(1))
         .unwrap_or(id);
-    let progress = indicatif::ProgressBar::new_spinner();
-    progress.enable_steady_tick(Duration::from_millis(120));
-    let mut seen = std::collections::HashSet::new();
-    let mut failures = Vec::new();
-    let mut quiet_polls = 0;
+    let mut events = EventLog::new(since);
     let wait = Wait {
         what: "stack".into(),
         id: id.to_owned(),
@@ -331,65 +355,36 @@ pub async fn follow(
         ),
     };
     let settled = poll_until(&wait, async || {
-        let events = client
+        let described = client
             .describe_stack_events()
             .stack_name(id)
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
             .with_context(|| format!("cannot read the events of {stack}"))?;
-        let mut fresh: Vec<_> = events
-            .stack_events()
-            .iter()
-            .filter(|e| e.timestamp().is_some_and(|t| t.secs() >= since.secs()))
-            .filter(|e| seen.insert(e.event_id().unwrap_or_default().to_owned()))
-            .cloned()
-            .collect();
-        fresh.reverse();
-        quiet_polls = if fresh.is_empty() { quiet_polls + 1 } else { 0 };
-        for event in fresh {
-            let status = event.resource_status().map(|s| s.as_str()).unwrap_or("?");
-            let reason = event.resource_status_reason().unwrap_or_default();
-            let line = format!(
-                "  {:<40} {:<28} {:<22} {reason}",
-                event.logical_resource_id().unwrap_or("?"),
-                event.resource_type().unwrap_or("?"),
-                status
-            );
-            // A hidden bar (not a terminal: CI, the deploy workflow, a
-            // pipe) prints nothing, and the events are the progress there.
-            if progress.is_hidden() {
-                println!("{line}");
-            } else {
-                progress.println(line);
-            }
-            if status.ends_with("_FAILED") && !reason.contains("cancelled") {
-                failures.push(format!(
-                    "{} ({}): {reason}",
-                    event.logical_resource_id().unwrap_or("?"),
-                    event.resource_type().unwrap_or("?")
-                ));
-            }
-        }
+        events.show(described.stack_events());
         let status = stack_status(client, id).await?;
         let text = status
             .as_ref()
             .map(|s| s.as_str().to_owned())
             .unwrap_or("DELETED".into());
-        progress.set_message(format!("{stack}: {text}"));
+        events.progress.set_message(format!("{stack}: {text}"));
         if !text.ends_with("_IN_PROGRESS") {
             return Ok(Poll::Done(text));
         }
         // CloudFormation always settles; an emulator may leave a failed
         // stack in progress forever, so a failure followed by a minute of
         // silence ends the wait.
-        if !failures.is_empty() && quiet_polls >= 30 {
-            bail!("{stack} is stuck {text}; failed: {}", failures.join("; "));
+        if !events.failures.is_empty() && events.quiet_polls >= 30 {
+            bail!(
+                "{stack} is stuck {text}; failed: {}",
+                events.failures.join("; ")
+            );
         }
         Ok(Poll::Pending(text))
     })
     .await;
-    progress.finish_and_clear();
+    events.progress.finish_and_clear();
     let text = settled?;
     println!("{stack}: {text}");
     let ok = matches!(
@@ -399,12 +394,74 @@ pub async fn follow(
     if !ok {
         bail!(
             "{stack} ended {text}{}",
-            if failures.is_empty() {
+            if events.failures.is_empty() {
                 String::new()
             } else {
-                format!("; failed: {}", failures.join("; "))
+                format!("; failed: {}", events.failures.join("; "))
             }
         );
     }
     Ok(())
+}
+
+/// The events of a stack change seen so far, printed once each, and the
+/// failures among them.
+#[derive(Debug)]
+struct EventLog {
+    since: aws_smithy_types::DateTime,
+    seen: HashSet<String>,
+    failures: Vec<String>,
+    /// Polls in a row that brought no new event.
+    quiet_polls: u32,
+    progress: indicatif::ProgressBar,
+}
+
+impl EventLog {
+    fn new(since: aws_smithy_types::DateTime) -> EventLog {
+        let progress = indicatif::ProgressBar::new_spinner();
+        progress.enable_steady_tick(Duration::from_millis(120));
+        EventLog {
+            since,
+            seen: HashSet::new(),
+            failures: Vec::new(),
+            quiet_polls: 0,
+            progress,
+        }
+    }
+
+    /// Prints the events (newest first, as CloudFormation lists them) not
+    /// seen yet, oldest first, and notes the failures.
+    fn show(&mut self, events: &[StackEvent]) {
+        let mut fresh: Vec<&StackEvent> = events
+            .iter()
+            .filter(|e| e.timestamp().is_some_and(|t| t.secs() >= self.since.secs()))
+            .filter(|e| {
+                self.seen
+                    .insert(e.event_id().unwrap_or_default().to_owned())
+            })
+            .collect();
+        fresh.reverse();
+        self.quiet_polls = if fresh.is_empty() {
+            self.quiet_polls + 1
+        } else {
+            0
+        };
+        for event in fresh {
+            let status = event.resource_status().map(|s| s.as_str()).unwrap_or("?");
+            let reason = event.resource_status_reason().unwrap_or_default();
+            let resource = event.logical_resource_id().unwrap_or("?");
+            let kind = event.resource_type().unwrap_or("?");
+            let line = format!("  {resource:<40} {kind:<28} {status:<22} {reason}");
+            // A hidden bar (not a terminal: CI, the deploy workflow, a
+            // pipe) prints nothing, and the events are the progress there.
+            if self.progress.is_hidden() {
+                println!("{line}");
+            } else {
+                self.progress.println(line);
+            }
+            if status.ends_with("_FAILED") && !reason.contains("cancelled") {
+                self.failures.push(format!("{resource} ({kind}): {reason}"));
+            }
+        }
+    }
 }

@@ -167,7 +167,7 @@ async fn template_source(
     let key = format!(
         "templates/{}/{}.json",
         stack.name,
-        package::sha256_hex(body.as_bytes())
+        stockcast::digest::sha256_hex(body.as_bytes())
     );
     let store = ctx.bucket(bucket)?;
     if store.head(&key).await?.is_none() {
@@ -214,41 +214,20 @@ impl flags::Deploy {
             Some(dir) => dir.clone(),
             None => {
                 let out = PathBuf::from("target/package");
-                flags::Package {
-                    out: out.clone(),
-                    push: None,
-                    no_build: false,
-                    registry_user: None,
-                    registry_password: None,
-                }
-                .run()?;
+                flags::Package::build_only(out.clone()).run()?;
                 out
             }
         };
-        let manifest: Value = serde_json::from_slice(
-            &std::fs::read(dir.join("manifest.json")).with_context(|| {
-                format!(
-                    "no manifest.json in {}: run `cargo xtask package`",
-                    dir.display()
-                )
-            })?,
-        )?;
+        let manifest = read_manifest(&dir)?;
         let image = package::oci::Image::read_layout(&dir.join("train-image"))?;
         let registry = self
             .image_registry
             .clone()
             .unwrap_or(bootstrap.repository.clone());
-
         ctx.runtime.block_on(async {
             println!("artifacts → s3://{}", bootstrap.bucket);
             let keys = upload_artifacts(&ctx, &bootstrap.bucket, &dir, &manifest).await?;
-            let digest = image.manifest_digest().to_owned();
-            let tag = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
-            let credentials = registry_credentials(&ctx, &registry).await?;
-            package::oci::push(&image, &format!("{registry}:{tag}"), credentials).await?;
-            let image_uri = format!("{registry}@{digest}");
-            println!("  train-image {image_uri}");
-
+            let image_uri = push_image(&ctx, &image, &registry).await?;
             let mut values = BTreeMap::from([
                 (
                     "SecretsExtensionLayerArn".to_owned(),
@@ -260,42 +239,90 @@ impl flags::Deploy {
             for (name, key) in &keys {
                 values.insert(code_key_parameter(name), key.clone());
             }
-            let mut changed = false;
-            for stack in ctx.rendered.stacks.iter().filter(|s| s.name != BOOTSTRAP) {
-                let mut parameters = BTreeMap::new();
-                for (name, has_default) in declared_parameters(stack) {
-                    match values.get(&name) {
-                        Some(value) => {
-                            parameters.insert(name, value.clone());
-                        }
-                        None if has_default => {}
-                        None => bail!(
-                            "{}: deploy has no value for parameter {name}",
-                            stack.stack_name
-                        ),
-                    }
-                }
-                let change = StackChange {
-                    stack_name: stack.stack_name.clone(),
-                    template: template_source(&ctx, &bootstrap.bucket, stack).await?,
-                    parameters,
-                    env: ctx.env().to_owned(),
-                };
-                match cfn::apply(&client, &change, self.yes).await? {
-                    Outcome::Done => changed = true,
-                    Outcome::NoChanges => {}
-                    Outcome::Declined => {
-                        println!("stopped: the later stacks depend on this one");
-                        return Ok(());
-                    }
-                }
-            }
-            if !changed {
-                println!("no changes");
-            }
-            print_outputs(&ctx, &client).await
+            deploy_stacks(&ctx, &client, &bootstrap.bucket, &values, self.yes).await
         })
     }
+}
+
+fn read_manifest(dir: &Path) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(dir.join("manifest.json")).with_context(|| {
+        format!(
+            "no manifest.json in {}: run `cargo xtask package`",
+            dir.display()
+        )
+    })?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Pushes the training image (tagged by its digest) and returns the URI
+/// the job definition pins it by: `<registry>@sha256:…`.
+async fn push_image(
+    ctx: &Ctx,
+    image: &package::oci::Image,
+    registry: &str,
+) -> anyhow::Result<String> {
+    let digest = image.manifest_digest().to_owned();
+    let tag = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
+    let credentials = registry_credentials(ctx, registry).await?;
+    package::oci::push(image, &format!("{registry}:{tag}"), credentials).await?;
+    let image_uri = format!("{registry}@{digest}");
+    println!("  train-image {image_uri}");
+    Ok(image_uri)
+}
+
+/// Applies every stack after bootstrap, in order, each with the values of
+/// the parameters it declares; a declined stack stops the later ones,
+/// which depend on it.
+async fn deploy_stacks(
+    ctx: &Ctx,
+    client: &aws_sdk_cloudformation::Client,
+    bucket: &str,
+    values: &BTreeMap<String, String>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let mut changed = false;
+    for stack in ctx.rendered.stacks.iter().filter(|s| s.name != BOOTSTRAP) {
+        let change = StackChange {
+            stack_name: stack.stack_name.clone(),
+            template: template_source(ctx, bucket, stack).await?,
+            parameters: stack_parameters(stack, values)?,
+            env: ctx.env().to_owned(),
+        };
+        match cfn::apply(client, &change, yes).await? {
+            Outcome::Done => changed = true,
+            Outcome::NoChanges => {}
+            Outcome::Declined => {
+                println!("stopped: the later stacks depend on this one");
+                return Ok(());
+            }
+        }
+    }
+    if !changed {
+        println!("no changes");
+    }
+    print_outputs(ctx, client).await
+}
+
+/// The values of the parameters `stack` declares; one without a value
+/// and without a default is an error.
+fn stack_parameters(
+    stack: &RenderedStack,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut parameters = BTreeMap::new();
+    for (name, has_default) in declared_parameters(stack) {
+        match values.get(&name) {
+            Some(value) => {
+                parameters.insert(name, value.clone());
+            }
+            None if has_default => {}
+            None => bail!(
+                "{}: deploy has no value for parameter {name}",
+                stack.stack_name
+            ),
+        }
+    }
+    Ok(parameters)
 }
 
 /// What a user needs after a deploy: the API, its key, the state machines.

@@ -36,24 +36,26 @@ pub struct Ctx {
 
 impl flags::Aws {
     pub fn context(&self) -> anyhow::Result<Ctx> {
-        let rendered = render(&Sources::in_project(std::path::Path::new(".")), &self.env)
-            .with_context(|| format!("cannot render environment {}", self.env))?;
+        let env = &self.env.name;
+        let rendered = render(&Sources::in_project(std::path::Path::new(".")), env)
+            .with_context(|| format!("cannot render environment {env}"))?;
+        let connection = &self.connection;
         let runtime = tokio::runtime::Runtime::new()?;
         let sdk = runtime.block_on(async {
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .region(Region::new(rendered.env.region.clone()));
-            if let Some(profile) = &self.profile {
+            if let Some(profile) = &connection.profile {
                 loader = loader.profile_name(profile);
             }
-            if let Some(url) = &self.endpoint_url {
+            if let Some(url) = &connection.endpoint_url {
                 loader = loader.endpoint_url(url);
             }
             loader.load().await
         });
-        runtime.block_on(check_credentials(&sdk, self.profile.as_deref()))?;
+        runtime.block_on(check_credentials(&sdk, connection.profile.as_deref()))?;
         Ok(Ctx {
             sdk,
-            endpoint: self.endpoint_url.clone(),
+            endpoint: connection.endpoint_url.clone(),
             rendered,
             runtime,
         })

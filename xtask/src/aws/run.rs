@@ -108,10 +108,7 @@ pub async fn follow(
     deadline: Duration,
     console: &str,
 ) -> anyhow::Result<()> {
-    let mut next_event = 0_i64;
-    let mut entered: HashMap<String, aws_smithy_types::DateTime> = HashMap::new();
-    let mut attempts: HashMap<String, u32> = HashMap::new();
-    let mut current = String::new();
+    let mut history = History::default();
     let wait = Wait {
         what: "execution".into(),
         id: execution.to_owned(),
@@ -122,66 +119,7 @@ pub async fn follow(
         ),
     };
     poll_until(&wait, async || {
-        let mut pages = sfn
-            .get_execution_history()
-            .execution_arn(execution)
-            .max_results(500)
-            .into_paginator()
-            .send();
-        let mut events = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::Error::new(e.into_service_error()))
-                .context("cannot read the execution history")?;
-            events.extend(page.events().iter().cloned());
-        }
-        let last_seen = next_event;
-        for event in events.iter().filter(|e| e.id() > last_seen) {
-            next_event = event.id();
-            let time = event.timestamp();
-            match event.r#type() {
-                HistoryEventType::TaskStateEntered
-                | HistoryEventType::ChoiceStateEntered
-                | HistoryEventType::MapStateEntered
-                | HistoryEventType::PassStateEntered
-                | HistoryEventType::SucceedStateEntered
-                | HistoryEventType::FailStateEntered
-                | HistoryEventType::WaitStateEntered => {
-                    if let Some(d) = event.state_entered_event_details() {
-                        current = d.name().to_owned();
-                        entered.insert(current.clone(), *time);
-                        println!("  → {current}");
-                    }
-                }
-                HistoryEventType::TaskStateExited
-                | HistoryEventType::ChoiceStateExited
-                | HistoryEventType::MapStateExited
-                | HistoryEventType::PassStateExited
-                | HistoryEventType::SucceedStateExited
-                | HistoryEventType::WaitStateExited => {
-                    if let Some(d) = event.state_exited_event_details() {
-                        let took = entered
-                            .get(d.name())
-                            .map(|t| (time.as_secs_f64() - t.as_secs_f64()).max(0.0))
-                            .unwrap_or_default();
-                        println!("  ✓ {} ({took:.1} s)", d.name());
-                    }
-                }
-                HistoryEventType::TaskScheduled | HistoryEventType::LambdaFunctionScheduled => {
-                    let n = attempts.entry(current.clone()).or_default();
-                    *n += 1;
-                    if *n > 1 {
-                        println!("    retry {} of {current}", *n - 1);
-                    }
-                }
-                HistoryEventType::TaskFailed
-                | HistoryEventType::LambdaFunctionFailed
-                | HistoryEventType::TaskTimedOut => {
-                    println!("    ✗ {current}: {}", detail(event).unwrap_or_default());
-                }
-                _ => {}
-            }
-        }
+        history.show(&read_history(sfn, execution).await?);
         let status = sfn
             .describe_execution()
             .execution_arn(execution)
@@ -191,7 +129,7 @@ pub async fn follow(
             .context("cannot describe the execution")?;
         match status.status() {
             ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {
-                Ok(Poll::Pending(match current.as_str() {
+                Ok(Poll::Pending(match history.current.as_str() {
                     "" => status.status().as_str().to_owned(),
                     state => format!("{} in state {state}", status.status().as_str()),
                 }))
@@ -212,4 +150,97 @@ pub async fn follow(
         }
     })
     .await
+}
+
+/// Every event of the execution's history so far, oldest first.
+async fn read_history(
+    sfn: &aws_sdk_sfn::Client,
+    execution: &str,
+) -> anyhow::Result<Vec<HistoryEvent>> {
+    let mut pages = sfn
+        .get_execution_history()
+        .execution_arn(execution)
+        .max_results(500)
+        .into_paginator()
+        .send();
+    let mut events = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .context("cannot read the execution history")?;
+        events.extend(page.events().iter().cloned());
+    }
+    Ok(events)
+}
+
+/// What has been printed of an execution's history: the last event, when
+/// each state was entered, the attempts of each task, the current state.
+#[derive(Debug, Default)]
+struct History {
+    next_event: i64,
+    entered: HashMap<String, aws_smithy_types::DateTime>,
+    attempts: HashMap<String, u32>,
+    current: String,
+}
+
+impl History {
+    /// Prints the events after the last one printed.
+    fn show(&mut self, events: &[HistoryEvent]) {
+        let last_seen = self.next_event;
+        for event in events.iter().filter(|e| e.id() > last_seen) {
+            self.next_event = event.id();
+            match event.r#type() {
+                HistoryEventType::TaskStateEntered
+                | HistoryEventType::ChoiceStateEntered
+                | HistoryEventType::MapStateEntered
+                | HistoryEventType::PassStateEntered
+                | HistoryEventType::SucceedStateEntered
+                | HistoryEventType::FailStateEntered
+                | HistoryEventType::WaitStateEntered => self.entered(event),
+                HistoryEventType::TaskStateExited
+                | HistoryEventType::ChoiceStateExited
+                | HistoryEventType::MapStateExited
+                | HistoryEventType::PassStateExited
+                | HistoryEventType::SucceedStateExited
+                | HistoryEventType::WaitStateExited => self.exited(event),
+                HistoryEventType::TaskScheduled | HistoryEventType::LambdaFunctionScheduled => {
+                    let n = self.attempts.entry(self.current.clone()).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        println!("    retry {} of {}", *n - 1, self.current);
+                    }
+                }
+                HistoryEventType::TaskFailed
+                | HistoryEventType::LambdaFunctionFailed
+                | HistoryEventType::TaskTimedOut => {
+                    println!(
+                        "    ✗ {}: {}",
+                        self.current,
+                        detail(event).unwrap_or_default()
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn entered(&mut self, event: &HistoryEvent) {
+        if let Some(d) = event.state_entered_event_details() {
+            self.current = d.name().to_owned();
+            self.entered
+                .insert(self.current.clone(), *event.timestamp());
+            println!("  → {}", self.current);
+        }
+    }
+
+    fn exited(&self, event: &HistoryEvent) {
+        if let Some(d) = event.state_exited_event_details() {
+            let took = self
+                .entered
+                .get(d.name())
+                .map(|t| (event.timestamp().as_secs_f64() - t.as_secs_f64()).max(0.0))
+                .unwrap_or_default();
+            println!("  ✓ {} ({took:.1} s)", d.name());
+        }
+    }
 }

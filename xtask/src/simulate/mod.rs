@@ -16,32 +16,29 @@
 
 mod bind;
 mod check;
+mod interpreter;
 mod path;
 mod scenarios;
 mod seed;
 mod vendor;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use stockcast::ids::{RunId, Symbol};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value as Json, json};
 use stockcast::config::{Approval as ApprovalMode, GatePolicy, PipelineConfig};
-use stockcast::steps::{ApprovalAnswer, ApprovalResult, ErrorName, RunInput, Source, StepError};
+use stockcast::series::Bar;
+use stockcast::steps::{RunInput, Source};
 use stockcast::store::Store;
 
-use crate::{flags, tools};
-use check::{Outcome, RunnerResult, Snapshot};
-use scenarios::{Answer, Prices, Scenario, StoreSeed};
+use crate::{flags, process, tools};
+use check::{Outcome, Snapshot};
+use scenarios::{Prices, Scenario, StoreSeed};
 
-/// A scenario that runs longer than this is stopped and fails.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// The job's log line that shows it is inside its backtest, when the
 /// Spot interruption is sent.
 const BACKTEST_LOG: &str = "backtest progress";
@@ -73,7 +70,7 @@ impl flags::Simulate {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        let simulation = Simulation::prepare(&self.env)?;
+        let simulation = Simulation::prepare(&self.env.name)?;
         let started = Instant::now();
         let mut failed = Vec::new();
         for scenario in selected.iter().copied() {
@@ -96,7 +93,7 @@ impl flags::Simulate {
         println!(
             "simulate: {} scenarios passed in {seconds:.1} s ({} environment)",
             selected.len(),
-            self.env
+            self.env.name
         );
         Ok(())
     }
@@ -128,62 +125,13 @@ fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
 
 impl Simulation {
     fn prepare(env: &str) -> anyhow::Result<Simulation> {
-        let node = tools::ensure_node(tools::STEP_FUNCTIONS_LOCAL)
-            .context("installing the Step Functions interpreter failed")?;
-        let interpreter = tools::tools_dir()
-            .join(tools::STEP_FUNCTIONS_LOCAL.prefix)
-            .join("node_modules/aws-local-stepfunctions/build/main.node.esm.js");
-        if !interpreter.exists() {
-            bail!(
-                "{} is missing; remove {}/installed and run `cargo xtask tools`",
-                interpreter.display(),
-                tools::tools_dir().display()
-            );
-        }
-        eprintln!("simulate: building the step binaries: cargo build -p xtask -p stockcast-train");
-        // The executables are taken from cargo's own report (`deps/<name>-<hash>`,
-        // unique to this checkout): `target/debug/<name>` is shared by every
-        // checkout building into the same target folder, and may be another's.
-        let output = Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "--message-format=json-render-diagnostics",
-                "-p",
-                "xtask",
-                "-p",
-                "stockcast-train",
-            ])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("failed to start cargo")?;
-        if !output.status.success() {
-            bail!("building the step binaries failed ({})", output.status);
-        }
-        let executables = built_executables(&output.stdout);
+        let (node, interpreter) = interpreter()?;
         let target = absolute(tools::tools_dir())?
             .parent()
             .map(Path::to_path_buf)
             .context("the tools folder has no parent")?;
-        // The steps run from links made now, so a later build into the same
-        // target folder (another checkout sharing it) cannot swap them mid-run.
         let work = target.join("simulate").join(env);
-        let bin = work.join("bin");
-        std::fs::create_dir_all(&bin)
-            .with_context(|| format!("cannot create {}", bin.display()))?;
-        let mut pinned = Vec::new();
-        for name in ["xtask", "stockcast-train"] {
-            let built = executables
-                .get(name)
-                .with_context(|| format!("cargo reported no executable {name}"))?;
-            let link = bin.join(name);
-            let _ = std::fs::remove_file(&link);
-            if std::fs::hard_link(built, &link).is_err() {
-                std::fs::copy(built, &link)
-                    .with_context(|| format!("cannot copy {}", built.display()))?;
-            }
-            pinned.push(link);
-        }
+        let [xtask, train] = pin_step_binaries(&work.join("bin"))?;
         let rendered =
             stockcast::infra::render(&stockcast::infra::Sources::in_project(Path::new(".")), env)
                 .with_context(|| format!("rendering the {env} environment failed"))?;
@@ -193,8 +141,8 @@ impl Simulation {
             bound,
             node,
             interpreter,
-            train: pinned.pop().context("no training binary")?,
-            xtask: pinned.pop().context("no xtask binary")?,
+            xtask,
+            train,
             runner: absolute(PathBuf::from("tests/simulate/runner.mjs"))?,
             work,
             runtime: tokio::runtime::Builder::new_current_thread()
@@ -275,26 +223,24 @@ impl Simulation {
         let dir = self.work.join("_trained");
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::local(&dir.join("store"))?;
-        let config = self.config(|_| {});
-        let input = RunInput {
-            run_id: RunId::from_static("seed-training"),
-            env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS.map(Symbol::from_static).to_vec(),
-            models: scenarios::MODELS.to_vec(),
-            horizons: config.protocol.horizons.clone(),
-            source: Source::Sample,
-            sentiment: None,
+        let run = test_support::seed::SampleRun {
+            run_id: "seed-training",
+            env: &self.env.name,
+            symbols: &scenarios::SYMBOLS,
+            models: &scenarios::MODELS,
+            config: self.config(|_| {}),
         };
-        self.runtime.block_on(seed::trained(
+        self.runtime.block_on(test_support::seed::trained(
             &store,
             Path::new("data/sample"),
-            input,
-            config,
+            run,
         ))?;
         *cached = Some(dir.join("store"));
         Ok(dir.join("store"))
     }
 
+    /// Runs one scenario in `dir`: its store and sample folder, the fake
+    /// vendor, the job for the runner, the execution, and what it left.
     fn execute(&self, scenario: &Scenario, dir: &Path) -> anyhow::Result<Outcome> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
@@ -303,77 +249,97 @@ impl Simulation {
         let store_dir = dir.join("store");
         let sample_dir = dir.join("sample");
         std::fs::create_dir_all(&store_dir)?;
-        let mut prices = seed::bundled(&scenarios::SYMBOLS)?;
-        match scenario.prices {
-            Prices::Bundled => {}
-            Prices::Gap { symbols, days } => {
-                for &symbol in symbols {
-                    if let Some(bars) = prices.remove(symbol) {
-                        prices.insert(symbol.to_owned(), seed::with_gap(bars, days));
-                    }
-                }
-            }
-            Prices::Recent => {
-                let today = chrono::Utc::now().date_naive();
-                for bars in prices.values_mut() {
-                    *bars = seed::redated(bars, today);
-                }
-            }
-        }
+        let prices = scenario_prices(scenario.prices)?;
         seed::write_sample(&sample_dir, &prices)?;
         let store = Store::local(&store_dir)?;
+        self.seed_store(scenario, &store, dir, &prices)?;
+        // Yahoo throttles until the step's own retries give up once, so the
+        // workflow's Retry is what recovers.
+        let throttles = stockcast::vendors::VendorConfig::from_env().retry.attempts as usize;
+        let vendor = fake_vendor(scenario, &prices, throttles)?;
+        let start = self.start(scenario)?;
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&start.config)?)?;
+        let drift_threshold = self.drift_threshold();
+        let paths = StepPaths {
+            store: &store_dir,
+            sample: &sample_dir,
+            config: &config_path,
+            drift_threshold,
+            yahoo_url: vendor.as_ref().map(|v| v.url.as_str()),
+            mlflow_uri: scenario.mlflow_down.then(unused_local_url).transpose()?,
+        };
+        let job_path = dir.join("job.json");
+        let job = self.job(scenario, &start, &paths, &dir.join("logs"))?;
+        std::fs::write(&job_path, serde_json::to_vec_pretty(&job)?)?;
+        let before = Snapshot::take(&store_dir, &scenarios::SYMBOLS);
+        let result = self.interpret(&job_path, dir, &store, &start.input, scenario.answer)?;
+        Ok(Outcome {
+            after: Snapshot::take(&store_dir, &scenarios::SYMBOLS),
+            before,
+            store: store_dir,
+            input: start.input,
+            result,
+            requests: vendor
+                .as_ref()
+                .map(vendor::FakeYahoo::requests)
+                .unwrap_or_default(),
+            throttles,
+            full_rows: prices.iter().map(|(s, b)| (s.clone(), b.len())).collect(),
+            execution_id: start.execution_id,
+            task_token: start.task_token,
+            training_arn: self
+                .bound
+                .machine(scenarios::Workflow::Training.logical_id())?
+                .arn
+                .clone(),
+            drift_threshold,
+        })
+    }
+
+    /// What the scenario's store holds before the execution.
+    fn seed_store(
+        &self,
+        scenario: &Scenario,
+        store: &Store,
+        dir: &Path,
+        prices: &BTreeMap<String, Vec<Bar>>,
+    ) -> anyhow::Result<()> {
         match scenario.store {
             StoreSeed::Empty => {}
-            StoreSeed::Trained => seed::copy_tree(&self.trained_store()?, &store_dir)?,
+            StoreSeed::Trained => seed::copy_tree(&self.trained_store()?, &dir.join("store"))?,
             StoreSeed::AllButLast(n) => {
                 let older = prices
                     .iter()
                     .map(|(s, bars)| (s.clone(), bars[..bars.len().saturating_sub(n)].to_vec()))
                     .collect();
                 self.runtime.block_on(seed::ingest_sample(
-                    &store,
+                    store,
                     &dir.join("seed-sample"),
                     &older,
                 ))?;
             }
         }
         if let Some(bias) = scenario.served_bias {
-            for (symbol, bars) in &prices {
+            for (symbol, bars) in prices {
                 self.runtime
-                    .block_on(seed::served_forecasts(&store, symbol, bars, 30, bias))?;
+                    .block_on(seed::served_forecasts(store, symbol, bars, 30, bias))?;
             }
         }
-        // Yahoo throttles until the step's own retries give up once, so the
-        // workflow's Retry is what recovers.
-        let throttles = stockcast::vendors::VendorConfig::from_env().retry.attempts as usize;
-        let vendor = match scenario.source {
-            Source::Yahoo => {
-                let recent = prices
-                    .iter()
-                    .map(|(s, bars)| {
-                        (
-                            s.clone(),
-                            bars[bars.len().saturating_sub(YAHOO_ROWS)..].to_vec(),
-                        )
-                    })
-                    .collect();
-                let throttled = scenario
-                    .throttle
-                    .map(|s| (s.to_owned(), throttles))
-                    .into_iter()
-                    .collect();
-                Some(vendor::FakeYahoo::start(&recent, throttled)?)
-            }
-            _ => None,
-        };
+        Ok(())
+    }
+
+    /// The execution the scenario starts: its input and settings, and the
+    /// ids the interpreter gives it.
+    fn start(&self, scenario: &Scenario) -> anyhow::Result<Start<'_>> {
         let config = self.config(scenario.gate);
-        let config_path = dir.join("config.json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
         let machine = self.bound.machine(scenario.workflow.logical_id())?;
         let input = RunInput {
             run_id: stockcast::pipeline::new_run_id(scenario.workflow.name())?,
             env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS.map(Symbol::from_static).to_vec(),
+            symbols: scenarios::SYMBOLS
+                .map(stockcast::ids::Symbol::from_static)
+                .to_vec(),
             models: scenario.models.to_vec(),
             horizons: config.protocol.horizons.clone(),
             source: scenario.source,
@@ -385,56 +351,40 @@ impl Simulation {
             scenario.name
         );
         let task_token = format!("simulated-task-token-{}-{}", scenario.name, input.run_id);
-        let drift_threshold = self.drift_threshold();
-        let paths = StepPaths {
-            store: &store_dir,
-            sample: &sample_dir,
-            config: &config_path,
-            drift_threshold,
-            yahoo_url: vendor.as_ref().map(|v| v.url.as_str()),
-            mlflow_uri: scenario.mlflow_down.then(unused_local_url).transpose()?,
-        };
-        let job = json!({
+        Ok(Start {
+            definition: &machine.definition,
+            config,
+            input,
+            execution_id,
+            task_token,
+        })
+    }
+
+    /// The runner's job (tests/simulate/runner.mjs): the definition, its
+    /// input and context, and what every Task is bound to.
+    fn job(
+        &self,
+        scenario: &Scenario,
+        start: &Start<'_>,
+        paths: &StepPaths<'_>,
+        log_dir: &Path,
+    ) -> anyhow::Result<Json> {
+        Ok(json!({
             "interpreter": self.interpreter,
-            "definition": machine.definition,
-            "input": input,
+            "definition": start.definition,
+            "input": start.input,
             "context": {
-                "Execution": {"Id": execution_id, "Name": scenario.name},
-                "Task": {"Token": task_token},
+                "Execution": {"Id": start.execution_id, "Name": scenario.name},
+                "Task": {"Token": start.task_token},
             },
             "retry_interval_ms": 0,
             "map_label": "symbol",
-            "log_dir": dir.join("logs"),
-            "lambda": self.lambda_bindings(&paths)?,
-            "batch": self.batch_bindings(&store_dir, scenario.interrupt),
-            "sns": self.bound.topics.iter().map(|t| (t.clone(), json!({"dir": store_dir.join("notifications")}))).collect::<serde_json::Map<_, _>>(),
+            "log_dir": log_dir,
+            "lambda": self.lambda_bindings(paths)?,
+            "batch": self.batch_bindings(paths.store, scenario.interrupt),
+            "sns": self.bound.topics.iter().map(|t| (t.clone(), json!({"dir": paths.store.join("notifications")}))).collect::<serde_json::Map<_, _>>(),
             "state_machines": self.bound.machine_arns(),
-        });
-        let job_path = dir.join("job.json");
-        std::fs::write(&job_path, serde_json::to_vec_pretty(&job)?)?;
-        let before = Snapshot::take(&store_dir, &scenarios::SYMBOLS);
-        let result = self.interpret(&job_path, dir, &store, &input, scenario.answer)?;
-        Ok(Outcome {
-            after: Snapshot::take(&store_dir, &scenarios::SYMBOLS),
-            before,
-            store: store_dir,
-            input,
-            result,
-            requests: vendor
-                .as_ref()
-                .map(vendor::FakeYahoo::requests)
-                .unwrap_or_default(),
-            throttles,
-            full_rows: prices.iter().map(|(s, b)| (s.clone(), b.len())).collect(),
-            execution_id,
-            task_token,
-            training_arn: self
-                .bound
-                .machine(scenarios::Workflow::Training.logical_id())?
-                .arn
-                .clone(),
-            drift_threshold,
-        })
+        }))
     }
 
     /// The monitor function's drift threshold, as deployed.
@@ -512,140 +462,63 @@ impl Simulation {
             .collect();
         bindings.into()
     }
+}
 
-    /// Runs the runner, answering its task tokens, and returns its result.
-    fn interpret(
-        &self,
-        job: &Path,
-        dir: &Path,
-        store: &Store,
-        input: &RunInput,
-        answer: Option<Answer>,
-    ) -> anyhow::Result<RunnerResult> {
-        let log = std::fs::File::create(dir.join("runner.log"))?;
-        let mut child = Command::new(&self.node)
-            .arg(&self.runner)
-            .arg(job)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("failed to start the runner")?;
-        let stdin = child.stdin.take().context("the runner has no stdin")?;
-        let stdout = child.stdout.take().context("the runner has no stdout")?;
-        let child = Arc::new(Mutex::new(child));
-        let done = Arc::new(AtomicBool::new(false));
-        let watchdog = {
-            let (child, done) = (child.clone(), done.clone());
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + SCENARIO_TIMEOUT;
-                while !done.load(Ordering::Relaxed) {
-                    if Instant::now() > deadline {
-                        if let Ok(mut child) = child.lock() {
-                            let _ = child.kill();
-                        }
-                        return true;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                false
-            })
-        };
-        let mut channel = Channel {
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-        };
-        let mut result = None;
-        while let Some(message) = channel.next()? {
-            match message["event"].as_str() {
-                Some("task_token") => {
-                    let token = message["token"].as_str().unwrap_or("").to_owned();
-                    self.answer(&mut channel, store, input, &token, answer)?;
-                }
-                Some("result") => {
-                    result = Some(
-                        serde_json::from_value(message)
-                            .context("the runner's result is malformed")?,
-                    );
-                }
-                _ => bail!("the runner said something unexpected: {message}"),
-            }
-        }
-        done.store(true, Ordering::Relaxed);
-        let timed_out = watchdog.join().unwrap_or(false);
-        let status = child
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned lock"))?
-            .wait()?;
-        if timed_out {
-            bail!(
-                "the execution did not end within {} s; see {}",
-                SCENARIO_TIMEOUT.as_secs(),
-                dir.display()
-            );
-        }
-        result.with_context(|| {
-            format!(
-                "the runner ended ({status}) without a result; see {}",
-                dir.join("runner.log").display()
-            )
-        })
+/// Node 22 and the interpreter's module, installed on first use.
+fn interpreter() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let node = tools::ensure_node(tools::STEP_FUNCTIONS_LOCAL)
+        .context("installing the Step Functions interpreter failed")?;
+    let interpreter = tools::tools_dir()
+        .join(tools::STEP_FUNCTIONS_LOCAL.prefix)
+        .join("node_modules/aws-local-stepfunctions/build/main.node.esm.js");
+    if !interpreter.exists() {
+        bail!(
+            "{} is missing; remove {}/installed and run `cargo xtask tools`",
+            interpreter.display(),
+            tools::tools_dir().display()
+        );
     }
+    Ok((node, interpreter))
+}
 
-    /// Answers a `.waitForTaskToken` task as the scenario says: through the
-    /// library's approval code (which claims the answer and sends the kept
-    /// token), or by letting the state time out.
-    fn answer(
-        &self,
-        channel: &mut Channel,
-        store: &Store,
-        input: &RunInput,
-        token: &str,
-        answer: Option<Answer>,
-    ) -> anyhow::Result<()> {
-        let answer =
-            answer.context("the execution waits for an approval the scenario does not give")?;
-        let approve = match answer {
-            Answer::Approve => true,
-            Answer::Reject => false,
-            Answer::Timeout => {
-                let pending = self
-                    .runtime
-                    .block_on(stockcast::approval::pending(store, &input.run_id))?
-                    .context("the gate kept no task token")?;
-                if pending.task_token != token {
-                    bail!(
-                        "the gate kept token {:?}, the execution issued {token:?}",
-                        pending.task_token
-                    );
-                }
-                return channel.deliver(json!({"token": token, "timeout": true}));
-            }
-        };
-        let request = ApprovalAnswer {
-            run_id: input.run_id.clone(),
-            approve,
-            reason: Some(
-                if approve {
-                    "plots look right"
-                } else {
-                    "plots look wrong"
-                }
-                .into(),
-            ),
-            by: Some("cargo xtask simulate".into()),
-        };
-        self.runtime
-            .block_on(stockcast::approval::answer(
-                store,
-                &request,
-                async |token: &str, result: &ApprovalResult| {
-                    channel.send_task_result(token, result)
-                },
-            ))
-            .map_err(|e| anyhow::anyhow!("answering the approval failed: {e}"))?;
-        Ok(())
-    }
+/// Builds xtask and the training job and links their executables into
+/// `bin`: the steps run from links made now, so a later build into the same
+/// target folder (another checkout sharing it) cannot swap them mid-run.
+/// Returns `[xtask, stockcast-train]`.
+fn pin_step_binaries(bin: &Path) -> anyhow::Result<[PathBuf; 2]> {
+    eprintln!("simulate: building the step binaries: cargo build -p xtask -p stockcast-train");
+    // The executables are taken from cargo's own report (`deps/<name>-<hash>`,
+    // unique to this checkout): `target/debug/<name>` is shared by every
+    // checkout building into the same target folder, and may be another's.
+    let output = process::output(
+        "building the step binaries",
+        Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json-render-diagnostics",
+                "-p",
+                "xtask",
+                "-p",
+                "stockcast-train",
+            ])
+            .stderr(Stdio::inherit()),
+    )?;
+    let executables = built_executables(&output.stdout);
+    std::fs::create_dir_all(bin).with_context(|| format!("cannot create {}", bin.display()))?;
+    let pin = |name: &str| -> anyhow::Result<PathBuf> {
+        let built = executables
+            .get(name)
+            .with_context(|| format!("cargo reported no executable {name}"))?;
+        let link = bin.join(name);
+        let _ = std::fs::remove_file(&link);
+        if std::fs::hard_link(built, &link).is_err() {
+            std::fs::copy(built, &link)
+                .with_context(|| format!("cannot copy {}", built.display()))?;
+        }
+        Ok(link)
+    };
+    Ok([pin("xtask")?, pin("stockcast-train")?])
 }
 
 /// Binary target name → executable, from `cargo build --message-format=json`.
@@ -660,6 +533,64 @@ fn built_executables(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
             Some((name, PathBuf::from(executable)))
         })
         .collect()
+}
+
+/// The bundled prices of the scenario's symbols, as the scenario changes them.
+fn scenario_prices(change: Prices) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
+    let mut prices = seed::bundled(&scenarios::SYMBOLS)?;
+    match change {
+        Prices::Bundled => {}
+        Prices::Gap { symbols, days } => {
+            for &symbol in symbols {
+                if let Some(bars) = prices.remove(symbol) {
+                    prices.insert(symbol.to_owned(), seed::with_gap(bars, days));
+                }
+            }
+        }
+        Prices::Recent => {
+            let today = chrono::Utc::now().date_naive();
+            for bars in prices.values_mut() {
+                *bars = seed::redated(bars, today);
+            }
+        }
+    }
+    Ok(prices)
+}
+
+/// The fake Yahoo a Yahoo scenario fetches from (the last rows a chart
+/// request answers with), throttling the scenario's symbol `throttles` times.
+fn fake_vendor(
+    scenario: &Scenario,
+    prices: &BTreeMap<String, Vec<Bar>>,
+    throttles: usize,
+) -> anyhow::Result<Option<vendor::FakeYahoo>> {
+    if scenario.source != Source::Yahoo {
+        return Ok(None);
+    }
+    let recent = prices
+        .iter()
+        .map(|(s, bars)| {
+            (
+                s.clone(),
+                bars[bars.len().saturating_sub(YAHOO_ROWS)..].to_vec(),
+            )
+        })
+        .collect();
+    let throttled = scenario
+        .throttle
+        .map(|s| (s.to_owned(), throttles))
+        .into_iter()
+        .collect();
+    Ok(Some(vendor::FakeYahoo::start(&recent, throttled)?))
+}
+
+/// An execution as the scenario starts it.
+struct Start<'a> {
+    definition: &'a Json,
+    config: PipelineConfig,
+    input: RunInput,
+    execution_id: String,
+    task_token: String,
 }
 
 struct StepPaths<'a> {
@@ -678,52 +609,6 @@ fn unused_local_url() -> anyhow::Result<String> {
         .local_addr()?
         .port();
     Ok(format!("http://127.0.0.1:{port}"))
-}
-
-/// The runner's stdin and stdout: JSON lines both ways.
-struct Channel {
-    stdin: ChildStdin,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl Channel {
-    fn next(&mut self) -> anyhow::Result<Option<Json>> {
-        match self.lines.next() {
-            None => Ok(None),
-            Some(line) => {
-                let line = line.context("failed to read the runner's output")?;
-                Ok(Some(
-                    serde_json::from_str(&line)
-                        .with_context(|| format!("the runner printed {line:?}"))?,
-                ))
-            }
-        }
-    }
-
-    /// Sends an answer for a waiting task and reads whether it was taken.
-    fn deliver(&mut self, answer: Json) -> anyhow::Result<()> {
-        writeln!(self.stdin, "{answer}").context("failed to write to the runner")?;
-        let reply = self
-            .next()?
-            .context("the runner ended while a task waited")?;
-        if reply["event"] != "task_answered" || reply["ok"] != true {
-            bail!("the runner refused the answer: {reply}");
-        }
-        Ok(())
-    }
-
-    /// SendTaskSuccess / SendTaskFailure, as `stockcast::functions::StepFunctions`
-    /// sends them.
-    fn send_task_result(&mut self, token: &str, result: &ApprovalResult) -> Result<(), StepError> {
-        let answer = if result.approved {
-            json!({"token": token, "output": result})
-        } else {
-            let cause = result.rejection_cause();
-            json!({"token": token, "error": ErrorName::GateApprovalRejected.as_str(), "cause": cause})
-        };
-        self.deliver(answer)
-            .map_err(|e| StepError::new(ErrorName::ServiceUnavailable, format!("{e:#}")))
-    }
 }
 
 struct Report {

@@ -1,21 +1,17 @@
 //! What a scenario's store and sample folder hold before the workflow
-//! runs, built with the library's own steps (ingest, the local pipeline),
-//! so the fixtures are exactly what a previous run would have left.
+//! runs, built with the library's own steps (ingest, the local pipeline,
+//! through `test_support::seed`), so the fixtures are exactly what a
+//! previous run would have left.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{Duration, NaiveDate};
-use stockcast::config::PipelineConfig;
 use stockcast::ids::{RunId, Symbol, VersionId};
-use stockcast::ingest::{IngestContext, ingest};
 use stockcast::layout;
 use stockcast::monitor::{ServedForecast, ServedPoint};
-use stockcast::pipeline::LocalPipeline;
 use stockcast::series::{Bar, PriceSeries};
-use stockcast::steps::{IngestInput, RunInput, Source};
 use stockcast::store::Store;
 
 /// The bundled sample series of `symbols`.
@@ -84,43 +80,8 @@ pub async fn ingest_sample(
     series: &BTreeMap<String, Vec<Bar>>,
 ) -> anyhow::Result<()> {
     write_sample(sample_dir, series)?;
-    let context = IngestContext {
-        store: store.clone(),
-        sample_dir: sample_dir.to_path_buf(),
-        vendors: None,
-    };
-    for symbol in series.keys() {
-        let input = IngestInput {
-            run_id: RunId::from_static("seed"),
-            symbol: Symbol::new(symbol.as_str())?,
-            source: Source::Sample,
-            sentiment: None,
-        };
-        ingest(&context, &input)
-            .await
-            .with_context(|| format!("seeding {symbol} failed"))?;
-    }
-    Ok(())
-}
-
-/// A store in which a previous run trained and promoted: production
-/// aliases to compare against and to leave unchanged.
-pub async fn trained(
-    store: &Store,
-    sample_dir: &Path,
-    input: RunInput,
-    config: PipelineConfig,
-) -> anyhow::Result<()> {
-    let pipeline = LocalPipeline {
-        store: store.clone(),
-        config,
-        sample_dir: sample_dir.to_path_buf(),
-        git_commit: None,
-    };
-    pipeline
-        .run(input, Arc::new(|| {}))
-        .await
-        .context("seeding production with a local pipeline run failed")?;
+    let symbols: Vec<&String> = series.keys().collect();
+    test_support::seed::ingested(store, sample_dir, &symbols).await?;
     Ok(())
 }
 
@@ -164,18 +125,6 @@ pub async fn served_forecasts(
 
 /// Copies a folder tree (a seeded store into a scenario's own).
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in
-        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
-    {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
+    test_support::copy_tree(from, to)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
 }

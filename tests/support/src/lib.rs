@@ -1,9 +1,23 @@
-//! Shared helpers of the system tests.
+//! What the workspace's tests share, in one crate instead of a file each
+//! test crate included by `#[path]`: the workspace's folders, the external
+//! tools and the servers the tests start (moto, an OCI registry), and the
+//! stores they start from (`seed`).
+//!
+//! Tests use no network: every server listens on 127.0.0.1 on a free port.
+//! A tool comes from the environment variable `cargo xtask ci` sets; without
+//! it a test skips with a note, unless the tools are required.
 
-use std::path::PathBuf;
+pub mod seed;
 
+use std::path::{Path, PathBuf};
+
+/// The workspace root: this crate lives at tests/support/.
 pub fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
 pub fn sample_dir() -> PathBuf {
@@ -21,6 +35,34 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A fresh temporary folder that lives as long as the returned guard.
 pub fn temp_root() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
+}
+
+/// Copies a folder tree: a project's stacks to break, a seeded store to
+/// start a scenario from.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the first `from` in a file with `to` (a deliberate mistake);
+/// panics if the file does not contain it, so an edit cannot silently miss.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("reads");
+    assert!(
+        text.contains(from),
+        "{} should contain {from:?}",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(from, to, 1)).expect("writes");
 }
 
 /// Whether a missing external tool must fail the test (set by `cargo xtask ci`).
@@ -54,7 +96,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A process a test started (a server), killed when the test ends.
-#[allow(dead_code)] // xtask's tests start servers; the library's do not.
+#[derive(Debug)]
 pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -66,7 +108,6 @@ impl Drop for KillOnDrop {
 
 /// Starts `command` (a server that listens on the loopback `port`) and
 /// waits until it does, for at most 30 s.
-#[allow(dead_code)]
 pub fn spawn_listening(mut command: std::process::Command, port: u16) -> KillOnDrop {
     let server = KillOnDrop(
         command
@@ -75,18 +116,25 @@ pub fn spawn_listening(mut command: std::process::Command, port: u16) -> KillOnD
             .spawn()
             .expect("starts the server"),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing listened on port {port} within 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_listening(&format!("127.0.0.1:{port}"), "the server");
     server
 }
 
+/// Waits until something listens on `address`, for at most 30 s; panics
+/// naming `what` did not start.
+fn wait_listening(address: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {address} within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The moto AWS emulator on 127.0.0.1, stopped when dropped.
+#[derive(Debug)]
 pub struct Moto {
     child: std::process::Child,
     pub endpoint: String,
@@ -97,7 +145,6 @@ impl Moto {
         Self::launch(false)
     }
 
-    #[allow(dead_code)] // the deploy test's (xtask/tests/deploy.rs)
     /// moto with the fixes of tests/moto_patches.py loaded: its
     /// CloudFormation change sets and deletions differ from AWS in ways our
     /// (correct) templates hit; each fix says which.
@@ -109,13 +156,7 @@ impl Moto {
         let server = tool("STOCKCAST_MOTO_SERVER")?;
         let port = free_port();
         let mut command = if patched {
-            let patches =
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/moto_patches.py");
-            let patches = if patches.exists() {
-                patches
-            } else {
-                project_root().join("tests/moto_patches.py")
-            };
+            let patches = project_root().join("tests/moto_patches.py");
             let mut c = std::process::Command::new(server.with_file_name("python"));
             c.arg("-c").arg(format!(
                 "exec(open({:?}).read()); from moto.server import main; main(['-H', '127.0.0.1', '-p', '{port}'])",
@@ -138,14 +179,7 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto did not start within 30 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_listening(&format!("127.0.0.1:{port}"), "moto");
         Some(moto)
     }
 
@@ -197,14 +231,13 @@ impl Drop for Moto {
 
 /// Debian's docker-registry (a real OCI registry) on 127.0.0.1, stopped
 /// when dropped.
-#[allow(dead_code)] // used by xtask's tests, which include this file
+#[derive(Debug)]
 pub struct OciRegistry {
     child: std::process::Child,
     pub address: String,
     _storage: tempfile::TempDir,
 }
 
-#[allow(dead_code)]
 impl OciRegistry {
     pub fn start() -> Option<OciRegistry> {
         let server = tool("STOCKCAST_DOCKER_REGISTRY")?;
@@ -226,14 +259,7 @@ impl OciRegistry {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the registry did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_listening(&address, "the registry");
         Some(OciRegistry {
             child,
             address,
