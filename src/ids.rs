@@ -29,9 +29,6 @@ pub struct IdError {
     pub problem: &'static str,
 }
 
-/// The old name, kept for the places that speak of symbols only.
-pub type SymbolError = IdError;
-
 /// What a kind of name may be.
 struct Rule {
     what: &'static str,

@@ -435,6 +435,7 @@ fn manual_approval_stages_until_an_answer() {
     let dir = temp_root();
     let store = Store::local(dir.path()).expect("store");
     let registry = Registry::new(store.clone());
+    let msft = Symbol::from_static("MSFT");
     let mut manual = pipeline(&store);
     manual.config.gate.approval = Approval::Manual;
     // Any learned candidate passes, so the test is about staging, not scores.
@@ -465,17 +466,11 @@ fn manual_approval_stages_until_an_answer() {
         // As in the training workflow, nothing goes live before the answer.
         for model in &models {
             assert_eq!(
-                registry
-                    .production(&Symbol::from_static("MSFT"), *model)
-                    .await
-                    .expect("reads"),
+                registry.production(&msft, *model).await.expect("reads"),
                 None
             );
         }
-        let staging = registry
-            .staging(&Symbol::from_static("MSFT"), linreg)
-            .await
-            .expect("reads");
+        let staging = registry.staging(&msft, linreg).await.expect("reads");
         assert_eq!(staging.and_then(|s| s.version), Some(staged_v1.clone()));
         let waiting = pending(&store, &RunId::from_static("run-1"))
             .await
@@ -488,18 +483,9 @@ fn manual_approval_stages_until_an_answer() {
             .expect("rejects");
         assert_eq!(rejected.withdrawn, vec![staged_v1.clone()]);
         assert!(rejected.promoted.is_empty());
+        assert_eq!(registry.staging(&msft, linreg).await.expect("reads"), None);
         assert_eq!(
-            registry
-                .staging(&Symbol::from_static("MSFT"), linreg)
-                .await
-                .expect("reads"),
-            None
-        );
-        assert_eq!(
-            registry
-                .production(&Symbol::from_static("MSFT"), linreg)
-                .await
-                .expect("reads"),
+            registry.production(&msft, linreg).await.expect("reads"),
             None
         );
 
@@ -514,7 +500,7 @@ fn manual_approval_stages_until_an_answer() {
         assert!(
             !registry
                 .unstage(
-                    &Symbol::from_static("MSFT"),
+                    &msft,
                     linreg,
                     &staged_v1,
                     &RunId::from_static("run-1"),
@@ -525,7 +511,7 @@ fn manual_approval_stages_until_an_answer() {
         );
         assert_eq!(
             registry
-                .staging(&Symbol::from_static("MSFT"), linreg)
+                .staging(&msft, linreg)
                 .await
                 .expect("reads")
                 .and_then(|s| s.version),
@@ -546,10 +532,7 @@ fn manual_approval_stages_until_an_answer() {
                 .iter()
                 .any(|p| p.model == linreg && p.version == staged_v2)
         );
-        let live = registry
-            .production(&Symbol::from_static("MSFT"), linreg)
-            .await
-            .expect("reads");
+        let live = registry.production(&msft, linreg).await.expect("reads");
         assert_eq!(
             live.as_ref().map(|a| a.version.clone()),
             Some(staged_v2.clone())
@@ -558,7 +541,7 @@ fn manual_approval_stages_until_an_answer() {
         // never becomes its own previous.
         let again = registry
             .promote(
-                &Symbol::from_static("MSFT"),
+                &msft,
                 linreg,
                 &staged_v2,
                 &RunId::from_static("run-2"),
@@ -571,19 +554,10 @@ fn manual_approval_stages_until_an_answer() {
             live.as_ref().and_then(|a| a.previous.clone())
         );
         assert_eq!(
-            registry
-                .production(&Symbol::from_static("MSFT"), linreg)
-                .await
-                .expect("reads"),
+            registry.production(&msft, linreg).await.expect("reads"),
             live
         );
-        assert_eq!(
-            registry
-                .staging(&Symbol::from_static("MSFT"), linreg)
-                .await
-                .expect("reads"),
-            None
-        );
+        assert_eq!(registry.staging(&msft, linreg).await.expect("reads"), None);
 
         let again = answer_local(&store, &answer("run-1", true))
             .await
