@@ -1,6 +1,6 @@
 // Runs one Step Functions definition in aws-local-stepfunctions (a real
 // Amazon States Language interpreter) with every Task bound to a local
-// program, for `cargo xtask simulate` (xtask/src/simulate.rs).
+// program, for `cargo xtask simulate` (xtask/src/simulate/).
 //
 //   node runner.mjs JOB.json
 //
@@ -15,7 +15,12 @@
 //   log_dir          where each program's output is kept
 //   lambda           { FunctionName: { command: [...], env: {...} } }
 //   batch            { JobDefinition: { command, env, attempts,
-//                      evaluate_on_exit, platform, interrupt } }
+//                      evaluate_on_exit, platform, max_parallel,
+//                      interrupt: { attempts, after_output, array_index } } }
+//                    (batch.mjs)
+//   buckets          { BucketName: folder }: the S3 objects a Distributed
+//                    Map reads and writes (distributed_map.mjs)
+//   max_parallel     Distributed Map children at once on this machine
 //   sns              { TopicArn: { dir } }: each publish is also written there
 //   state_machines   { StateMachineArn: {} }: startExecution targets
 //
@@ -24,15 +29,22 @@
 //      the driver answers on stdin with {"token","output"} (SendTaskSuccess),
 //      {"token","error","cause"} (SendTaskFailure) or {"token","timeout":true}
 //      (its TimeoutSeconds elapse), and reads back {"event":"task_answered","ok"}.
-//   {"event":"result", ...}                 last line: see `result` below.
+//   {"event":"result", ...}                 last line: the execution's status,
+//      output or error, its path `events`, the inline Map labels, `map_runs`
+//      (each Distributed Map's children with their own events), `notes`
+//      (Batch attempts), `batch_jobs` (every job and array child), the
+//      notifications, started executions and Lambda calls.
 // Diagnostics go to stderr. Exit 0 whenever a result was written (the
 // execution may have failed: that is in the result), 2 on a runner error.
 
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+
+import { Batch } from "./batch.mjs";
+import { programRunner, stateError, tail } from "./common.mjs";
+import { DistributedMaps, asTask, isDistributed, unsupported } from "./distributed_map.mjs";
 
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const { StateMachine } = await import(pathToFileURL(job.interpreter).href);
@@ -41,18 +53,12 @@ const notifications = [];
 const executions = [];
 const batchJobs = [];
 const lambdaCalls = [];
+const mapRuns = [];
 // Facts about a task attempt that the event log cannot show (Batch attempts).
 const notes = [];
 
 function emit(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
-}
-
-/** An error whose name is the ASL error name Retry and Catch match. */
-function stateError(name, cause) {
-  const error = new Error(cause);
-  error.name = name;
-  return error;
 }
 
 /** Visits every state, in Map and Parallel states too, with the Map it runs in. */
@@ -64,42 +70,7 @@ function walk(definition, visit, map = null) {
   }
 }
 
-let programs = 0;
-
-/** Runs a program with `stdin`, collecting stdout and stderr, which are also
- * kept in `log_dir` as NNN-<state>.log for a look after the run. */
-function run(label, command, env, stdin, onOutput) {
-  const log = job.log_dir ? join(job.log_dir, `${String(++programs).padStart(3, "0")}-${label}.log`) : null;
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    // A job logs to stdout (CloudWatch takes both); a step's stdout is its result.
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      onOutput?.(stdout + stderr, child);
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-      onOutput?.(stdout + stderr, child);
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (log) {
-        mkdirSync(job.log_dir, { recursive: true });
-        writeFileSync(log, `$ ${command.join(" ")}\n---- stdout\n${stdout}---- stderr\n${stderr}`);
-      }
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.on("error", () => {}); // a program may exit without reading stdin
-    child.stdin.end(stdin ?? "");
-  });
-}
-
-const tail = (text) => text.trim().split("\n").slice(-15).join("\n");
+const run = programRunner(job.log_dir);
 
 // ---------------------------------------------------------------- Lambda
 async function invokeLambda(state, input) {
@@ -157,98 +128,6 @@ async function waitForToken(state) {
   }
 }
 
-// ---------------------------------------------------------------- Batch
-/** Batch's glob: `*` only at the end, matching any suffix (also empty). */
-function globMatches(pattern, value) {
-  if (pattern === undefined) return true;
-  const text = value ?? "";
-  return pattern.endsWith("*") ? text.startsWith(pattern.slice(0, -1)) : text === pattern;
-}
-
-/** The action of the first matching EvaluateOnExit rule; none matching retries (Batch's rule). */
-function evaluateOnExit(rules, attempt) {
-  for (const rule of rules ?? []) {
-    if (
-      globMatches(rule.OnStatusReason, attempt.StatusReason) &&
-      globMatches(rule.OnReason, attempt.Container.Reason) &&
-      globMatches(rule.OnExitCode, String(attempt.Container.ExitCode ?? ""))
-    ) {
-      return { action: rule.Action.toUpperCase(), rule };
-    }
-  }
-  return { action: "RETRY", rule: null };
-}
-
-const INTERRUPTED_REASON = {
-  FARGATE: "Your Spot Task was interrupted.",
-  EC2: "Host EC2 (instance i-0000000000simulated) terminated.",
-};
-
-async function submitJobSync(state, input) {
-  const binding = job.batch?.[input.JobDefinition];
-  if (!binding) throw stateError("Batch.ClientException", `no local binding for job definition ${input.JobDefinition}`);
-  const jobId = `simulated-${batchJobs.length + 1}`;
-  const env = { ...binding.env };
-  for (const { Name, Value } of input.ContainerOverrides?.Environment ?? []) env[Name] = Value;
-  const description = {
-    JobArn: `arn:aws:batch:local:000000000000:job/${jobId}`,
-    JobId: jobId,
-    JobName: input.JobName,
-    JobQueue: input.JobQueue,
-    JobDefinition: input.JobDefinition,
-    Status: "RUNNING",
-    Attempts: [],
-    CreatedAt: Date.now(),
-  };
-  batchJobs.push(description);
-  const interrupt = binding.interrupt ?? { attempts: [] };
-  for (let n = 1; n <= binding.attempts; n++) {
-    let interrupted = false;
-    const startedAt = Date.now();
-    const out = await run(`${state}-attempt${n}`, binding.command, env, "", (output, child) => {
-      // A Spot reclamation: SIGTERM to the real process while it works
-      // (once its log shows it reached `after_output`).
-      if (!interrupted && interrupt.attempts.includes(n) && output.includes(interrupt.after_output)) {
-        interrupted = true;
-        child.kill("SIGTERM");
-      }
-    });
-    // A process killed by a signal it did not handle exits 128 + signal.
-    const exitCode = out.code ?? 128 + 15;
-    const attempt = {
-      Container: { ExitCode: exitCode, LogStreamName: `train/default/${jobId}-${n}` },
-      StartedAt: startedAt,
-      StoppedAt: Date.now(),
-      StatusReason: interrupted
-        ? INTERRUPTED_REASON[binding.platform] ?? INTERRUPTED_REASON.FARGATE
-        : "Essential container in task exited",
-    };
-    description.Attempts.push(attempt);
-    if (interrupt.attempts.includes(n) && !interrupted) {
-      throw stateError(
-        "Simulation.InterruptionMissed",
-        `${state}: attempt ${n} ended (exit ${exitCode}) before its log showed ${JSON.stringify(interrupt.after_output)}, so it was never interrupted\n${tail(out.stderr + out.stdout)}`,
-      );
-    }
-    if (exitCode === 0) {
-      notes.push({ state, note: `attempt ${n}: exit 0` });
-      Object.assign(description, { Status: "SUCCEEDED", StatusReason: attempt.StatusReason, StoppedAt: Date.now() });
-      return description;
-    }
-    const { action } = evaluateOnExit(binding.evaluate_on_exit, attempt);
-    const last = n === binding.attempts || action === "EXIT";
-    notes.push({
-      state,
-      note: `attempt ${n}: ${interrupted ? "Spot interruption, " : ""}exit ${exitCode} -> ${last && action === "RETRY" ? "no attempts left" : action}`,
-    });
-    if (!interrupted) process.stderr.write(`runner: ${state} attempt ${n} exited ${exitCode}:\n${tail(out.stderr + out.stdout)}\n`);
-    if (last) break;
-  }
-  Object.assign(description, { Status: "FAILED", StatusReason: description.Attempts.at(-1).StatusReason, StoppedAt: Date.now() });
-  // What Step Functions reports for a failed job: the job description as the cause.
-  throw stateError("States.TaskFailed", JSON.stringify(description));
-}
-
 // ---------------------------------------------------------------- SNS, Step Functions
 function publish(state, input) {
   if (!job.sns?.[input.TopicArn]) throw stateError("SNS.NotFoundException", `no local topic ${input.TopicArn}`);
@@ -275,58 +154,109 @@ function startExecution(state, input) {
 // ---------------------------------------------------------------- binding and running
 const handlers = {};
 const retryIntervalOverrides = {};
-const unbound = [];
-const mapOf = {};
-walk(job.definition, (name, state, map) => {
-  if (map) mapOf[name] = map;
-  // `ResultPath: "$"` (the result replaces the input) is what an absent
-  // ResultPath means, but the interpreter (3.0.0) stores the result under a
-  // key named "$" instead; without the field it replaces the input, as
-  // Step Functions does. Same meaning, so the definition runs as deployed.
-  if (state.ResultPath === "$") delete state.ResultPath;
-  for (const catcher of state.Catch ?? []) if (catcher.ResultPath === "$") delete catcher.ResultPath;
-  if (state.Retry) retryIntervalOverrides[name] = job.retry_interval_ms ?? 0;
-  if (state.Type !== "Task") return;
-  const resource = state.Resource;
-  let handler;
-  if (resource === "arn:aws:states:::lambda:invoke") handler = (input) => invokeLambda(name, input);
-  else if (resource === "arn:aws:states:::lambda:invoke.waitForTaskToken")
-    handler = async (input) => {
-      await invokeLambda(name, input);
-      return waitForToken(name);
-    };
-  else if (resource === "arn:aws:states:::batch:submitJob.sync") handler = (input) => submitJobSync(name, input);
-  else if (resource === "arn:aws:states:::sns:publish") handler = (input) => publish(name, input);
-  else if (resource === "arn:aws:states:::states:startExecution") handler = (input) => startExecution(name, input);
-  else unbound.push(`${name}: ${resource}`);
-  if (handler) {
-    handlers[name] = async (input) => {
-      try {
-        return await handler(input);
-      } catch (error) {
-        process.stderr.write(`runner: ${name} failed: ${error.name}: ${String(error.message).slice(0, 2000)}\n`);
-        throw error;
-      }
-    };
-  }
+const runOptions = { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides } };
+const batch = new Batch({ bindings: job.batch, run, jobs: batchJobs, notes });
+const distributedMaps = new DistributedMaps({
+  StateMachine,
+  runOptions,
+  buckets: job.buckets,
+  collect: collectEvents,
+  mapLabel: job.map_label,
+  maxParallel: job.max_parallel,
+  mapRuns,
 });
-if (unbound.length > 0) {
-  process.stderr.write(`runner: no local binding for these Task resources:\n  ${unbound.join("\n  ")}\n`);
-  process.exit(2);
+
+/** The local handler of a Task state by its resource, or null. */
+function taskHandler(name, resource) {
+  switch (resource) {
+    case "arn:aws:states:::lambda:invoke":
+      return (input) => invokeLambda(name, input);
+    case "arn:aws:states:::lambda:invoke.waitForTaskToken":
+      return async (input) => {
+        await invokeLambda(name, input);
+        return waitForToken(name);
+      };
+    case "arn:aws:states:::batch:submitJob.sync":
+      return (input) => batch.submitJobSync(name, input);
+    case "arn:aws:states:::sns:publish":
+      return (input) => publish(name, input);
+    case "arn:aws:states:::states:startExecution":
+      return (input) => startExecution(name, input);
+    default:
+      return null;
+  }
 }
 
-const machine = new StateMachine(job.definition, { validationOptions: { checkArn: true, checkPaths: true } });
-const execution = machine.run(job.input, {
-  overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
-  context: job.context,
+/** A handler whose failure is also told on stderr. */
+function logged(name, handler) {
+  return async (input) => {
+    try {
+      return await handler(input);
+    } catch (error) {
+      process.stderr.write(`runner: ${name} failed: ${error.name}: ${String(error.message).slice(0, 2000)}\n`);
+      throw error;
+    }
+  };
+}
+
+/** Binds every Task of the definition to its local handler; returns what
+ * could not be bound (a Task's resource, a Distributed Map's reader or
+ * writer the emulation does not have). */
+function bind(definition) {
+  const unbound = [];
+  walk(definition, (name, state) => {
+    // `ResultPath: "$"` (the result replaces the input) is what an absent
+    // ResultPath means, but the interpreter (3.0.0) stores the result under a
+    // key named "$" instead; without the field it replaces the input, as
+    // Step Functions does. Same meaning, so the definition runs as deployed.
+    if (state.ResultPath === "$") delete state.ResultPath;
+    for (const catcher of state.Catch ?? []) if (catcher.ResultPath === "$") delete catcher.ResultPath;
+    if (state.Retry) retryIntervalOverrides[name] = job.retry_interval_ms ?? 0;
+    if (isDistributed(state)) unbound.push(...unsupported(name, state));
+    if (state.Type !== "Task") return;
+    const handler = taskHandler(name, state.Resource);
+    if (handler) handlers[name] = logged(name, handler);
+    else unbound.push(`${name}: ${state.Resource}`);
+  });
+  return unbound;
+}
+
+/** Replaces every Distributed Map, at any depth, by a Task (`asTask`)
+ * bound to its emulation, which runs the Map's ItemProcessor (itself with
+ * its Distributed Maps replaced) as child executions. */
+function replaceDistributedMaps(definition) {
+  for (const [name, state] of Object.entries(definition.States ?? {})) {
+    if (isDistributed(state)) {
+      replaceDistributedMaps(state.ItemProcessor);
+      handlers[name] = logged(name, (payload) => distributedMaps.run(name, state, payload));
+      definition.States[name] = asTask(state);
+    } else if (state.Type === "Map") replaceDistributedMaps(state.ItemProcessor ?? state.Iterator ?? {});
+    else if (state.Type === "Parallel") (state.Branches ?? []).forEach(replaceDistributedMaps);
+  }
+}
+
+// The definition is validated as rendered (asl-validator knows the
+// Distributed Map's fields); the copy that runs has them replaced.
+new StateMachine(job.definition, { validationOptions: { checkArn: true, checkPaths: true } });
+const unbound = bind(job.definition);
+if (unbound.length > 0) {
+  process.stderr.write(`runner: no local binding for these resources:\n  ${unbound.join("\n  ")}\n`);
+  process.exit(2);
+}
+const runnable = structuredClone(job.definition);
+replaceDistributedMaps(runnable);
+const mapOf = {};
+walk(runnable, (name, _state, map) => {
+  if (map) mapOf[name] = map;
 });
 
 // The path of states: every state entered, with its failures, retries and
-// catches; states inside a Map carry the iteration's label.
-const events = [];
+// catches; states inside an inline Map carry the iteration's label (a
+// Distributed Map's children are executions of their own: `map_runs`).
 const labels = {};
-const collecting = (async () => {
-  for await (const event of execution.eventLogs) {
+async function collectEvents(eventLogs) {
+  const events = [];
+  for await (const event of eventLogs) {
     if (event.type === "MapIterationStarted") {
       const value = event.input?.[job.map_label];
       labels[`${event.parentState.name}/${event.index}`] = typeof value === "string" ? value : String(event.index);
@@ -343,7 +273,12 @@ const collecting = (async () => {
     if (event.type === "StateRetried") entry.attempt = event.retry.attempt;
     events.push(entry);
   }
-})();
+  return events;
+}
+const machine = new StateMachine(runnable, { validationOptions: { noValidate: true } });
+const execution = machine.run(job.input, { ...runOptions, context: job.context });
+
+const collecting = collectEvents(execution.eventLogs);
 
 const result = { status: "SUCCEEDED" };
 try {
@@ -354,12 +289,12 @@ try {
   result.error = cause.name ?? error.name;
   result.cause = String(cause.message ?? error.message);
 }
-await collecting;
 emit({
   event: "result",
   ...result,
-  events,
+  events: await collecting,
   map_labels: labels,
+  map_runs: mapRuns,
   notes,
   notifications,
   executions,

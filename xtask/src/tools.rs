@@ -353,6 +353,11 @@ pub fn test_environment() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
         ("STOCKCAST_ACTIONLINT", ensure_python(ACTIONLINT)?),
         ("STOCKCAST_MLFLOW_SERVER", ensure_mlflow()?),
         ("STOCKCAST_SCHEMATHESIS", ensure_python(SCHEMATHESIS)?),
+        // The simulation runner's own tests (xtask/src/simulate/runner_tests.rs).
+        (
+            "STOCKCAST_STEP_FUNCTIONS_LOCAL",
+            ensure_node(STEP_FUNCTIONS_LOCAL)?,
+        ),
     ])
 }
 

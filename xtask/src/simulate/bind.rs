@@ -60,6 +60,9 @@ pub struct Bound {
     pub functions: BTreeMap<String, Function>,
     pub jobs: BTreeMap<String, JobDefinition>,
     pub topics: BTreeSet<String>,
+    /// The buckets the definitions name (a Distributed Map's ItemReader and
+    /// ResultWriter): bucket name → logical id ("DataBucket").
+    pub buckets: BTreeMap<String, String>,
 }
 
 /// Variables whose values are literals (imports and references have no
@@ -103,7 +106,7 @@ pub fn bind(rendered: &Rendered) -> anyhow::Result<Bound> {
         if !machine.definition().is_object() {
             bail!("{id} has no inline Definition");
         }
-        let bindings = bind_substitutions(&model, &machine, &pseudo)?;
+        let bindings = bind_substitutions(&model, &machine, &pseudo, &mut bound)?;
         register_targets(&model, &machine, &pseudo, &mut bound)?;
         let mut definition = machine.definition().clone();
         substitute(&mut definition, &bindings);
@@ -119,11 +122,12 @@ pub fn bind(rendered: &Rendered) -> anyhow::Result<Bound> {
 }
 
 /// Each placeholder of a state machine → the local name of what it is
-/// bound to.
+/// bound to; the buckets among them are registered.
 fn bind_substitutions(
     model: &Model<'_>,
     machine: &StateMachine<'_, '_>,
     pseudo: &Pseudo<'_>,
+    bound: &mut Bound,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let id = machine.resource.id;
     let mut bindings = BTreeMap::new();
@@ -135,6 +139,9 @@ fn bind_substitutions(
             }
         };
         let local = local_value(resource, pseudo).with_context(|| format!("{id}: ${{{name}}}"))?;
+        if resource.kind == "AWS::S3::Bucket" {
+            bound.buckets.insert(local.clone(), resource.id.to_owned());
+        }
         bindings.insert(name.clone(), local);
     }
     Ok(bindings)
@@ -275,5 +282,10 @@ mod tests {
         assert!(job.attempts > 1, "the Spot retry strategy is read");
         assert!(job.evaluate_on_exit.is_array());
         assert_eq!(bound.topics.len(), 1);
+        assert!(
+            bound.buckets.values().any(|id| id == "DataBucket"),
+            "the data bucket is bound: {:?}",
+            bound.buckets
+        );
     }
 }

@@ -11,6 +11,8 @@ use stockcast::layout::{self, Alias, VersionFile};
 use stockcast::models::ModelKind;
 use stockcast::steps::{RunInput, Source};
 
+pub use super::map_run::MapRun;
+
 /// What the runner reports (tests/simulate/runner.mjs).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunnerResult {
@@ -23,6 +25,9 @@ pub struct RunnerResult {
     pub cause: Option<String>,
     pub events: Vec<Event>,
     pub map_labels: BTreeMap<String, String>,
+    /// Every Distributed Map run, in the order they started.
+    #[serde(default)]
+    pub map_runs: Vec<MapRun>,
     pub notes: Vec<Note>,
     pub notifications: Vec<Notification>,
     pub executions: Vec<Execution>,
@@ -45,6 +50,9 @@ pub struct Event {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Note {
     pub state: String,
+    /// The array child the note is about (`None`: the job itself).
+    #[serde(default)]
+    pub child: Option<u32>,
     pub note: String,
 }
 
@@ -174,7 +182,8 @@ fn expect_subjects(o: &Outcome, p: &mut Vec<String>, expected: &[&str]) {
 }
 
 /// What every scenario must show: the run's identity flows through every
-/// state (no ResultPath overwrote it).
+/// state (no ResultPath overwrote it), and every Distributed Map's export
+/// holds its children.
 pub fn common(o: &Outcome) -> Vec<String> {
     let mut p = Vec::new();
     if o.result.status == "SUCCEEDED" {
@@ -192,6 +201,9 @@ pub fn common(o: &Outcome) -> Vec<String> {
                 )
             },
         );
+    }
+    for run in &o.result.map_runs {
+        p.extend(run.problems(&o.store));
     }
     p
 }

@@ -17,7 +17,10 @@
 mod bind;
 mod check;
 mod interpreter;
+mod map_run;
 mod path;
+#[cfg(test)]
+mod runner_tests;
 mod scenarios;
 mod seed;
 mod vendor;
@@ -44,6 +47,8 @@ use scenarios::{Prices, Scenario, StoreSeed};
 const BACKTEST_LOG: &str = "backtest progress";
 /// Rows a Yahoo chart request (`range=3mo`) answers with.
 const YAHOO_ROWS: usize = 63;
+/// The data stack's bucket (stacks/data.yaml), simulated by the store folder.
+const DATA_BUCKET: &str = "DataBucket";
 
 impl flags::Simulate {
     pub fn run(self) -> anyhow::Result<()> {
@@ -381,7 +386,9 @@ impl Simulation {
             "map_label": "symbol",
             "log_dir": log_dir,
             "lambda": self.lambda_bindings(paths)?,
-            "batch": self.batch_bindings(paths.store, scenario.interrupt),
+            "batch": self.batch_bindings(paths.store, scenario),
+            "buckets": self.bucket_folders(paths.store),
+            "max_parallel": parallelism(),
             "sns": self.bound.topics.iter().map(|t| (t.clone(), json!({"dir": paths.store.join("notifications")}))).collect::<serde_json::Map<_, _>>(),
             "state_machines": self.bound.machine_arns(),
         }))
@@ -440,7 +447,19 @@ impl Simulation {
         Ok(bindings.into())
     }
 
-    fn batch_bindings(&self, store: &Path, interrupt: &[u32]) -> Json {
+    /// The data bucket is the scenario's store folder (what a Distributed
+    /// Map reads and writes); no other bucket has a folder.
+    fn bucket_folders(&self, store: &Path) -> Json {
+        self.bound
+            .buckets
+            .iter()
+            .filter(|(_, logical_id)| logical_id.as_str() == DATA_BUCKET)
+            .map(|(name, _)| (name.clone(), json!(store)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    fn batch_bindings(&self, store: &Path, scenario: &Scenario) -> Json {
         let bindings: serde_json::Map<String, Json> = self
             .bound
             .jobs
@@ -455,13 +474,25 @@ impl Simulation {
                     "attempts": job.attempts,
                     "evaluate_on_exit": job.evaluate_on_exit,
                     "platform": job.platform,
-                    "interrupt": {"attempts": interrupt, "after_output": BACKTEST_LOG},
+                    "max_parallel": parallelism(),
+                    "interrupt": {
+                        "attempts": scenario.interrupt,
+                        "after_output": BACKTEST_LOG,
+                        "array_index": scenario.interrupt_child,
+                    },
                 });
                 (arn.clone(), binding)
             })
             .collect();
         bindings.into()
     }
+}
+
+/// How many Distributed Map children and Batch array children run at once
+/// here: the machine's cores (AWS runs far more; the path and the checks do
+/// not depend on it).
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 /// Node 22 and the interpreter's module, installed on first use.

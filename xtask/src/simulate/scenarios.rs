@@ -96,6 +96,9 @@ pub struct Scenario {
     pub served_bias: Option<f64>,
     /// Batch attempts (1-based) that get a Spot interruption.
     pub interrupt: &'static [u32],
+    /// The array child (AWS_BATCH_JOB_ARRAY_INDEX) they are sent to; `None`:
+    /// the job itself, when it is not an array.
+    pub interrupt_child: Option<u32>,
     pub answer: Option<Answer>,
     /// The gate function is pointed at an MLflow server that is not there.
     pub mlflow_down: bool,
@@ -128,6 +131,7 @@ pub fn all() -> Vec<Scenario> {
         throttle: None,
         served_bias: None,
         interrupt: &[],
+        interrupt_child: None,
         answer: None,
         mlflow_down: false,
         error: None,
