@@ -22,8 +22,8 @@ use crate::promotion;
 use crate::registry::Registry;
 use crate::secrets::SecretSource;
 use crate::steps::{
-    ApprovalResult, ErrorName, GateInput, GateRequest, IngestRequest, MonitorInput, MonitorOutput,
-    StepError,
+    ApprovalResult, ErrorName, GateInput, GateRequest, GateSummary, IngestRequest, MonitorInput,
+    MonitorOutput, MovedCount, RunDefaults, StepError,
 };
 use crate::store::Store;
 use crate::train;
@@ -41,6 +41,9 @@ pub struct StepEnv {
     pub vendors: Option<VendorClient>,
     /// The MLflow server the mirror step writes to, if the environment names one.
     pub mlflow: Option<MirrorTarget>,
+    /// The environment's run defaults (`STOCKCAST_RUN_DEFAULTS`), which
+    /// the plan step needs: set on the ingest function only.
+    pub run_defaults: Option<RunDefaults>,
 }
 
 impl StepEnv {
@@ -67,7 +70,19 @@ impl StepEnv {
             sample_dir: PathBuf::from("data/sample"),
             vendors: None,
             mlflow: MirrorTarget::from_vars(var),
+            run_defaults: run_defaults_from_env()?,
         })
+    }
+}
+
+/// The run defaults the stacks render into `STOCKCAST_RUN_DEFAULTS` (JSON);
+/// `None` where the variable is not set.
+pub fn run_defaults_from_env() -> Result<Option<RunDefaults>, String> {
+    match std::env::var("STOCKCAST_RUN_DEFAULTS") {
+        Ok(text) if !text.is_empty() => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("STOCKCAST_RUN_DEFAULTS is not valid: {e}")),
+        _ => Ok(None),
     }
 }
 
@@ -216,6 +231,15 @@ pub async fn ingest_event(env: &StepEnv, mut event: Value) -> Result<Value, Step
             .await?;
             reply(&crate::quality::for_state(found, &input.run_id))
         }
+        IngestRequest::Plan(input) => {
+            let defaults = env.run_defaults.as_ref().ok_or_else(|| {
+                StepError::new(
+                    ErrorName::InvalidInput,
+                    "STOCKCAST_RUN_DEFAULTS is not set: the stacks set it on the ingest function",
+                )
+            })?;
+            reply(&crate::plan::plan(&env.store, defaults, &input).await?)
+        }
         IngestRequest::Ingest(input) => {
             let context = IngestContext {
                 store: env.store.clone(),
@@ -235,6 +259,7 @@ pub async fn gate_event(
     aws: &(impl ApprovalSender + SecretSource),
 ) -> Result<Value, StepError> {
     let registry = Registry::new(env.store.clone());
+    let event = with_recorded_decisions(&env.store, event).await?;
     match parse::<GateRequest>(event, "gate request")? {
         GateRequest::Evaluate { run_id } => {
             let trained = train::recorded_output(&env.store, &run_id)
@@ -252,10 +277,31 @@ pub async fn gate_event(
                 run_id,
                 candidates: trained.candidates,
             };
-            reply(&promotion::evaluate(&registry, &env.config.gate, &input).await?)
+            let decided = promotion::evaluate(&registry, &env.config.gate, &input).await?;
+            reply(&GateSummary {
+                any_promote: decided.any_promote,
+                needs_approval: decided.needs_approval,
+                decisions: decided.decisions.len(),
+                promote: decided
+                    .decisions
+                    .iter()
+                    .filter(|d| d.decision == crate::steps::Verdict::Promote)
+                    .count(),
+                decisions_key: crate::layout::decisions(&input.run_id),
+            })
         }
-        GateRequest::Promote(input) => reply(&promotion::promote(&registry, &input).await?),
-        GateRequest::Withdraw(input) => reply(&promotion::withdraw(&registry, &input).await?),
+        GateRequest::Merge { run_id, shards } => {
+            reply(&train::merge(&env.store, &run_id, shards).await?)
+        }
+        GateRequest::Promote(input) => reply(&MovedCount {
+            count: promotion::promote(&registry, &input).await?.promoted.len(),
+        }),
+        GateRequest::Withdraw(input) => reply(&MovedCount {
+            count: promotion::withdraw(&registry, &input)
+                .await?
+                .withdrawn
+                .len(),
+        }),
         GateRequest::Mirror { run_id } => {
             reply(&mirror_step(&registry, env.mlflow.as_ref(), aws, &run_id).await?)
         }
@@ -272,6 +318,43 @@ pub async fn gate_event(
             .await?,
         ),
     }
+}
+
+/// Gives a promote, withdraw or request_approval event that has no
+/// `decisions` (what the workflows send) the decisions of the gate's record
+/// of its run.
+async fn with_recorded_decisions(store: &Store, mut event: Value) -> Result<Value, StepError> {
+    let needs = matches!(
+        event.get("action").and_then(Value::as_str),
+        Some("promote" | "withdraw" | "request_approval")
+    ) && event.get("decisions").is_none();
+    let run_id = event
+        .get("run_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (true, Some(run_id), Some(map)) = (needs, run_id, event.as_object_mut()) else {
+        return Ok(event);
+    };
+    let run_id = crate::ids::RunId::new(run_id)
+        .map_err(|e| StepError::new(ErrorName::InvalidInput, e.to_string()))?;
+    let key = crate::layout::decisions(&run_id);
+    let record = store.get(&key).await?.ok_or_else(|| {
+        StepError::new(
+            ErrorName::RegistryInvalid,
+            format!("{key} does not exist: the gate has not evaluated run {run_id}"),
+        )
+    })?;
+    let decided: crate::steps::GateOutput = serde_json::from_slice(&record.bytes).map_err(|e| {
+        StepError::new(
+            ErrorName::RegistryInvalid,
+            format!("{key} is not a decisions record: {e}"),
+        )
+    })?;
+    map.insert(
+        "decisions".into(),
+        serde_json::to_value(decided.decisions).unwrap_or_default(),
+    );
+    Ok(event)
 }
 
 /// The monitor function: record today's served forecasts, score past ones.
@@ -317,6 +400,7 @@ mod tests {
             sample_dir: sample,
             vendors: None,
             mlflow: None,
+            run_defaults: None,
         };
         let event = serde_json::json!({"run_id": "r", "symbol": "../IBM", "source": "sample"});
         let refused = ingest_event(&env, event).await.expect_err("a path");

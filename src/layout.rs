@@ -11,7 +11,9 @@
 //!                                             backtest.csv, plot.png, lineage.json}
 //! models/<symbol>/<model>/aliases/{production,previous,staging}.json
 //! models/<symbol>/<model>/history/<time>-<version>.json
-//! runs/<run_id>/{manifest,train,quality}.json
+//! runs/<run_id>/{manifest,train,quality,symbols,passed}.json
+//! runs/<run_id>/train/shard-<n>.json, runs/<run_id>/ingest/<map run>/…  (the ingest Map's results)
+//! universes/<env>.txt
 //! decisions/<run_id>.json, approvals/<run_id>.json
 //! forecasts/<symbol>/<origin>.json
 //! ```
@@ -173,6 +175,32 @@ pub fn run_train(run_id: &RunId) -> String {
 /// Every finding of a run's data checks, warnings included.
 pub fn run_quality(run_id: &RunId) -> String {
     format!("runs/{run_id}/quality.json")
+}
+
+/// The run's symbols as a JSON array, which the ingest Map's ItemReader reads.
+pub fn run_symbols(run_id: &RunId) -> String {
+    format!("runs/{run_id}/symbols.json")
+}
+
+/// The symbols that passed the data checks, as a JSON array: training's
+/// and the monitor's input.
+pub fn run_passed(run_id: &RunId) -> String {
+    format!("runs/{run_id}/passed.json")
+}
+
+/// Where the ingest Map's ResultWriter writes (`<prefix>/<map run>/manifest.json`).
+pub fn run_ingest_results(run_id: &RunId) -> String {
+    format!("runs/{run_id}/ingest")
+}
+
+/// One training shard's output (one Batch array child's).
+pub fn run_train_shard(run_id: &RunId, index: usize) -> String {
+    format!("runs/{run_id}/train/shard-{index}.json")
+}
+
+/// An environment's universe, uploaded by `cargo xtask deploy`.
+pub fn universe(env: &str) -> String {
+    format!("universes/{env}.txt")
 }
 
 /// The gate's decisions of a run.

@@ -33,8 +33,10 @@ pub mod gate;
 pub mod ids;
 pub mod ingest;
 pub mod layout;
+pub mod map_run;
 pub mod mlflow;
 pub mod pipeline;
+pub mod plan;
 pub mod promotion;
 pub mod quality;
 pub mod registry;
@@ -42,6 +44,7 @@ pub mod secrets;
 pub mod steps;
 pub mod store;
 pub mod train;
+pub mod universe;
 pub mod vendors;
 
 // Serving: the serving core (the model cache and the choice of model for a

@@ -161,7 +161,13 @@ pub async fn monitor(
     let mut score = Score::default();
     let mut recorded = Vec::new();
     let since = today - chrono::Duration::days(policy.lookback_days);
-    for symbol in &input.symbols {
+    let symbols = match &input.symbols_key {
+        Some(key) if input.symbols.is_empty() => {
+            crate::quality::read_symbol_list(store, key).await?
+        }
+        _ => input.symbols.clone(),
+    };
+    for symbol in &symbols {
         let Some(last_value) = score_symbol(store, symbol, since, &mut score).await? else {
             continue;
         };

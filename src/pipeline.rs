@@ -21,8 +21,9 @@ use crate::promotion;
 use crate::quality;
 use crate::registry::{Registry, pretty_json};
 use crate::steps::{
-    ApprovalRequest, ErrorName, GateInput, GateOutput, IngestInput, IngestOutput, PromoteInput,
-    PromoteOutput, QualityInput, QualityOutput, RunInput, StepError, TrainInput, TrainOutput,
+    ApprovalRequest, ErrorName, GateInput, GateOutput, IngestFailure, IngestInput, IngestOutput,
+    PromoteInput, PromoteOutput, QualityInput, QualityOutput, RunInput, StepError, TrainInput,
+    TrainOutput,
 };
 use crate::store::Store;
 use crate::train::{Progress, TrainContext, train};
@@ -115,8 +116,11 @@ impl LocalPipeline {
         progress: Progress,
     ) -> Result<RunReport, PipelineError> {
         let started_at = now();
-        let ingested = self.ingest_all(&input).await.map_err(step("ingest"))?;
-        let quality = self.check_quality(&input).await.map_err(step("quality"))?;
+        let (ingested, failed) = self.ingest_all(&input).await.map_err(step("ingest"))?;
+        let quality = self
+            .check_quality(&input, failed)
+            .await
+            .map_err(step("quality"))?;
         let mut report = RunReport {
             run_id: input.run_id.clone(),
             input: input.clone(),
@@ -162,8 +166,14 @@ impl LocalPipeline {
         Ok(report)
     }
 
-    /// Ingests every symbol of the run, one after the other.
-    async fn ingest_all(&self, input: &RunInput) -> Result<Vec<IngestOutput>, StepError> {
+    /// Ingests every symbol of the run, one after the other. A symbol the
+    /// vendor fails on is skipped (the quality step names it), as the
+    /// workflows' ingest Map goes on without it; any other error stops the
+    /// run.
+    async fn ingest_all(
+        &self,
+        input: &RunInput,
+    ) -> Result<(Vec<IngestOutput>, Vec<IngestFailure>), StepError> {
         // A vendor where prices or news come from one.
         let vendors = match (input.source, input.sentiment) {
             (crate::steps::Source::Sample, None) => None,
@@ -176,7 +186,7 @@ impl LocalPipeline {
             sample_dir: self.sample_dir.clone(),
             vendors,
         };
-        let mut ingested = Vec::new();
+        let (mut ingested, mut failed) = (Vec::new(), Vec::new());
         for symbol in &input.symbols {
             let step_input = IngestInput {
                 run_id: input.run_id.clone(),
@@ -184,17 +194,33 @@ impl LocalPipeline {
                 source: input.source,
                 sentiment: input.sentiment,
             };
-            ingested.push(ingest(&context, &step_input).await?);
+            match ingest(&context, &step_input).await {
+                Ok(output) => ingested.push(output),
+                Err(e) if e.name.as_str().starts_with("Vendor.") => failed.push(IngestFailure {
+                    symbol: symbol.clone(),
+                    error: e.name.as_str().to_owned(),
+                    cause: e.message,
+                }),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(ingested)
+        Ok((ingested, failed))
     }
 
-    async fn check_quality(&self, input: &RunInput) -> Result<QualityOutput, StepError> {
+    async fn check_quality(
+        &self,
+        input: &RunInput,
+        ingest_failed: Vec<IngestFailure>,
+    ) -> Result<QualityOutput, StepError> {
         quality::check(
             &self.store,
             &QualityInput {
                 run_id: input.run_id.clone(),
                 symbols: input.symbols.clone(),
+                symbols_key: None,
+                ingest_manifest: None,
+                ingest_failed,
+                shard_size: None,
             },
             &self.config.quality,
             self.config.protocol.used_rows(),
@@ -219,8 +245,12 @@ impl LocalPipeline {
             run_id: input.run_id.clone(),
             symbols: passed.to_vec(),
             models: input.models.clone(),
+            shard: crate::universe::Shard::WHOLE,
         };
-        train(&context, &train_input, progress).await
+        // One shard here; the same merge as the workflows' after it.
+        let trained = train(&context, &train_input, progress).await?;
+        crate::train::merge(&self.store, &input.run_id, 1).await?;
+        Ok(trained)
     }
 
     /// As the training workflow: a run with a candidate waiting for

@@ -15,8 +15,10 @@ use crate::config::QualityPolicy;
 use crate::ids::{RunId, Symbol};
 use crate::layout;
 use crate::series::{self, Bar, ProblemKind};
-use crate::steps::{QualityCheck, QualityInput, QualityIssue, QualityOutput, Severity, StepError};
-use crate::store::{Store, StoreError};
+use crate::steps::{
+    ErrorName, QualityCheck, QualityInput, QualityIssue, QualityOutput, Severity, StepError,
+};
+use crate::store::Store;
 
 /// Split ratios whose unadjusted jump would show in a price series.
 const SPLIT_RATIOS: [f64; 8] = [2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 1.5];
@@ -217,9 +219,11 @@ fn unchanged_runs(bars: &[Bar], max_days: usize) -> Vec<std::ops::Range<usize>> 
     runs
 }
 
-/// Runs the quality step over the curated series of `input.symbols` and
+/// Runs the quality step over the curated series of the run's symbols and
 /// records every finding, warnings included, in `runs/<run_id>/quality.json`
-/// (a re-run of the step rewrites it). Returns them all.
+/// (a re-run of the step rewrites it), and the symbols that passed in
+/// `runs/<run_id>/passed.json`. A symbol whose ingestion failed is skipped
+/// with the vendor's error. Returns every finding.
 pub async fn check(
     store: &Store,
     input: &QualityInput,
@@ -227,44 +231,102 @@ pub async fn check(
     used_rows: usize,
     today: NaiveDate,
 ) -> Result<QualityOutput, StepError> {
-    let mut issues = Vec::new();
-    for symbol in &input.symbols {
-        let key = layout::curated(symbol);
-        let error = |check, detail| QualityIssue {
-            symbol: symbol.clone(),
-            check,
-            detail,
-            severity: Severity::Error,
-        };
-        let Some(object) = store.get(&key).await? else {
-            issues.push(error(
-                QualityCheck::Missing,
-                format!("{key} does not exist: ingest the symbol first"),
-            ));
-            continue;
-        };
-        match series::parse_bars(&key, &object.bytes) {
-            Ok((bars, _)) => issues.extend(check_bars(symbol, &bars, policy, used_rows, today)),
-            Err(e) => issues.push(error(QualityCheck::Unreadable, e.to_string())),
-        }
+    let symbols = run_symbols(store, input).await?;
+    let mut failed = input.ingest_failed.clone();
+    if let Some(manifest) = &input.ingest_manifest {
+        failed.extend(crate::map_run::failed_symbols(store, manifest).await?);
     }
-    let output = verdict(&input.symbols, issues);
-    let report = crate::registry::pretty_json(&output);
+    let mut issues = Vec::new();
+    for symbol in &symbols {
+        if let Some(failure) = failed.iter().find(|f| &f.symbol == symbol) {
+            issues.push(QualityIssue {
+                symbol: symbol.clone(),
+                check: QualityCheck::IngestFailed,
+                detail: format!("{}: {}", failure.error, failure.cause),
+                severity: Severity::Error,
+            });
+            continue;
+        }
+        issues.extend(check_symbol(store, symbol, policy, used_rows, today).await?);
+    }
+    let mut output = verdict(&symbols, issues);
+    output.passed_count = output.passed.len();
+    output.shards =
+        crate::universe::shard_count(output.passed_count, input.shard_size.unwrap_or(usize::MAX));
+    let passed_key = layout::run_passed(&input.run_id);
     store
-        .update_with(
+        .put_derived(&passed_key, crate::registry::pretty_json(&output.passed))
+        .await?;
+    output.passed_key = Some(passed_key);
+    store
+        .put_derived(
             &layout::run_quality(&input.run_id),
-            |current| -> Result<Option<Vec<u8>>, StoreError> {
-                Ok((current != Some(report.as_slice())).then(|| report.clone()))
-            },
+            crate::registry::pretty_json(&output),
         )
         .await?;
     Ok(output)
 }
 
+/// The run's symbols: inline, or the JSON array at `symbols_key`.
+async fn run_symbols(store: &Store, input: &QualityInput) -> Result<Vec<Symbol>, StepError> {
+    match &input.symbols_key {
+        _ if !input.symbols.is_empty() => Ok(input.symbols.clone()),
+        Some(key) => read_symbol_list(store, key).await,
+        None => Err(StepError::new(
+            ErrorName::InvalidInput,
+            "the quality step needs symbols or symbols_key",
+        )),
+    }
+}
+
+/// A symbol list the pipeline wrote (`runs/<run_id>/{symbols,passed}.json`).
+pub async fn read_symbol_list(store: &Store, key: &str) -> Result<Vec<Symbol>, StepError> {
+    let object = store.get(key).await?.ok_or_else(|| {
+        StepError::new(
+            ErrorName::RegistryInvalid,
+            format!("{key} does not exist: the run's plan or quality step did not write it"),
+        )
+    })?;
+    serde_json::from_slice(&object.bytes).map_err(|e| {
+        StepError::new(
+            ErrorName::RegistryInvalid,
+            format!("{key} is not a list of symbols: {e}"),
+        )
+    })
+}
+
+/// The findings on one symbol's curated series.
+async fn check_symbol(
+    store: &Store,
+    symbol: &Symbol,
+    policy: &QualityPolicy,
+    used_rows: usize,
+    today: NaiveDate,
+) -> Result<Vec<QualityIssue>, StepError> {
+    let key = layout::curated(symbol);
+    let error = |check, detail| QualityIssue {
+        symbol: symbol.clone(),
+        check,
+        detail,
+        severity: Severity::Error,
+    };
+    let Some(object) = store.get(&key).await? else {
+        return Ok(vec![error(
+            QualityCheck::Missing,
+            format!("{key} does not exist: ingest the symbol first"),
+        )]);
+    };
+    Ok(match series::parse_bars(&key, &object.bytes) {
+        Ok((bars, _)) => check_bars(symbol, &bars, policy, used_rows, today),
+        Err(e) => vec![error(QualityCheck::Unreadable, e.to_string())],
+    })
+}
+
 /// What the workflow state carries: the errors (why a symbol was skipped,
-/// which the alerts list) and a count of the warnings, whose text stays in
-/// the run's quality report, so the state stays small whatever the
-/// universe's size (Step Functions caps it at 256 KB).
+/// which the alerts list; the first [`STATE_ISSUES`]) and a count of the
+/// warnings, whose text stays in the run's quality report, and the passed
+/// symbols by key, so the state stays small whatever the universe's size
+/// (Step Functions caps it at 256 KB).
 pub fn for_state(mut output: QualityOutput, run_id: &RunId) -> QualityOutput {
     output.warnings = output
         .issues
@@ -272,9 +334,16 @@ pub fn for_state(mut output: QualityOutput, run_id: &RunId) -> QualityOutput {
         .filter(|i| i.severity == Severity::Warning)
         .count();
     output.issues.retain(|i| i.severity == Severity::Error);
+    output.issues.truncate(STATE_ISSUES);
+    // The next steps read the list at `passed_key`.
+    output.passed.clear();
     output.report_key = Some(layout::run_quality(run_id));
     output
 }
+
+/// The errors a state carries at most (the alerts quote them); the report
+/// has every finding. Fifty findings are a few KB.
+pub const STATE_ISSUES: usize = 50;
 
 /// Which symbols go on: those without an error.
 pub fn verdict(symbols: &[Symbol], issues: Vec<QualityIssue>) -> QualityOutput {
@@ -288,11 +357,14 @@ pub fn verdict(symbols: &[Symbol], issues: Vec<QualityIssue>) -> QualityOutput {
     QualityOutput {
         ok: skipped.is_empty(),
         any_passed: !passed.is_empty(),
+        passed_count: passed.len(),
         passed,
         skipped,
         issues,
         warnings: 0,
         report_key: None,
+        passed_key: None,
+        shards: 1,
     }
 }
 
@@ -343,6 +415,10 @@ mod tests {
         let input = QualityInput {
             run_id: RunId::from_static("r1"),
             symbols: vec![ibm, Symbol::from_static("MSFT")],
+            symbols_key: None,
+            ingest_manifest: None,
+            ingest_failed: vec![],
+            shard_size: None,
         };
         let policy = QualityPolicy::default();
         let all = check(&store, &input, &policy, 1500, today())

@@ -105,6 +105,93 @@ fn default_source() -> Source {
     Source::Sample
 }
 
+/// What a workflow execution is asked to do, as its input says it: every
+/// field is optional and overrides the environment's default
+/// ([`RunDefaults`]); fields it does not know (the console's `"Comment"`)
+/// are ignored. `{}` runs the environment's universe with its defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Default: the execution's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    /// Default: the environment's universe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<Symbol>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<ModelKind>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizons: Option<Vec<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Absent: the environment's; `null`: no news sentiment.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sentiment: Option<Option<SentimentSource>>,
+}
+
+/// A field that is present, even as `null`, is `Some` (absent is the
+/// `default`, `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// An environment's defaults for a run, rendered from its file into the
+/// ingest function (`STOCKCAST_RUN_DEFAULTS`), which plans every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunDefaults {
+    pub env: String,
+    /// `universes/<env>.txt` in the data bucket, written by deploy.
+    pub universe_key: String,
+    pub models: Vec<ModelKind>,
+    pub horizons: Vec<usize>,
+    pub source: Source,
+    pub sentiment: Option<SentimentSource>,
+    /// Symbols ingested at once (from the vendor's rate limit).
+    pub ingest_concurrency: u32,
+    /// The share of symbols, in %, that may fail at the vendor.
+    pub tolerated_failure_percent: f64,
+    /// Training jobs the compute environment runs at once.
+    pub max_parallel_jobs: usize,
+}
+
+/// The plan step's input: the execution's input as it came, and its name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInput {
+    pub execution_name: String,
+    #[serde(default)]
+    pub request: serde_json::Value,
+}
+
+/// A run with every default filled in: what the plan step returns, and
+/// the object every later state of both workflows reads. The symbols are in
+/// the store (`symbols_key`), never in the state, whatever their number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub run_id: RunId,
+    pub env: String,
+    pub models: Vec<ModelKind>,
+    pub horizons: Vec<usize>,
+    pub source: Source,
+    pub sentiment: Option<SentimentSource>,
+    /// `runs/<run_id>/symbols.json`: a JSON array the ingest Map reads.
+    pub symbols_key: String,
+    pub symbol_count: usize,
+    /// The ingest Map's `MaxConcurrencyPath`.
+    pub ingest_concurrency: u32,
+    /// The ingest Map's `ToleratedFailurePercentagePath`.
+    pub tolerated_failure_percent: f64,
+    /// Symbols per training shard (one Batch array child each).
+    pub shard_size: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestInput {
     pub run_id: RunId,
@@ -131,10 +218,35 @@ pub struct IngestOutput {
     pub warnings: Vec<String>,
 }
 
+/// The data checks' input: the run's symbols inline (the local runner) or
+/// by key (the workflows), and which of them failed to ingest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityInput {
     pub run_id: RunId,
+    #[serde(default)]
     pub symbols: Vec<Symbol>,
+    /// `runs/<run_id>/symbols.json`, read where `symbols` is empty.
+    #[serde(default)]
+    pub symbols_key: Option<String>,
+    /// The ingest Map's ResultWriter manifest: its FAILED files name the
+    /// symbols whose ingestion failed.
+    #[serde(default)]
+    pub ingest_manifest: Option<String>,
+    /// Symbols whose ingestion failed (the local runner's, inline).
+    #[serde(default)]
+    pub ingest_failed: Vec<IngestFailure>,
+    /// Symbols per training shard; the output's `shards` follows from it.
+    #[serde(default)]
+    pub shard_size: Option<usize>,
+}
+
+/// A symbol that could not be ingested, with the error it failed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestFailure {
+    pub symbol: Symbol,
+    pub error: String,
+    #[serde(default)]
+    pub cause: String,
 }
 
 /// The data checks run before training.
@@ -153,6 +265,8 @@ pub enum QualityCheck {
     TooShort,
     /// The price has not changed for longer than the policy allows.
     Unchanged,
+    /// The vendor did not deliver this run (after the Map's retries).
+    IngestFailed,
 }
 
 /// What a finding does to its symbol.
@@ -203,13 +317,46 @@ pub struct QualityOutput {
     /// `runs/<run_id>/quality.json`: every finding of the run.
     #[serde(default)]
     pub report_key: Option<String>,
+    /// How many passed (the state keeps the count and the key, not the list).
+    #[serde(default)]
+    pub passed_count: usize,
+    /// `runs/<run_id>/passed.json`: `passed` as a JSON array, which
+    /// training and the monitor read.
+    #[serde(default)]
+    pub passed_key: Option<String>,
+    /// Training shards for the passed symbols (the Batch array's size).
+    #[serde(default = "one")]
+    pub shards: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainInput {
     pub run_id: RunId,
+    /// This shard's symbols.
     pub symbols: Vec<Symbol>,
     pub models: Vec<ModelKind>,
+    /// Which shard of the run this is; its output is
+    /// `runs/<run_id>/train/shard-<index>.json`.
+    #[serde(default = "whole")]
+    pub shard: crate::universe::Shard,
+}
+
+fn whole() -> crate::universe::Shard {
+    crate::universe::Shard::WHOLE
+}
+
+/// What the merge step leaves in the state; the candidates themselves are
+/// in `runs/<run_id>/train.json`, which the gate reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeOutput {
+    pub shards: usize,
+    pub candidates: usize,
+    pub failures: usize,
+    pub train_key: String,
 }
 
 /// A version written to the registry, waiting for the gate.
@@ -291,6 +438,27 @@ pub struct PromoteOutput {
     pub promoted: Vec<Promotion>,
 }
 
+/// What the workflow state keeps of the gate's answers: counts, and where
+/// the decisions are. A universe of 500 symbols makes thousands of
+/// decisions, past what a state (256 KB) may hold; the next steps read
+/// them from `decisions/<run_id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSummary {
+    pub any_promote: bool,
+    pub needs_approval: bool,
+    /// Decisions made, and how many of them promote (or wait for approval).
+    pub decisions: usize,
+    pub promote: usize,
+    pub decisions_key: String,
+}
+
+/// How many versions a promote or withdraw step moved (the versions are in
+/// each alias's history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedCount {
+    pub count: usize,
+}
+
 /// Clear the staging of a run's candidates that waited for approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WithdrawInput {
@@ -337,9 +505,17 @@ pub enum IngestRequest {
     Ingest(IngestInput),
     /// The data checks of the run's symbols.
     Quality(QualityInput),
+    /// The first state of both workflows: fill the defaults, write the
+    /// run's symbol list.
+    Plan(PlanInput),
 }
 
-/// The gate Lambda's requests, told apart by `action`.
+/// The gate Lambda's requests, told apart by `action`. The workflows send
+/// promote, withdraw and request_approval without `decisions`: the function
+/// reads them from the gate's record of the run (`decisions/<run_id>.json`),
+/// and answers evaluate, promote and withdraw with counts
+/// ([`GateSummary`], [`MovedCount`]), so the state stays small whatever the
+/// universe's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum GateRequest {
@@ -347,6 +523,11 @@ pub enum GateRequest {
     /// `runs/<run_id>/train.json` (the workflow passes only the run id).
     Evaluate {
         run_id: RunId,
+    },
+    /// Gather the training shards' outputs into `runs/<run_id>/train.json`.
+    Merge {
+        run_id: RunId,
+        shards: usize,
     },
     Promote(PromoteInput),
     /// Clear staging after a rejection or an approval timeout.
@@ -404,7 +585,11 @@ impl ApprovalResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorInput {
     pub run_id: RunId,
+    #[serde(default)]
     pub symbols: Vec<Symbol>,
+    /// `runs/<run_id>/passed.json`, read where `symbols` is empty.
+    #[serde(default)]
+    pub symbols_key: Option<String>,
 }
 
 /// What the monitor publishes to CloudWatch; a ratio that cannot be
@@ -485,10 +670,13 @@ pub enum ErrorName {
     /// A stored model could not be loaded or could not forecast.
     #[serde(rename = "Model.Failed")]
     ModelFailed,
+    /// A training shard left no output: the run cannot be judged whole.
+    #[serde(rename = "Train.Incomplete")]
+    TrainIncomplete,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 17] = [
+    pub const ALL: [ErrorName; 18] = [
         ErrorName::VendorThrottled,
         ErrorName::VendorUnavailable,
         ErrorName::VendorUnknownSymbol,
@@ -506,6 +694,7 @@ impl ErrorName {
         ErrorName::MlflowRefused,
         ErrorName::RegistryInvalid,
         ErrorName::ModelFailed,
+        ErrorName::TrainIncomplete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -527,6 +716,7 @@ impl ErrorName {
             ErrorName::MlflowRefused => "Mlflow.Refused",
             ErrorName::RegistryInvalid => "Registry.Invalid",
             ErrorName::ModelFailed => "Model.Failed",
+            ErrorName::TrainIncomplete => "Train.Incomplete",
         }
     }
 
@@ -549,6 +739,8 @@ impl ErrorName {
 /// Catch takes the rest (a test checks both workflows against this table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
+    /// The ingest function with `"action": "plan"`.
+    Plan,
     /// The ingest function with an `IngestInput`.
     Ingest,
     /// The ingest function with `"action": "quality"`.
@@ -556,6 +748,8 @@ pub enum Task {
     /// The training job on Batch: its names are in its log and its exit
     /// code; the job definition's RetryStrategy retries an interruption.
     Train,
+    /// The gate function with `"action": "merge"`.
+    GateMerge,
     GateEvaluate,
     GatePromote,
     GateWithdraw,
@@ -565,10 +759,12 @@ pub enum Task {
 }
 
 impl Task {
-    pub const ALL: [Task; 9] = [
+    pub const ALL: [Task; 11] = [
+        Task::Plan,
         Task::Ingest,
         Task::Quality,
         Task::Train,
+        Task::GateMerge,
         Task::GateEvaluate,
         Task::GatePromote,
         Task::GateWithdraw,
@@ -579,9 +775,11 @@ impl Task {
 
     pub fn name(self) -> &'static str {
         match self {
+            Task::Plan => "plan",
             Task::Ingest => "ingest",
             Task::Quality => "quality",
             Task::Train => "train (Batch job)",
+            Task::GateMerge => "gate merge",
             Task::GateEvaluate => "gate evaluate",
             Task::GatePromote => "gate promote",
             Task::GateWithdraw => "gate withdraw",
@@ -608,13 +806,32 @@ impl Task {
                 StorageUnavailable,
                 StorageRefused,
             ],
-            // Reads only.
-            Task::Quality => &[InvalidInput, StorageUnavailable, StorageRefused],
+            // Reads the universe, writes the run's symbol list; like every
+            // write below that a re-run repeats, a compare-and-swap that
+            // retries itself on a conflict (`Store::update_with`).
+            Task::Plan => &[InvalidInput, StorageUnavailable, StorageRefused],
+            // Reads the series and the ingest Map's results; writes its
+            // report and the passed list.
+            Task::Quality => &[
+                InvalidInput,
+                RegistryInvalid,
+                StorageUnavailable,
+                StorageRefused,
+            ],
             Task::Train => &[
                 InvalidInput,
                 RegistryInvalid,
                 TrainInterrupted,
                 TrainFailed,
+                StorageConflict,
+                StorageUnavailable,
+                StorageRefused,
+            ],
+            // A shard without output fails the run; production is untouched.
+            Task::GateMerge => &[
+                InvalidInput,
+                RegistryInvalid,
+                TrainIncomplete,
                 StorageConflict,
                 StorageUnavailable,
                 StorageRefused,
@@ -766,6 +983,52 @@ mod tests {
                 }),
             ),
             (
+                "plan input (the first state of both workflows: the execution's input as it came)",
+                to(&PlanInput {
+                    execution_name: "2026-11-27T09-00-00Z-training".into(),
+                    request: serde_json::json!({"Comment": "Insert your JSON here"}),
+                }),
+            ),
+            (
+                "run request (what an execution's input may say; every field optional, unknown fields ignored)",
+                to(&RunRequest {
+                    symbols: Some(vec![Symbol::from_static("AAPL"), Symbol::from_static("^GSPC")]),
+                    models: Some(vec![ModelKind::Naive, ModelKind::Arima]),
+                    sentiment: Some(None),
+                    ..RunRequest::default()
+                }),
+            ),
+            (
+                "run defaults (STOCKCAST_RUN_DEFAULTS on the ingest function, from the environment file)",
+                to(&RunDefaults {
+                    env: "dev".into(),
+                    universe_key: "universes/dev.txt".into(),
+                    models: vec![ModelKind::Naive, ModelKind::Drift, ModelKind::Arima],
+                    horizons: vec![1, 5, 21],
+                    source: Source::Yahoo,
+                    sentiment: None,
+                    ingest_concurrency: 1,
+                    tolerated_failure_percent: 10.0,
+                    max_parallel_jobs: 4,
+                }),
+            ),
+            (
+                "run plan (the plan's output: the state every later step reads)",
+                to(&RunPlan {
+                    run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
+                    env: "dev".into(),
+                    models: vec![ModelKind::Naive, ModelKind::Drift, ModelKind::Arima],
+                    horizons: vec![1, 5, 21],
+                    source: Source::Yahoo,
+                    sentiment: None,
+                    symbols_key: "runs/2026-11-27T09-00-00Z-training/symbols.json".into(),
+                    symbol_count: 503,
+                    ingest_concurrency: 1,
+                    tolerated_failure_percent: 10.0,
+                    shard_size: 126,
+                }),
+            ),
+            (
                 "ingest input",
                 to(&IngestInput {
                     run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
@@ -790,7 +1053,11 @@ mod tests {
                 "quality input",
                 to(&QualityInput {
                     run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
-                    symbols: vec![Symbol::from_static("AAPL"), Symbol::from_static("IBM")],
+                    symbols: vec![],
+                    symbols_key: Some("runs/2026-11-27T09-00-00Z-training/symbols.json".into()),
+                    ingest_manifest: Some("runs/2026-11-27T09-00-00Z-training/ingest/0f0e…/manifest.json".into()),
+                    ingest_failed: vec![],
+                    shard_size: Some(126),
                 }),
             ),
             (
@@ -810,6 +1077,9 @@ mod tests {
                     ],
                     warnings: 1,
                     report_key: Some("runs/2026-11-27T09-00-00Z-training/quality.json".into()),
+                    passed_count: 1,
+                    passed_key: Some("runs/2026-11-27T09-00-00Z-training/passed.json".into()),
+                    shards: 1,
                 }),
             ),
             (
@@ -818,6 +1088,20 @@ mod tests {
                     run_id: RunId::from_static("2026-11-27T09-00-00Z-training"),
                     symbols: vec![Symbol::from_static("AAPL")],
                     models: vec![ModelKind::Naive, ModelKind::Arima],
+                    shard: crate::universe::Shard { index: 0, count: 4 },
+                }),
+            ),
+            (
+                "gate request: merge (gathers runs/<run_id>/train/shard-<n>.json into train.json)",
+                to(&GateRequest::Merge { run_id: RunId::from_static("2026-11-27T09-00-00Z-training"), shards: 4 }),
+            ),
+            (
+                "merge output",
+                to(&MergeOutput {
+                    shards: 4,
+                    candidates: 4520,
+                    failures: 7,
+                    train_key: "runs/2026-11-27T09-00-00Z-training/train.json".into(),
                 }),
             ),
             (
@@ -924,7 +1208,11 @@ mod tests {
             ),
             (
                 "monitor input",
-                to(&MonitorInput { run_id: RunId::from_static("2026-11-28T09-00-00Z-daily"), symbols: vec![Symbol::from_static("AAPL")] }),
+                to(&MonitorInput {
+                    run_id: RunId::from_static("2026-11-28T09-00-00Z-daily"),
+                    symbols: vec![],
+                    symbols_key: Some("runs/2026-11-28T09-00-00Z-daily/passed.json".into()),
+                }),
             ),
             (
                 "monitor output",

@@ -531,6 +531,17 @@ impl Store {
             .into())
     }
 
+    /// Writes `bytes` unless the object already holds exactly them: what a
+    /// step that a retry repeats writes (a report, a list derived from its
+    /// input). Compare-and-swap underneath, so a concurrent writer is never
+    /// overwritten unseen. Returns whether it wrote.
+    pub async fn put_derived(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        self.update_with(key, |current| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok((current != Some(bytes.as_slice())).then(|| bytes.clone()))
+        })
+        .await
+    }
+
     /// Keys under a prefix (`"models/AAPL/"`), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let trimmed = prefix.trim_end_matches('/');

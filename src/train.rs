@@ -7,8 +7,10 @@
 //! always backtested too, because every version's metrics carry naive's on
 //! the same origins for the gate and the API.
 //!
-//! A run is finished when `runs/<run_id>/train.json` exists: the gate reads
-//! its candidates from there, and nothing else. A stop request (SIGTERM on
+//! A run is trained in shards (one per Batch array child, or one): each
+//! writes `runs/<run_id>/train/shard-<n>.json`, and the merge step gathers
+//! them into `runs/<run_id>/train.json`, which is when the run is finished:
+//! the gate reads its candidates from there, and nothing else. A stop request (SIGTERM on
 //! a Spot interruption) is honoured until the backtests are done; then the
 //! versions and the run record are written, which takes seconds, well
 //! inside the grace period before SIGKILL. A retry of a finished run
@@ -29,7 +31,7 @@ use crate::registry::{
     HorizonMetrics, Lineage, Registry, VersionFiles, VersionMetrics, new_version_id,
 };
 use crate::series::PriceSeries;
-use crate::steps::{ErrorName, StepError, TrainFailure, TrainInput, TrainOutput};
+use crate::steps::{ErrorName, MergeOutput, StepError, TrainFailure, TrainInput, TrainOutput};
 use crate::store::Store;
 
 /// What the train step needs besides its input.
@@ -43,13 +45,17 @@ pub struct TrainContext {
     pub stop: Arc<AtomicBool>,
 }
 
-/// The recorded output of a finished train step, if it finished.
+/// The recorded output of a finished (merged) train step, if it finished.
 pub async fn recorded_output(
     store: &Store,
     run_id: &RunId,
 ) -> Result<Option<TrainOutput>, StepError> {
-    let key = layout::run_train(run_id);
-    let Some(object) = store.get(&key).await? else {
+    read_output(store, &layout::run_train(run_id)).await
+}
+
+/// A train output at `key` (a shard's or the merged run's), if written.
+async fn read_output(store: &Store, key: &str) -> Result<Option<TrainOutput>, StepError> {
+    let Some(object) = store.get(key).await? else {
         return Ok(None);
     };
     serde_json::from_slice(&object.bytes)
@@ -93,7 +99,8 @@ pub async fn train(
     input: &TrainInput,
     progress: Progress,
 ) -> Result<TrainOutput, StepError> {
-    if let Some(done) = recorded_output(&ctx.store, &input.run_id).await? {
+    let key = layout::run_train_shard(&input.run_id, input.shard.index);
+    if let Some(done) = read_output(&ctx.store, &key).await? {
         return Ok(done);
     }
     let (loaded, mut failures) = load_all(ctx, input).await?;
@@ -127,12 +134,106 @@ pub async fn train(
         failures,
     };
     ctx.store
-        .create(
-            &layout::run_train(&input.run_id),
-            crate::registry::pretty_json(&output),
-        )
+        .create(&key, crate::registry::pretty_json(&output))
         .await?;
     Ok(output)
+}
+
+/// Where a training job finds the run's symbols: inline
+/// (`STOCKCAST_SYMBOLS`), or the quality step's list in the store
+/// (`STOCKCAST_SYMBOLS_KEY`), which keeps the job's container overrides
+/// under Batch's 8 KB whatever the universe's size.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunSymbols {
+    Inline(Vec<Symbol>),
+    Stored(String),
+}
+
+/// The input of one shard of a run: its part of the run's symbols. A shard
+/// that does not exist or has no symbol is `Step.InvalidInput` (the job
+/// fails, and with it the run; production is unchanged).
+pub async fn shard_input(
+    store: &Store,
+    run_id: RunId,
+    symbols: RunSymbols,
+    models: Vec<ModelKind>,
+    shard: crate::universe::Shard,
+) -> Result<TrainInput, StepError> {
+    let all = match symbols {
+        RunSymbols::Inline(list) => list,
+        RunSymbols::Stored(key) => crate::quality::read_symbol_list(store, &key).await?,
+    };
+    let mine = crate::universe::select(&all, shard)
+        .map_err(|e| StepError::new(ErrorName::InvalidInput, format!("run {run_id}: {e}")))?;
+    Ok(TrainInput {
+        run_id,
+        symbols: mine.to_vec(),
+        models,
+        shard,
+    })
+}
+
+/// Gathers the outputs of a run's `shards` training shards into
+/// `runs/<run_id>/train.json`, the one record the gate reads. A shard
+/// without output (a child that never wrote it) fails the run with
+/// `Train.Incomplete`, naming the shards: a run judged on part of its
+/// symbols would look complete. A re-run returns the merged record.
+pub async fn merge(store: &Store, run_id: &RunId, shards: usize) -> Result<MergeOutput, StepError> {
+    let train_key = layout::run_train(run_id);
+    let merged = match recorded_output(store, run_id).await? {
+        Some(merged) => merged,
+        None => {
+            let merged = gather(store, run_id, shards).await?;
+            match store
+                .create(&train_key, crate::registry::pretty_json(&merged))
+                .await
+            {
+                // Another attempt merged the same shards first.
+                Ok(()) | Err(crate::store::StoreError::AlreadyExists { .. }) => merged,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    Ok(MergeOutput {
+        shards,
+        candidates: merged.candidates.len(),
+        failures: merged.failures.len(),
+        train_key,
+    })
+}
+
+/// Every shard's output, in shard order.
+async fn gather(store: &Store, run_id: &RunId, shards: usize) -> Result<TrainOutput, StepError> {
+    if shards == 0 {
+        return Err(StepError::new(
+            ErrorName::InvalidInput,
+            "merge: a run has at least one training shard",
+        ));
+    }
+    let mut merged = TrainOutput {
+        candidates: Vec::new(),
+        failures: Vec::new(),
+    };
+    let mut missing = Vec::new();
+    for index in 0..shards {
+        match read_output(store, &layout::run_train_shard(run_id, index)).await? {
+            Some(output) => {
+                merged.candidates.extend(output.candidates);
+                merged.failures.extend(output.failures);
+            }
+            None => missing.push(index.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(StepError::new(
+            ErrorName::TrainIncomplete,
+            format!(
+                "training shard(s) {} of {shards} wrote no output under runs/{run_id}/train/: nothing is judged, production is unchanged",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(merged)
 }
 
 /// Reads every symbol's curated data; a symbol that is missing, invalid
@@ -325,4 +426,80 @@ fn backtest_plot(
         naive_mase: mase_at(naive),
     };
     crate::plot::backtest_png(&title, &actual, &plotted).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::VersionId;
+    use crate::steps::Candidate;
+
+    fn shard_output(symbol: &'static str) -> TrainOutput {
+        TrainOutput {
+            candidates: vec![Candidate {
+                symbol: Symbol::from_static(symbol),
+                model: ModelKind::Naive,
+                version: VersionId::from_static("v1"),
+                metrics_key: format!("models/{symbol}/naive/versions/v1/metrics.json"),
+            }],
+            failures: vec![TrainFailure {
+                symbol: Symbol::from_static(symbol),
+                model: ModelKind::Lstm,
+                reason: "too short".into(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn merge_gathers_every_shard_in_order_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::local(dir.path()).expect("store");
+        let run = RunId::from_static("r1");
+        for (index, symbol) in [(0, "AAPL"), (1, "MSFT")] {
+            store
+                .create(
+                    &layout::run_train_shard(&run, index),
+                    crate::registry::pretty_json(&shard_output(symbol)),
+                )
+                .await
+                .expect("shard");
+        }
+        let merged = merge(&store, &run, 2).await.expect("merged");
+        assert_eq!((merged.candidates, merged.failures), (2, 2));
+        let record = recorded_output(&store, &run)
+            .await
+            .expect("read")
+            .expect("train.json");
+        let symbols: Vec<&str> = record
+            .candidates
+            .iter()
+            .map(|c| c.symbol.as_str())
+            .collect();
+        assert_eq!(symbols, ["AAPL", "MSFT"]);
+        assert_eq!(merge(&store, &run, 2).await.expect("again"), merged);
+    }
+
+    /// A child that never wrote its output fails the run, and nothing is
+    /// recorded as trained.
+    #[tokio::test]
+    async fn a_missing_shard_fails_the_merge_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::local(dir.path()).expect("store");
+        let run = RunId::from_static("r1");
+        store
+            .create(
+                &layout::run_train_shard(&run, 0),
+                crate::registry::pretty_json(&shard_output("AAPL")),
+            )
+            .await
+            .expect("shard");
+        let error = merge(&store, &run, 3).await.expect_err("incomplete");
+        assert_eq!(error.name, ErrorName::TrainIncomplete);
+        assert!(
+            error.message.contains("shard(s) 1, 2 of 3"),
+            "{}",
+            error.message
+        );
+        assert!(recorded_output(&store, &run).await.expect("read").is_none());
+    }
 }

@@ -142,6 +142,7 @@ async fn run_train(
         run_id: RunId::from_static(run_id),
         symbols: vec![symbol()],
         models: MODELS.to_vec(),
+        shard: stockcast::universe::Shard::WHOLE,
     };
     let output = train(&ctx, &input, Arc::new(|| {})).await?;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
@@ -549,7 +550,7 @@ async fn assert_done(step: Step, seed: &Seed, store: &Store, what: &str) {
         }
         Step::Train => {
             let recorded = store
-                .get(&layout::run_train(&RunId::from_static("crash")))
+                .get(&layout::run_train_shard(&RunId::from_static("crash"), 0))
                 .await
                 .expect("reads");
             assert!(recorded.is_some(), "{what}: the run is recorded");
@@ -684,7 +685,7 @@ fn a_storage_error_writing_a_version_fails_the_training_step() {
             faults.writes()
         );
         let recorded = store
-            .get(&layout::run_train(&RunId::from_static("crash")))
+            .get(&layout::run_train_shard(&RunId::from_static("crash"), 0))
             .await
             .expect("reads");
         assert!(

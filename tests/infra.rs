@@ -18,7 +18,7 @@ fn environments() -> Vec<String> {
 #[test]
 fn every_environment_renders_deterministically_and_matches_its_snapshot() {
     let envs = environments();
-    assert_eq!(envs, ["dev", "prod"]);
+    assert_eq!(envs, ["dev", "prod", "scale"]);
     for env in envs {
         let first = rendered(&env);
         let second = rendered(&env);
@@ -347,28 +347,50 @@ fn the_key_and_the_secret_are_rendered_only_where_the_environment_needs_them() {
 /// is what the environment file says (issue 15: news from Alpha Vantage
 /// beside Yahoo's prices in prod).
 #[test]
-fn the_schedules_start_runs_with_the_environments_sources() {
+fn the_schedules_start_runs_with_the_environments_defaults() {
     for env in environments() {
         let r = rendered(&env);
-        let orchestration = r
-            .stacks
-            .iter()
-            .find(|s| s.name == "orchestration")
-            .expect("the orchestration stack");
-        for schedule in ["DailySchedule", "TrainingSchedule"] {
+        let stack = |name: &str| {
+            &r.stacks
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("the {name} stack"))
+                .template
+        };
+        for (schedule, kind) in [("DailySchedule", "daily"), ("TrainingSchedule", "training")] {
             let input =
-                orchestration.template["Resources"][schedule]["Properties"]["Target"]["Input"]
+                stack("orchestration")["Resources"][schedule]["Properties"]["Target"]["Input"]
                     .as_str()
                     .expect("an input");
             let fired = stockcast::steps::as_fired(input, "2026-11-27T09:00:00Z");
-            let run: stockcast::steps::RunInput = serde_json::from_str(&fired)
-                .unwrap_or_else(|e| panic!("{env} {schedule}: not a run input: {e}"));
+            let run: stockcast::steps::RunRequest = serde_json::from_str(&fired)
+                .unwrap_or_else(|e| panic!("{env} {schedule}: not a run request: {e}"));
             assert_eq!(
-                (run.source, run.sentiment, run.symbols),
-                (r.env.source, r.env.sentiment, r.env.symbols.clone()),
-                "{env} {schedule}"
+                run,
+                stockcast::steps::RunRequest {
+                    run_id: Some(
+                        stockcast::ids::RunId::new(format!("2026-11-27T09:00:00Z-{kind}"))
+                            .expect("an id")
+                    ),
+                    ..Default::default()
+                },
+                "{env} {schedule}: everything else is the plan step's defaults"
             );
         }
+        // The plan step's defaults are the environment's.
+        let variables =
+            &stack("app")["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"];
+        let defaults: stockcast::steps::RunDefaults = serde_json::from_str(
+            variables["STOCKCAST_RUN_DEFAULTS"]
+                .as_str()
+                .expect("the run defaults"),
+        )
+        .expect("valid run defaults");
+        assert_eq!(defaults, r.env.run_defaults(), "{env}");
+        assert_eq!(
+            (defaults.source, defaults.sentiment),
+            (r.env.source, r.env.sentiment)
+        );
     }
 }
 
@@ -446,4 +468,68 @@ fn the_mlflow_mirror_is_configured_only_where_the_environment_names_a_server() {
             }
         }
     }
+}
+
+/// The ingest Map is a Distributed Map: its role must start and follow
+/// child executions of its own state machine, and read and write the run's
+/// objects for the ItemReader and the ResultWriter.
+#[test]
+fn a_distributed_map_without_its_permissions_is_found() {
+    let findings = findings_after("orchestration", |t| {
+        let statements = t["Resources"]["TrainingStateMachineRole"]["Properties"]["Policies"][0]
+            ["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .expect("statements");
+        statements.retain(|s| {
+            s["Sid"] != "IngestChildExecutions" && s["Sid"] != "ReadSymbolsWriteIngestResults"
+        });
+    });
+    assert_finds(
+        &findings,
+        "orchestration/TrainingStateMachineRole: roles: does not allow states:StartExecution on \"stateMachine:stockcast-dev-training\" (Distributed Map Ingest of TrainingStateMachine)",
+    );
+    assert_finds(
+        &findings,
+        "does not allow s3:GetObject on {\"Fn::ImportValue\":\"stockcast-dev-DataBucketName\"} (Distributed Map Ingest",
+    );
+    assert_finds(&findings, "does not allow s3:PutObject on");
+}
+
+/// An array whose job definition would not retry a reclaimed child.
+#[test]
+fn a_batch_array_without_retries_is_found() {
+    let findings = findings_after("app", |t| {
+        t["Resources"]["TrainJobDefinition"]["Properties"]["RetryStrategy"]["Attempts"] = 1.into();
+    });
+    assert_finds(
+        &findings,
+        "state TrainArray: its job definition has no RetryStrategy with Attempts >= 2",
+    );
+}
+
+/// A universe past the vendor's daily quota is found before deploy.
+#[test]
+fn a_universe_over_the_vendors_daily_quota_is_found() {
+    let dev = std::fs::read_to_string(project_root().join("stacks/environments/dev.yaml"))
+        .expect("dev.yaml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("quota.yaml");
+    let text = dev
+        .replace("universe: seed ", "universe: sp500 ")
+        .replace("source: yahoo ", "source: alpha-vantage ")
+        .replace(
+            "alpha_vantage_daily_quota: null",
+            "alpha_vantage_daily_quota: 25",
+        );
+    std::fs::write(&path, text).expect("writes");
+    let r = render(
+        &Sources::in_project(&project_root()),
+        &path.display().to_string(),
+    )
+    .expect("renders");
+    let findings: Vec<String> = infra::check(&r).iter().map(ToString::to_string).collect();
+    assert_finds(
+        &findings,
+        "environment/dev: vendor quota: 503 symbols make 503 Alpha Vantage requests a run, 1006 on a day",
+    );
 }

@@ -27,6 +27,8 @@ fn task_of(state_name: &str, state: &Value) -> Option<Task> {
         ("arn:aws:states:::batch:submitJob.sync", _, _) => Task::Train,
         (_, "${IngestFunctionArn}", None) => Task::Ingest,
         (_, "${IngestFunctionArn}", Some("quality")) => Task::Quality,
+        (_, "${IngestFunctionArn}", Some("plan")) => Task::Plan,
+        (_, "${GateFunctionArn}", Some("merge")) => Task::GateMerge,
         (_, "${GateFunctionArn}", Some("evaluate")) => Task::GateEvaluate,
         (_, "${GateFunctionArn}", Some("promote")) => Task::GatePromote,
         (_, "${GateFunctionArn}", Some("withdraw")) => Task::GateWithdraw,

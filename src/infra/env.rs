@@ -9,22 +9,34 @@ use serde::{Deserialize, Serialize};
 use super::file::{self, FileError};
 use crate::config::{GatePolicy, QualityPolicy};
 use crate::ids::Symbol;
-use crate::steps::{SentimentSource, Source};
+use crate::models::ModelKind;
+use crate::steps::{RunDefaults, SentimentSource, Source};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     pub name: String,
     pub region: String,
-    /// Checked as they are read: a bad one is an error naming its place
-    /// (`symbols[2]: symbol "../x" has characters …`).
-    pub symbols: Vec<Symbol>,
+    /// The symbols inline (`symbols: [AAPL, "^GSPC"]`), checked as they are
+    /// read: a bad one is an error naming its place (`symbols[2]: symbol
+    /// "../x" has characters …`). Exactly one of `symbols` and `universe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<Symbol>>,
+    /// A universe file, `stacks/universes/<universe>.txt` (one symbol per
+    /// line), uploaded to the data bucket by `cargo xtask deploy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub universe: Option<String>,
+    /// The symbols the environment runs, from `symbols` or the universe
+    /// file (filled by [`Environment::load`]).
+    #[serde(skip)]
+    pub members: Vec<Symbol>,
     pub source: Source,
     /// Where news sentiment comes from, whatever `source` is; absent or
     /// `null`: no news sentiment is fetched.
     #[serde(default)]
     pub sentiment: Option<SentimentSource>,
     pub schedules: Schedules,
+    pub ingest: IngestSettings,
     pub budget: Budget,
     pub alarms: Alarms,
     pub lambda: LambdaSettings,
@@ -71,6 +83,22 @@ pub enum MlflowCredentials {
 pub struct Schedules {
     pub ingestion: String,
     pub training: String,
+}
+
+/// The vendors' limits, which set how ingestion fans out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Requests a minute the slower vendor allows (Alpha Vantage's premium
+    /// plans start at 75; Yahoo publishes none).
+    pub requests_per_minute: u32,
+    /// Requests a day Alpha Vantage allows (its free plan: 25), counting
+    /// prices where it is the source and news where it is the sentiment;
+    /// `null`: a premium plan, no daily quota.
+    pub alpha_vantage_daily_quota: Option<u32>,
+    /// The share of symbols, in %, that may fail at the vendor before a run
+    /// fails; the others go on, and the failed are reported by name.
+    pub tolerated_failure_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,19 +178,112 @@ impl Environment {
         self.source == Source::AlphaVantage || self.sentiment == Some(SentimentSource::AlphaVantage)
     }
 
+    /// Reads `stacks/environments/<name>.yaml` and its universe file
+    /// (`stacks/universes/<universe>.txt`, beside the environments folder).
     pub fn load(path: &Path) -> Result<Self, FileError> {
-        let (file, text) = file::read(path)?;
-        Self::parse(&file, &text)
+        let universes = path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .join("universes");
+        Self::load_with(path, &universes)
     }
 
-    pub fn parse(file: &str, text: &str) -> Result<Self, FileError> {
-        file::parse_yaml(file, text, Environment::validate)
+    /// Reads an environment file, with universe files from `universes`.
+    pub fn load_with(path: &Path, universes: &Path) -> Result<Self, FileError> {
+        let (file, text) = file::read(path)?;
+        Self::parse(&file, &text, universes)
+    }
+
+    /// Parses an environment file's text; a `universe` is read from
+    /// `universes/<universe>.txt`.
+    pub fn parse(file: &str, text: &str, universes: &Path) -> Result<Self, FileError> {
+        let mut env: Environment = file::parse_yaml(file, text, Environment::validate)?;
+        env.members = match (&env.symbols, &env.universe) {
+            (Some(symbols), None) => {
+                // The same rule as a universe file: no symbol twice.
+                crate::universe::parse(&crate::universe::render(symbols))
+                    .map_err(|e| FileError::invalid(file, format!("symbols: {e}")))?
+            }
+            (None, Some(name)) => {
+                let path = universes.join(format!("{name}.txt"));
+                let (universe_file, text) = file::read(&path)?;
+                crate::universe::parse(&text)
+                    .map_err(|e| FileError::invalid(&universe_file, e.to_string()))?
+            }
+            _ => {
+                return Err(FileError::invalid(
+                    file,
+                    "give the symbols inline (symbols: [...]) or as a universe file (universe: <name> for stacks/universes/<name>.txt), one of the two",
+                ));
+            }
+        };
+        env.validate_members()
+            .map_err(|message| FileError::invalid(file, message))?;
+        Ok(env)
+    }
+
+    /// The symbols the environment runs.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.members
+    }
+
+    /// Requests one run makes to Alpha Vantage: a price series per symbol
+    /// where it is the source, the news of every company ticker where it
+    /// is the sentiment.
+    pub fn alpha_vantage_requests_per_run(&self) -> usize {
+        let prices = match self.source {
+            Source::AlphaVantage => self.members.len(),
+            _ => 0,
+        };
+        let news = match self.sentiment {
+            Some(SentimentSource::AlphaVantage) => self
+                .members
+                .iter()
+                .filter(|s| crate::ingest::has_news(s))
+                .count(),
+            None => 0,
+        };
+        prices + news
+    }
+
+    /// How many symbols ingest at once: at most the vendor's rate limit
+    /// when each child execution makes its requests no faster than one a
+    /// second (a throttle beyond that is retried with backoff).
+    pub fn ingest_concurrency(&self) -> u32 {
+        let per_symbol = if self.sentiment.is_some() { 2 } else { 1 };
+        (self.ingest.requests_per_minute / 60 / per_symbol).max(1)
+    }
+
+    /// Batch jobs that run at once: the compute environment's vCPUs over
+    /// one job's.
+    pub fn max_parallel_jobs(&self) -> usize {
+        (f64::from(self.batch.max_vcpus) / self.batch.job_vcpus)
+            .floor()
+            .max(1.0) as usize
+    }
+
+    /// What a run of this environment does unless its input says otherwise
+    /// (the plan step's defaults, rendered into the ingest function).
+    pub fn run_defaults(&self) -> RunDefaults {
+        RunDefaults {
+            env: self.name.clone(),
+            universe_key: crate::layout::universe(&self.name),
+            models: ModelKind::ALL.to_vec(),
+            horizons: crate::backtest::Protocol::default().horizons,
+            source: self.source,
+            sentiment: self.sentiment,
+            ingest_concurrency: self.ingest_concurrency(),
+            tolerated_failure_percent: self.ingest.tolerated_failure_percent,
+            max_parallel_jobs: self.max_parallel_jobs(),
+        }
     }
 
     /// Checks what the types cannot: ranges, formats, consistency.
     fn validate(&self) -> Result<(), String> {
         self.validate_name()?;
-        self.validate_symbols()?;
+        self.validate_universe_name()?;
+        self.validate_ingest()?;
         self.validate_schedules()?;
         self.validate_budget()?;
         self.validate_sizes()?;
@@ -187,13 +308,49 @@ impl Environment {
         Ok(())
     }
 
-    /// Symbols that are valid, and news only where a symbol has any.
-    fn validate_symbols(&self) -> Result<(), String> {
-        if self.symbols.is_empty() {
+    /// A universe name that is a file name and nothing else.
+    fn validate_universe_name(&self) -> Result<(), String> {
+        match &self.universe {
+            Some(name)
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') =>
+            {
+                Err(format!(
+                    "universe: should be the name of a file in stacks/universes/ (lowercase letters, digits, -), but is {name:?}"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A rate limit and a failure share that mean something.
+    fn validate_ingest(&self) -> Result<(), String> {
+        if self.ingest.requests_per_minute == 0 {
+            return Err("ingest.requests_per_minute: should be positive".into());
+        }
+        if self.ingest.alpha_vantage_daily_quota == Some(0) {
+            return Err(
+                "ingest.alpha_vantage_daily_quota: should be positive, or null for no quota".into(),
+            );
+        }
+        let pct = self.ingest.tolerated_failure_percent;
+        if !(0.0..=100.0).contains(&pct) {
+            return Err(format!(
+                "ingest.tolerated_failure_percent: should be in range [0, 100], but is {pct}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// At least one symbol, and news only where a symbol has any.
+    fn validate_members(&self) -> Result<(), String> {
+        if self.members.is_empty() {
             return Err("symbols: should list at least one symbol".into());
         }
         if let Some(sentiment) = self.sentiment
-            && !self.symbols.iter().any(|s| crate::ingest::has_news(s))
+            && !self.members.iter().any(|s| crate::ingest::has_news(s))
         {
             return Err(format!(
                 "sentiment: {sentiment} has news for company tickers only, and every symbol is an index or a currency (set sentiment: null)"
@@ -322,8 +479,20 @@ mod tests {
         .expect("dev.yaml")
     }
 
+    fn universes() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/universes")
+    }
+
+    /// dev.yaml with the seed universe inline.
+    fn inline(text: &str, symbols: &str) -> String {
+        text.replace("universe: seed ", &format!("symbols: {symbols} "))
+    }
+
+    const SEED: &str = "[AAPL, GOOGL, MSFT, TSLA, AMZN, \"^GSPC\", \"^IXIC\", \"^DJI\"]";
+
     fn check_err(edit: impl Fn(&str) -> String, expected: &str) {
-        let err = Environment::parse("dev.yaml", &edit(&dev_text())).expect_err("invalid");
+        let err =
+            Environment::parse("dev.yaml", &edit(&dev_text()), &universes()).expect_err("invalid");
         let text = err.to_string();
         assert!(
             text.contains(expected),
@@ -333,8 +502,8 @@ mod tests {
     }
 
     #[test]
-    fn both_environments_load() {
-        for name in ["dev", "prod"] {
+    fn every_environment_loads() {
+        for name in ["dev", "prod", "scale"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join(format!("stacks/environments/{name}.yaml"));
             let env = Environment::load(&path).expect("loads");
@@ -389,8 +558,29 @@ mod tests {
             "mlflow.credentials: a secret needs mlflow.tracking_uri",
         );
         check_err(
-            |t| t.replace("symbols: [AAPL, ", "symbols: [AAPL, ../sample/IBM, "),
-            "symbol \"../sample/IBM\" has characters other than letters, digits and ^ . - = at line 5",
+            |t| inline(t, "[AAPL, ../sample/IBM, MSFT]"),
+            "symbols[1]: symbols: symbol \"../sample/IBM\" has characters other than letters, digits and ^ . - = at line 5",
+        );
+        check_err(
+            |t| inline(t, "[AAPL, MSFT, AAPL]"),
+            "symbols: line 3: AAPL is already on line 1",
+        );
+        check_err(
+            |t| format!("{}\nsymbols: [AAPL]\n", t),
+            "give the symbols inline (symbols: [...]) or as a universe file",
+        );
+        check_err(
+            |t| t.replace("universe: seed ", "universe: ../seed "),
+            "universe: should be the name of a file in stacks/universes/",
+        );
+        check_err(
+            |t| {
+                t.replace(
+                    "tolerated_failure_percent: 10",
+                    "tolerated_failure_percent: 150",
+                )
+            },
+            "ingest.tolerated_failure_percent: should be in range [0, 100], but is 150",
         );
         check_err(
             |t| t.replace("sentiment: null", "sentiment: yahoo"),
@@ -398,11 +588,10 @@ mod tests {
         );
         check_err(
             |t| {
-                t.replace("sentiment: null", "sentiment: alpha-vantage")
-                    .replace(
-                        "symbols: [AAPL, GOOGL, MSFT, TSLA, AMZN, \"^GSPC\", \"^IXIC\", \"^DJI\"]",
-                        "symbols: [\"^GSPC\", \"EURUSD=X\"]",
-                    )
+                inline(
+                    &t.replace("sentiment: null", "sentiment: alpha-vantage"),
+                    "[\"^GSPC\", \"EURUSD=X\"]",
+                )
             },
             "sentiment: alpha-vantage has news for company tickers only",
         );
@@ -413,7 +602,8 @@ mod tests {
     #[test]
     fn sentiment_is_optional_and_alpha_vantage_is_used_for_prices_or_news() {
         let dev = dev_text();
-        let parse = |text: &str| Environment::parse("dev.yaml", text).expect("parses");
+        let parse =
+            |text: &str| Environment::parse("dev.yaml", text, &universes()).expect("parses");
         let without = parse(
             &dev.lines()
                 .filter(|l| !l.starts_with("sentiment:"))
@@ -429,5 +619,34 @@ mod tests {
         assert!(news.uses_alpha_vantage());
         let prices = parse(&dev.replace("source: yahoo ", "source: alpha-vantage "));
         assert!(prices.uses_alpha_vantage());
+    }
+
+    /// A universe file and the same list inline are the same environment
+    /// to everything that runs it.
+    #[test]
+    fn a_universe_file_resolves_to_its_symbols() {
+        let parse =
+            |text: &str| Environment::parse("dev.yaml", text, &universes()).expect("parses");
+        let from_file = parse(&dev_text());
+        let from_list = parse(&inline(&dev_text(), SEED));
+        assert_eq!(from_file.symbols(), from_list.symbols());
+        assert_eq!(from_file.symbols().len(), 8);
+        let missing = Environment::parse(
+            "dev.yaml",
+            &dev_text().replace("universe: seed ", "universe: nasdaq "),
+            &universes(),
+        )
+        .expect_err("no such file");
+        assert!(
+            missing.to_string().contains("nasdaq.txt: cannot read"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_sp500_universe_is_valid_and_complete() {
+        let text = std::fs::read_to_string(universes().join("sp500.txt")).expect("sp500.txt");
+        let symbols = crate::universe::parse(&text).expect("valid");
+        assert!((500..=505).contains(&symbols.len()), "{}", symbols.len());
     }
 }

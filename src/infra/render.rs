@@ -126,7 +126,7 @@ pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError
             known: sources.environments().unwrap_or_default().join(", "),
         });
     }
-    let env = Environment::load(&env_path)?;
+    let env = Environment::load_with(&env_path, &sources.stacks_dir.join("universes"))?;
     let mut workflows = Vec::new();
     let mut workflow_json = std::collections::BTreeMap::new();
     for name in WORKFLOWS {
@@ -142,6 +142,8 @@ pub fn render(sources: &Sources, env_name: &str) -> Result<Rendered, RenderError
         workflows => minijinja::Value::from(minijinja::value::Serde(&workflow_json)),
         // Derived here, not in a template, so the rule has one home.
         vendor_secret => env.uses_alpha_vantage(),
+        // One line of JSON, the plan step's defaults (STOCKCAST_RUN_DEFAULTS).
+        run_defaults => serde_json::to_string(&env.run_defaults()).unwrap_or_default(),
     };
     let stacks = STACKS
         .into_iter()

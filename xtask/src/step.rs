@@ -35,6 +35,8 @@ impl flags::Step {
             mlflow: stockcast::mlflow::MirrorTarget::from_vars(|n| {
                 std::env::var(n).ok().filter(|v| !v.is_empty())
             }),
+            run_defaults: stockcast::functions::run_defaults_from_env()
+                .map_err(anyhow::Error::msg)?,
         };
         if let Some(ratio) = self.drift_mase_ratio {
             env.monitor.drift_mase_ratio = ratio;

@@ -157,6 +157,7 @@ mod tests {
             sample_dir: dir.into(),
             vendors: None,
             mlflow: None,
+            run_defaults: None,
         }
     }
 

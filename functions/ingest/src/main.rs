@@ -74,6 +74,7 @@ mod tests {
             sample_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample"),
             vendors: None,
             mlflow: None,
+            run_defaults: None,
         }
     }
 

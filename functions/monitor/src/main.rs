@@ -141,6 +141,7 @@ mod tests {
             sample_dir: sample.clone(),
             vendors: None,
             mlflow: None,
+            run_defaults: None,
         };
         stockcast::functions::ingest_event(
             &env,

@@ -5,13 +5,17 @@
 //! | Variable | Example |
 //! |---|---|
 //! | `STOCKCAST_RUN_ID` | `2026-11-27T09-00-00Z-training` |
-//! | `STOCKCAST_SYMBOLS` | `["AAPL","MSFT"]` |
+//! | `STOCKCAST_SYMBOLS_KEY` | `runs/<run_id>/passed.json`: the run's symbols in the store |
+//! | `STOCKCAST_SYMBOLS` | `["AAPL","MSFT"]`: the symbols inline, where there is no key |
+//! | `STOCKCAST_SHARDS` | `4`: the run's shards (optional, default 1) |
+//! | `AWS_BATCH_JOB_ARRAY_INDEX` | set by Batch on an array's children: this job's shard (default 0) |
 //! | `STOCKCAST_MODELS` | `["naive","drift","linreg_lag5","arima","prophet","theta","ensemble","ridge_features","lstm"]` |
 //! | `STOCKCAST_HORIZONS` | `[1,5,21]` (optional) |
 //! | `STOCKCAST_BUCKET` or `STOCKCAST_STORE` | the data bucket, or `s3://…` / a folder |
 //!
-//! It writes the candidate versions and `runs/<run_id>/train.json`, which
-//! the gate reads. On SIGTERM (the two-minute Spot interruption notice,
+//! It trains its shard of the symbols (`stockcast::universe::select`) and
+//! writes the candidate versions and `runs/<run_id>/train/shard-<n>.json`,
+//! which the merge step gathers for the gate. On SIGTERM (the two-minute Spot interruption notice,
 //! or a job being stopped) it stops before writing anything and exits 143,
 //! which the job definition's retry strategy retries; a retry starts over,
 //! and a retry of a run that had finished returns its recorded output.
@@ -26,9 +30,10 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 use stockcast::config::PipelineConfig;
 use stockcast::models::ModelKind;
-use stockcast::steps::{ErrorName, TrainInput};
+use stockcast::steps::{ErrorName, StepError};
 use stockcast::store::Store;
-use stockcast::train::{TrainContext, count_fits, train};
+use stockcast::train::{RunSymbols, TrainContext, count_fits, shard_input, train};
+use stockcast::universe::Shard;
 
 /// The exit code of a process stopped by SIGTERM (128 + 15).
 const INTERRUPTED: u8 = 143;
@@ -38,7 +43,10 @@ const INTERRUPTED: u8 = 143;
 const TEMPORARY: u8 = 75;
 
 struct Job {
-    input: TrainInput,
+    run_id: RunId,
+    symbols: RunSymbols,
+    models: Vec<ModelKind>,
+    shard: Shard,
     horizons: Option<Vec<usize>>,
     store: Store,
 }
@@ -58,14 +66,19 @@ fn job_from_env() -> anyhow::Result<Job> {
         Err(_) => format!("s3://{}", var("STOCKCAST_BUCKET")?),
     };
     Ok(Job {
-        input: TrainInput {
-            run_id: {
-                let id = var("STOCKCAST_RUN_ID")?;
-                RunId::new(id.as_str())
-                    .with_context(|| format!("STOCKCAST_RUN_ID={id:?} is not valid"))?
-            },
-            symbols: json_var("STOCKCAST_SYMBOLS")?,
-            models: json_var::<Vec<ModelKind>>("STOCKCAST_MODELS")?,
+        run_id: {
+            let id = var("STOCKCAST_RUN_ID")?;
+            RunId::new(id.as_str())
+                .with_context(|| format!("STOCKCAST_RUN_ID={id:?} is not valid"))?
+        },
+        symbols: match var("STOCKCAST_SYMBOLS_KEY") {
+            Ok(key) => RunSymbols::Stored(key),
+            Err(_) => RunSymbols::Inline(json_var("STOCKCAST_SYMBOLS")?),
+        },
+        models: json_var::<Vec<ModelKind>>("STOCKCAST_MODELS")?,
+        shard: Shard {
+            index: optional_number("AWS_BATCH_JOB_ARRAY_INDEX")?.unwrap_or(0),
+            count: optional_number("STOCKCAST_SHARDS")?.unwrap_or(1),
         },
         horizons: match var("STOCKCAST_HORIZONS") {
             Ok(_) => Some(json_var("STOCKCAST_HORIZONS")?),
@@ -73,6 +86,17 @@ fn job_from_env() -> anyhow::Result<Job> {
         },
         store: Store::open(&location).with_context(|| format!("cannot open {location}"))?,
     })
+}
+
+/// A count or an index from the environment; `None` where it is not set.
+fn optional_number(name: &str) -> anyhow::Result<Option<usize>> {
+    match std::env::var(name) {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{name}={text:?} is not a number")),
+        _ => Ok(None),
+    }
 }
 
 /// Sets `stop` on SIGTERM or SIGINT.
@@ -93,6 +117,11 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<ExitCode> {
     let job = job_from_env()?;
+    let input = match shard_input(&job.store, job.run_id, job.symbols, job.models, job.shard).await
+    {
+        Ok(input) => input,
+        Err(e) => return Ok(failed(&e)),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(stop.clone())?;
     let mut config = PipelineConfig::default();
@@ -107,7 +136,7 @@ async fn run() -> anyhow::Result<ExitCode> {
             )
         })?;
     }
-    let total = count_fits(job.input.symbols.len(), &job.input.models, &config.protocol);
+    let total = count_fits(input.symbols.len(), &input.models, &config.protocol);
     let done = Arc::new(AtomicUsize::new(0));
     let progress = {
         let done = done.clone();
@@ -124,11 +153,11 @@ async fn run() -> anyhow::Result<ExitCode> {
         git_commit: std::env::var("STOCKCAST_GIT_COMMIT").ok(),
         stop,
     };
-    tracing::info!(run_id = %job.input.run_id, symbols = ?job.input.symbols, models = ?job.input.models, total_fits = total, "training");
-    match train(&context, &job.input, progress).await {
+    tracing::info!(run_id = %input.run_id, symbols = ?input.symbols, models = ?input.models, total_fits = total, "training");
+    match train(&context, &input, progress).await {
         Ok(output) => {
             tracing::info!(
-                run_id = %job.input.run_id,
+                run_id = %input.run_id,
                 candidates = output.candidates.len(),
                 failures = output.failures.len(),
                 "trained"
@@ -138,18 +167,21 @@ async fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if e.name == ErrorName::TrainInterrupted => {
-            tracing::warn!(error = %e, "interrupted");
-            Ok(ExitCode::from(INTERRUPTED))
-        }
-        Err(e) if e.name.is_retryable() => {
-            tracing::error!(error = %e, "training failed; a new attempt can fix it");
-            Ok(ExitCode::from(TEMPORARY))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "training failed");
-            Ok(ExitCode::FAILURE)
-        }
+        Err(e) => Ok(failed(&e)),
+    }
+}
+
+/// The exit code a step error ends the job with, logged.
+fn failed(e: &StepError) -> ExitCode {
+    if e.name == ErrorName::TrainInterrupted {
+        tracing::warn!(error = %e, "interrupted");
+        ExitCode::from(INTERRUPTED)
+    } else if e.name.is_retryable() {
+        tracing::error!(error = %e, "training failed; a new attempt can fix it");
+        ExitCode::from(TEMPORARY)
+    } else {
+        tracing::error!(error = %e, "training failed");
+        ExitCode::FAILURE
     }
 }
 

@@ -49,6 +49,19 @@ impl<'m, 'a> StateMachine<'m, 'a> {
         out
     }
 
+    /// Every Map state whose items run as child executions
+    /// (`ProcessorConfig.Mode: DISTRIBUTED`), with its name.
+    pub fn distributed_maps(&self) -> Vec<(&'a str, &'a Json)> {
+        let mut out = Vec::new();
+        distributed_maps(self.definition(), &mut out);
+        out
+    }
+
+    /// The name Step Functions knows the machine by.
+    pub fn name(&self) -> Option<&'a str> {
+        self.resource.properties["StateMachineName"].as_str()
+    }
+
     /// Every Task state, parsed.
     pub fn tasks(&self) -> Vec<Result<Task, UnknownIntegration>> {
         self.task_states()
@@ -107,6 +120,20 @@ fn strings<'j>(value: &'j Json, out: &mut Vec<&'j str>) {
         Json::Array(items) => items.iter().for_each(|v| strings(v, out)),
         Json::Object(map) => map.values().for_each(|v| strings(v, out)),
         _ => {}
+    }
+}
+
+fn distributed_maps<'j>(definition: &'j Json, out: &mut Vec<(&'j str, &'j Json)>) {
+    for (name, state) in definition["States"].as_object().into_iter().flatten() {
+        if state["Type"] == "Map" {
+            if state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED" {
+                out.push((name, state));
+            }
+            distributed_maps(&state["ItemProcessor"], out);
+        }
+        for branch in state["Branches"].as_array().into_iter().flatten() {
+            distributed_maps(branch, out);
+        }
     }
 }
 

@@ -239,9 +239,30 @@ impl flags::Deploy {
             for (name, key) in &keys {
                 values.insert(code_key_parameter(name), key.clone());
             }
-            deploy_stacks(&ctx, &client, &bootstrap.bucket, &values, self.yes).await
+            if !deploy_stacks(&ctx, &client, &bootstrap.bucket, &values, self.yes).await? {
+                return Ok(());
+            }
+            upload_universe(&ctx).await?;
+            print_outputs(&ctx, &client).await
         })
     }
+}
+
+/// Writes the environment's symbols to `universes/<env>.txt` in its data
+/// bucket, where every run's plan step reads them (unless unchanged).
+async fn upload_universe(ctx: &Ctx) -> anyhow::Result<()> {
+    let bucket = super::approve::data_bucket(ctx).await?;
+    let store = ctx.bucket(&bucket)?;
+    let key = stockcast::layout::universe(ctx.env());
+    let symbols = ctx.rendered.env.symbols();
+    let text = stockcast::universe::render(symbols);
+    let written = store.put_derived(&key, text.into_bytes()).await?;
+    println!(
+        "universe: {} symbols → s3://{bucket}/{key}{}",
+        symbols.len(),
+        if written { "" } else { " (unchanged)" }
+    );
+    Ok(())
 }
 
 fn read_manifest(dir: &Path) -> anyhow::Result<Value> {
@@ -272,14 +293,14 @@ async fn push_image(
 
 /// Applies every stack after bootstrap, in order, each with the values of
 /// the parameters it declares; a declined stack stops the later ones,
-/// which depend on it.
+/// which depend on it. Returns whether every stack is in place.
 async fn deploy_stacks(
     ctx: &Ctx,
     client: &aws_sdk_cloudformation::Client,
     bucket: &str,
     values: &BTreeMap<String, String>,
     yes: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut changed = false;
     for stack in ctx.rendered.stacks.iter().filter(|s| s.name != BOOTSTRAP) {
         let change = StackChange {
@@ -293,14 +314,14 @@ async fn deploy_stacks(
             Outcome::NoChanges => {}
             Outcome::Declined => {
                 println!("stopped: the later stacks depend on this one");
-                return Ok(());
+                return Ok(false);
             }
         }
     }
     if !changed {
         println!("no changes");
     }
-    print_outputs(ctx, client).await
+    Ok(true)
 }
 
 /// The values of the parameters `stack` declares; one without a value

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
-use stockcast::models::ModelKind;
-use stockcast::steps::RunInput;
+use stockcast::steps::RunRequest;
 
 use super::poll::{Poll, Wait, poll_until};
 use super::{Ctx, cfn};
@@ -34,28 +33,22 @@ impl flags::Run {
         let sfn = aws_sdk_sfn::Client::new(&ctx.sdk);
         ctx.runtime.block_on(async {
             let arn = state_machine_arn(&ctx, self.pipeline).await?;
-            let env = &ctx.rendered.env;
             let kind = match self.pipeline {
                 flags::Pipeline::Training => "training",
                 flags::Pipeline::Daily => "daily",
             };
-            let input = RunInput {
-                run_id: stockcast::pipeline::new_run_id(kind)?,
-                env: env.name.clone(),
-                symbols: if self.symbols.is_empty() {
-                    env.symbols.clone()
-                } else {
-                    self.symbols.clone()
-                },
-                models: ModelKind::ALL.to_vec(),
-                horizons: vec![1, 5, 21],
-                source: env.source,
-                sentiment: env.sentiment,
+            let run_id = stockcast::pipeline::new_run_id(kind)?;
+            // The plan step fills in the rest from the environment (its
+            // universe, models, horizons and vendors), as for a console run.
+            let input = RunRequest {
+                run_id: Some(run_id.clone()),
+                symbols: (!self.symbols.is_empty()).then(|| self.symbols.clone()),
+                ..RunRequest::default()
             };
             let started = sfn
                 .start_execution()
                 .state_machine_arn(&arn)
-                .name(input.run_id.as_str())
+                .name(run_id.as_str())
                 .input(serde_json::to_string(&input)?)
                 .send()
                 .await

@@ -6,11 +6,17 @@
 //!   importing one (`STACKS` order), and no export name is exported twice;
 //! - every `${Placeholder}` of a state machine is bound, and every binding used;
 //! - every Task's resource resolves to a resource or an export of the stacks;
-//! - every state machine role allows what its tasks call;
+//! - every state machine role allows what its tasks call, and what its
+//!   Distributed Maps need (child executions of itself, the ItemReader's
+//!   and ResultWriter's objects; `fanout`);
+//! - a Batch array's job definition retries a child alone (`fanout`);
+//! - a day's runs stay within the vendor's daily quota (`fanout`);
 //! - no role allows a write action on `*` without a written reason
 //!   (`Metadata: {stockcast: {wildcard_reasons: {<Sid>: why}}}`);
 //! - every function has an error alarm and a log group with retention;
 //! - the budget exists and notifies someone.
+
+mod fanout;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -45,6 +51,7 @@ pub fn check(rendered: &Rendered) -> Vec<Finding> {
     let mut findings = Vec::new();
     check_imports(rendered, &model, &mut findings);
     check_state_machines(&model, &mut findings);
+    fanout::check(rendered, &model, &mut findings);
     check_wildcards(&model, &mut findings);
     check_functions(&model, &mut findings);
     check_budget(&model, &mut findings);
@@ -53,7 +60,7 @@ pub fn check(rendered: &Rendered) -> Vec<Finding> {
     findings
 }
 
-fn finding(r: &Resource<'_>, check: &'static str, message: String) -> Finding {
+pub(super) fn finding(r: &Resource<'_>, check: &'static str, message: String) -> Finding {
     Finding {
         stack: r.stack.to_owned(),
         resource: r.id.to_owned(),
@@ -144,7 +151,7 @@ fn check_imports(rendered: &Rendered, model: &Model<'_>, findings: &mut Vec<Find
 }
 
 /// The Allow statements of a role: inline policies and AWS::IAM::Policy resources attached to it.
-fn allow_statements<'j>(model: &'j Model<'_>, role: &'j Resource<'_>) -> Vec<&'j Json> {
+pub(super) fn allow_statements<'j>(model: &'j Model<'_>, role: &'j Resource<'_>) -> Vec<&'j Json> {
     let mut out = Vec::new();
     let mut documents: Vec<&Json> = role.properties["Policies"]
         .as_array()
@@ -210,7 +217,7 @@ fn resource_matches(resource: &Json, expected: &Json) -> bool {
     }
 }
 
-fn allows(statements: &[&Json], action: &str, expected: &Json) -> bool {
+pub(super) fn allows(statements: &[&Json], action: &str, expected: &Json) -> bool {
     statements.iter().any(|s| {
         as_list(&s["Action"])
             .iter()
@@ -234,11 +241,7 @@ fn check_state_machines(model: &Model<'_>, findings: &mut Vec<Finding>) {
             continue;
         }
         check_placeholders(model, &machine, findings);
-        let role = machine.resource.properties["RoleArn"]["Fn::GetAtt"]
-            .get(0)
-            .and_then(Json::as_str)
-            .and_then(|id| model.get(machine.resource.stack, id));
-        let Some(role) = role else {
+        let Some(role) = role_of(model, &machine) else {
             findings.push(finding(
                 machine.resource,
                 "roles",
@@ -258,6 +261,17 @@ fn check_state_machines(model: &Model<'_>, findings: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// The role a state machine runs as (`RoleArn: !GetAtt Role.Arn`).
+pub(super) fn role_of<'m, 'a>(
+    model: &'m Model<'a>,
+    machine: &StateMachine<'m, 'a>,
+) -> Option<&'m Resource<'a>> {
+    machine.resource.properties["RoleArn"]["Fn::GetAtt"]
+        .get(0)
+        .and_then(Json::as_str)
+        .and_then(|id| model.get(machine.resource.stack, id))
 }
 
 /// Every placeholder is bound, every binding used, and every binding
