@@ -84,10 +84,13 @@ fn read_json(path: &Path) -> Option<Json> {
 }
 
 impl Snapshot {
-    pub fn take(store: &Path, symbols: &[&'static str]) -> Snapshot {
+    pub fn take(store: &Path, symbols: &[String]) -> Snapshot {
         let mut snapshot = Snapshot::default();
-        for &name in symbols {
-            let (symbol, name) = (Symbol::from_static(name), name.to_owned());
+        for name in symbols {
+            let Ok(symbol) = Symbol::new(name) else {
+                continue;
+            };
+            let name = name.clone();
             for model in ModelKind::ALL {
                 let alias =
                     read_json(&store.join(layout::alias(&symbol, model, Alias::Production)));
@@ -119,7 +122,10 @@ impl Snapshot {
 /// Everything a check may look at.
 pub struct Outcome {
     pub store: PathBuf,
+    /// The run the execution must plan to.
     pub input: RunInput,
+    /// What the execution was started with.
+    pub given: Json,
     pub result: RunnerResult,
     pub before: Snapshot,
     pub after: Snapshot,
@@ -189,17 +195,20 @@ pub fn common(o: &Outcome) -> Vec<String> {
     if o.result.status == "SUCCEEDED" {
         let out = &o.result.output;
         expect(&mut p, out["run_id"] == o.input.run_id.as_str(), || {
-            format!("the output's run_id is {}, not the input's", out["run_id"])
+            format!(
+                "the output's run_id is {}, not {} (started with {})",
+                out["run_id"], o.input.run_id, o.given
+            )
         });
+        let symbols_key = layout::run_symbols(&o.input.run_id);
+        expect(&mut p, out["symbols_key"] == symbols_key.as_str(), || {
+            format!("the output's symbols_key is {}", out["symbols_key"])
+        });
+        let planned = read_json(&o.key(&symbols_key));
         expect(
             &mut p,
-            out["symbols"] == serde_json::json!(o.input.symbols),
-            || {
-                format!(
-                    "the output's symbols are {}, not the input's",
-                    out["symbols"]
-                )
-            },
+            planned == Some(serde_json::json!(o.input.symbols)),
+            || format!("the plan wrote {planned:?}, not the run's symbols"),
         );
     }
     for run in &o.result.map_runs {
@@ -220,26 +229,53 @@ fn production_unchanged(o: &Outcome, p: &mut Vec<String>) {
     }
 }
 
-fn no_new_versions(o: &Outcome, p: &mut Vec<String>) {
-    expect(p, o.before.versions == o.after.versions, || {
-        "versions were written".into()
-    });
-}
-
-/// The run's candidates: one new complete version per (symbol, model), and
-/// decisions with reasons for each; production follows the decisions.
-/// The symbols the data checks let through: every input symbol unless the
-/// run's `$.quality.passed` says otherwise.
-fn passed_quality(o: &Outcome) -> Vec<String> {
-    match o.result.output["quality"]["passed"].as_array() {
-        Some(passed) => passed
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect(),
-        None => o.input.symbols.iter().map(|s| s.to_string()).collect(),
+/// No version was written for `symbols`.
+fn no_new_versions(o: &Outcome, p: &mut Vec<String>, symbols: &[String]) {
+    for ((symbol, model), after) in &o.after.versions {
+        let before = o.before.versions.get(&(symbol.clone(), *model));
+        expect(
+            p,
+            !symbols.contains(symbol) || before == Some(after),
+            || format!("{symbol} {model}: versions were written"),
+        );
     }
 }
 
+/// The size of the Batch array the run submitted, if it did.
+fn array_size(o: &Outcome) -> Option<usize> {
+    o.result
+        .batch_jobs
+        .iter()
+        .find_map(|j| j["ArrayProperties"]["Size"].as_u64())
+        .map(|size| size as usize)
+}
+
+/// The symbols the array child `index` of `shards` trains.
+fn shard_symbols(o: &Outcome, index: usize, shards: usize) -> Vec<String> {
+    let passed: Vec<Symbol> = passed_quality(o)
+        .iter()
+        .filter_map(|s| Symbol::new(s).ok())
+        .collect();
+    let shard = stockcast::universe::Shard {
+        index,
+        count: shards,
+    };
+    stockcast::universe::select(&passed, shard)
+        .map(|symbols| symbols.iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The symbols the data checks let through (`runs/<run_id>/passed.json`);
+/// none where the quality step did not run.
+fn passed_quality(o: &Outcome) -> Vec<String> {
+    read_json(&o.key(&layout::run_passed(&o.input.run_id)))
+        .and_then(|passed| serde_json::from_value(passed).ok())
+        .unwrap_or_default()
+}
+
+/// The run's candidates: one new complete version per (symbol, model) of
+/// the symbols that passed, and decisions with reasons for each;
+/// production follows the decisions.
 fn trained_and_decided(o: &Outcome, p: &mut Vec<String>, moved: impl Fn(&str) -> bool) {
     let Some(train) = o.train_output() else {
         p.push("no runs/<run_id>/train.json".into());
@@ -314,9 +350,7 @@ pub fn promoted(o: &Outcome) -> Vec<String> {
 fn promoted_and_notified(o: &Outcome, subjects: &[&str]) -> Vec<String> {
     let mut p = Vec::new();
     trained_and_decided(o, &mut p, |d| d == "promote");
-    let promoted = o.result.output["promote"]["promoted"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let promoted = o.result.output["promote"]["promoted"].as_u64().unwrap_or(0) as usize;
     let decided = o
         .decisions()
         .iter()
@@ -343,20 +377,16 @@ pub fn mirror_failed(o: &Outcome) -> Vec<String> {
     p
 }
 
+/// Array child 0 interrupted once and retried alone; the run promotes.
 pub fn interrupted_once(o: &Outcome) -> Vec<String> {
     let mut p = promoted(o);
-    let attempts = o
-        .result
-        .batch_jobs
-        .first()
-        .and_then(|j| j["Attempts"].as_array())
-        .map_or(0, Vec::len);
-    expect(&mut p, attempts == 2, || {
-        format!("the job had {attempts} attempts, expected 2")
-    });
+    p.extend(shards_retried_alone(o, 0));
     p
 }
 
+/// Array child 0 interrupted at every attempt: the run fails before the
+/// merge, and nothing of shard 0 was written (the other shard trained, its
+/// versions never gated).
 pub fn training_failed(o: &Outcome) -> Vec<String> {
     let mut p = Vec::new();
     expect(&mut p, o.train_output().is_none(), || {
@@ -365,7 +395,11 @@ pub fn training_failed(o: &Outcome) -> Vec<String> {
     expect(&mut p, o.decisions().is_empty(), || {
         "decisions were recorded".into()
     });
-    no_new_versions(o, &mut p);
+    let interrupted = shard_symbols(o, 0, array_size(o).unwrap_or(1));
+    expect(&mut p, !interrupted.is_empty(), || {
+        "shard 0 has no symbols".into()
+    });
+    no_new_versions(o, &mut p, &interrupted);
     production_unchanged(o, &mut p);
     expect_subjects(o, &mut p, &["run failed"]);
     let said = first_message(o).contains("States.TaskFailed");
@@ -405,15 +439,10 @@ fn first_message(o: &Outcome) -> &str {
 
 /// IBM failed its checks: alerted, skipped, and AAPL trained and promoted.
 pub fn quality_skipped(o: &Outcome) -> Vec<String> {
-    let mut p = promoted_and_notified(
-        o,
-        &["symbols skipped by the data checks", "models promoted"],
-    );
-    expect(&mut p, passed_quality(o) == ["AAPL"], || {
-        format!(
-            "$.quality.passed is {}",
-            o.result.output["quality"]["passed"]
-        )
+    let mut p = promoted_and_notified(o, &["symbols skipped", "models promoted"]);
+    let passed = passed_quality(o);
+    expect(&mut p, passed == ["AAPL"], || {
+        format!("runs/<run_id>/passed.json lists {passed:?}")
     });
     let ibm_trained = o
         .after
@@ -610,21 +639,165 @@ pub fn drift_started_training(o: &Outcome) -> Vec<String> {
         parent.as_ref().and_then(Json::as_str) == Some(o.execution_id.as_str()),
         || format!("the child names parent {parent:?}, not {}", o.execution_id),
     );
-    match serde_json::from_value::<RunInput>(input) {
-        Ok(run) => {
-            let expected = RunInput {
-                run_id: stockcast::ids::RunId::new(format!("{}-drift", o.input.run_id))
-                    .expect("a run id with a suffix is a run id"),
-                ..o.input.clone()
-            };
-            expect(&mut p, run == expected, || {
-                format!("the training input is {run:?}, expected {expected:?}")
-            });
-        }
-        Err(e) => p.push(format!("the training input is not a run input: {e}")),
-    }
+    // The training run plans its own symbols (the universe) and carries
+    // over what this run chose.
+    let expected = serde_json::json!({
+        "run_id": format!("{}-drift", o.input.run_id),
+        "models": o.input.models,
+        "horizons": o.input.horizons,
+        "source": o.input.source,
+        "sentiment": o.input.sentiment,
+    });
+    expect(&mut p, input == expected, || {
+        format!("the training input is {input}, expected {expected}")
+    });
     expect(&mut p, o.result.notifications.is_empty(), || {
         "a notification was sent".into()
     });
+    p
+}
+
+/// A 50-symbol universe: the symbols the vendor does not know failed their
+/// ingest child once each (not retried), were tolerated, named as skipped
+/// and not trained; the other 47 trained in shards, one of which was
+/// Spot-interrupted once and retried alone; production follows the gate.
+pub fn scale_trained(o: &Outcome) -> Vec<String> {
+    let gone = super::scenarios::GONE;
+    let mut p = promoted_and_notified(o, &["symbols skipped", "models promoted"]);
+    let expected: Vec<String> = o
+        .input
+        .symbols
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|s| !gone.contains(&s.as_str()))
+        .collect();
+    let passed = passed_quality(o);
+    expect(&mut p, passed == expected, || {
+        format!(
+            "passed {} symbols, expected the {} the vendor knows",
+            passed.len(),
+            expected.len()
+        )
+    });
+    let skipped = &o.result.output["quality"]["skipped"];
+    expect(&mut p, *skipped == serde_json::json!(gone), || {
+        format!("$.quality.skipped is {skipped}, expected {gone:?}")
+    });
+    let message = o
+        .result
+        .notifications
+        .first()
+        .map_or("", |n| n.message.as_str());
+    expect(&mut p, gone.iter().all(|s| message.contains(s)), || {
+        format!("the skipped alert does not name {gone:?}: {message}")
+    });
+    for symbol in gone {
+        let statuses: Vec<u16> = o
+            .requests
+            .iter()
+            .filter(|r| r.0 == symbol)
+            .map(|r| r.1)
+            .collect();
+        expect(&mut p, statuses == [404], || {
+            format!("{symbol}: the vendor was asked {statuses:?}, expected one 404")
+        });
+        let trained = o
+            .after
+            .versions
+            .iter()
+            .any(|((s, _), v)| s == symbol && !v.is_empty());
+        expect(&mut p, !trained, || format!("{symbol} was trained"));
+    }
+    p.extend(ingest_map_tolerated(o, &gone));
+    p.extend(shards_retried_alone(o, 1));
+    p
+}
+
+/// The ingest Map ran a child per symbol, and exactly `gone` failed, at
+/// the vendor, within the tolerance.
+fn ingest_map_tolerated(o: &Outcome, gone: &[&str]) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(run) = o.result.map_runs.iter().find(|r| r.state == "Ingest") else {
+        return vec!["no Map Run of Ingest".into()];
+    };
+    expect(&mut p, run.children.len() == o.input.symbols.len(), || {
+        format!(
+            "{} ingest children for {} symbols",
+            run.children.len(),
+            o.input.symbols.len()
+        )
+    });
+    let failed: Vec<(&str, Option<&str>)> = run
+        .children
+        .iter()
+        .filter(|c| c.status != "SUCCEEDED")
+        .map(|c| (c.label.as_str(), c.error.as_deref()))
+        .collect();
+    let expected: Vec<(&str, Option<&str>)> = gone
+        .iter()
+        .map(|s| (*s, Some("Vendor.UnknownSymbol")))
+        .collect();
+    expect(&mut p, failed == expected, || {
+        format!("the failed ingest children are {failed:?}, expected {expected:?}")
+    });
+    expect(
+        &mut p,
+        run.status == "SUCCEEDED" && run.tolerated_failure_percentage.is_some(),
+        || {
+            format!(
+                "the Map Run {} (tolerated: {:?} %)",
+                run.status, run.tolerated_failure_percentage
+            )
+        },
+    );
+    p
+}
+
+/// Training ran as one Batch array of `$.quality.shards` children: every
+/// shard wrote its output, child `interrupted` was attempted twice (the
+/// Spot interruption), every other child once.
+fn shards_retried_alone(o: &Outcome, interrupted: usize) -> Vec<String> {
+    let mut p = Vec::new();
+    let shards = o.result.output["quality"]["shards"].as_u64().unwrap_or(0) as usize;
+    let Some(parent) = o
+        .result
+        .batch_jobs
+        .iter()
+        .find(|j| j["ArrayProperties"]["Size"].is_u64())
+    else {
+        return vec!["no Batch array job ran".into()];
+    };
+    expect(
+        &mut p,
+        shards > 1 && parent["ArrayProperties"]["Size"] == shards,
+        || {
+            format!(
+                "an array of {} for {shards} shards",
+                parent["ArrayProperties"]["Size"]
+            )
+        },
+    );
+    expect(&mut p, parent["Status"] == "SUCCEEDED", || {
+        format!("the array ended {}", parent["Status"])
+    });
+    let attempts: Vec<usize> = o
+        .result
+        .batch_jobs
+        .iter()
+        .filter(|j| j["ArrayProperties"]["Index"].is_u64())
+        .map(|j| j["Attempts"].as_array().map_or(0, Vec::len))
+        .collect();
+    let expected: Vec<usize> = (0..shards)
+        .map(|i| if i == interrupted { 2 } else { 1 })
+        .collect();
+    expect(&mut p, attempts == expected, || {
+        format!("the children's attempts were {attempts:?}, expected {expected:?}")
+    });
+    for index in 0..shards {
+        let key = layout::run_train_shard(&o.input.run_id, index);
+        expect(&mut p, o.key(&key).exists(), || {
+            format!("shard {index} wrote no {key}")
+        });
+    }
     p
 }

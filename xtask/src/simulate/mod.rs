@@ -23,6 +23,7 @@ mod path;
 mod runner_tests;
 mod scenarios;
 mod seed;
+mod start;
 mod vendor;
 
 use std::collections::BTreeMap;
@@ -35,12 +36,12 @@ use anyhow::{Context, bail};
 use serde_json::{Value as Json, json};
 use stockcast::config::{Approval as ApprovalMode, GatePolicy, PipelineConfig};
 use stockcast::series::Bar;
-use stockcast::steps::{RunInput, Source};
+use stockcast::steps::Source;
 use stockcast::store::Store;
 
 use crate::{flags, process, tools};
 use check::{Outcome, Snapshot};
-use scenarios::{Prices, Scenario, StoreSeed};
+use scenarios::{Prices, Scenario, StoreSeed, Universe};
 
 /// The job's log line that shows it is inside its backtest, when the
 /// Spot interruption is sent.
@@ -166,7 +167,7 @@ impl Simulation {
             name: scenario.name,
             seconds: 0.0,
             path: String::new(),
-            expected: scenario.path,
+            expected: scenario.path.clone(),
             problems: Vec::new(),
             dir,
         };
@@ -254,7 +255,7 @@ impl Simulation {
         let store_dir = dir.join("store");
         let sample_dir = dir.join("sample");
         std::fs::create_dir_all(&store_dir)?;
-        let prices = scenario_prices(scenario.prices)?;
+        let prices = scenario_prices(scenario)?;
         seed::write_sample(&sample_dir, &prices)?;
         let store = Store::local(&store_dir)?;
         self.seed_store(scenario, &store, dir, &prices)?;
@@ -277,13 +278,15 @@ impl Simulation {
         let job_path = dir.join("job.json");
         let job = self.job(scenario, &start, &paths, &dir.join("logs"))?;
         std::fs::write(&job_path, serde_json::to_vec_pretty(&job)?)?;
-        let before = Snapshot::take(&store_dir, &scenarios::SYMBOLS);
-        let result = self.interpret(&job_path, dir, &store, &start.input, scenario.answer)?;
+        let symbols = scenario.universe.symbols();
+        let before = Snapshot::take(&store_dir, &symbols);
+        let result = self.interpret(&job_path, dir, &store, &start.run, scenario.answer)?;
         Ok(Outcome {
-            after: Snapshot::take(&store_dir, &scenarios::SYMBOLS),
+            after: Snapshot::take(&store_dir, &symbols),
             before,
             store: store_dir,
-            input: start.input,
+            input: start.run,
+            given: start.given,
             result,
             requests: vendor
                 .as_ref()
@@ -310,6 +313,17 @@ impl Simulation {
         dir: &Path,
         prices: &BTreeMap<String, Vec<Bar>>,
     ) -> anyhow::Result<()> {
+        // What deploy uploads: the environment's universe.
+        let universe = scenario
+            .universe
+            .symbols()
+            .iter()
+            .map(stockcast::ids::Symbol::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.runtime.block_on(store.create(
+            &stockcast::layout::universe(&self.env.name),
+            stockcast::universe::render(&universe),
+        ))?;
         match scenario.store {
             StoreSeed::Empty => {}
             StoreSeed::Trained => seed::copy_tree(&self.trained_store()?, &dir.join("store"))?,
@@ -334,50 +348,19 @@ impl Simulation {
         Ok(())
     }
 
-    /// The execution the scenario starts: its input and settings, and the
-    /// ids the interpreter gives it.
-    fn start(&self, scenario: &Scenario) -> anyhow::Result<Start<'_>> {
-        let config = self.config(scenario.gate);
-        let machine = self.bound.machine(scenario.workflow.logical_id())?;
-        let input = RunInput {
-            run_id: stockcast::pipeline::new_run_id(scenario.workflow.name())?,
-            env: self.env.name.clone(),
-            symbols: scenarios::SYMBOLS
-                .map(stockcast::ids::Symbol::from_static)
-                .to_vec(),
-            models: scenario.models.to_vec(),
-            horizons: config.protocol.horizons.clone(),
-            source: scenario.source,
-            sentiment: None,
-        };
-        let execution_id = format!(
-            "{}:{}",
-            machine.arn.replace(":stateMachine:", ":execution:"),
-            scenario.name
-        );
-        let task_token = format!("simulated-task-token-{}-{}", scenario.name, input.run_id);
-        Ok(Start {
-            definition: &machine.definition,
-            config,
-            input,
-            execution_id,
-            task_token,
-        })
-    }
-
     /// The runner's job (tests/simulate/runner.mjs): the definition, its
     /// input and context, and what every Task is bound to.
     fn job(
         &self,
         scenario: &Scenario,
-        start: &Start<'_>,
+        start: &start::Start<'_>,
         paths: &StepPaths<'_>,
         log_dir: &Path,
     ) -> anyhow::Result<Json> {
         Ok(json!({
             "interpreter": self.interpreter,
             "definition": start.definition,
-            "input": start.input,
+            "input": start.given,
             "context": {
                 "Execution": {"Id": start.execution_id, "Name": scenario.name},
                 "Task": {"Token": start.task_token},
@@ -385,7 +368,7 @@ impl Simulation {
             "retry_interval_ms": 0,
             "map_label": "symbol",
             "log_dir": log_dir,
-            "lambda": self.lambda_bindings(paths)?,
+            "lambda": self.lambda_bindings(scenario, paths)?,
             "batch": self.batch_bindings(paths.store, scenario),
             "buckets": self.bucket_folders(paths.store),
             "max_parallel": parallelism(),
@@ -408,7 +391,8 @@ impl Simulation {
             .unwrap_or(self.env.alarms.drift_mase_ratio)
     }
 
-    fn lambda_bindings(&self, paths: &StepPaths<'_>) -> anyhow::Result<Json> {
+    fn lambda_bindings(&self, scenario: &Scenario, paths: &StepPaths<'_>) -> anyhow::Result<Json> {
+        let run_defaults = serde_json::to_string(&self.run_defaults(scenario)?)?;
         let mut bindings = serde_json::Map::new();
         let text = |p: &Path| p.display().to_string();
         for (arn, function) in &self.bound.functions {
@@ -436,6 +420,9 @@ impl Simulation {
                 _ => {}
             }
             let mut env = BTreeMap::new();
+            if function.environment.contains_key("STOCKCAST_RUN_DEFAULTS") {
+                env.insert("STOCKCAST_RUN_DEFAULTS", run_defaults.clone());
+            }
             if let Some(url) = paths.yahoo_url {
                 env.insert("STOCKCAST_YAHOO_URL", url.to_owned());
             }
@@ -566,10 +553,14 @@ fn built_executables(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
-/// The bundled prices of the scenario's symbols, as the scenario changes them.
-fn scenario_prices(change: Prices) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
-    let mut prices = seed::bundled(&scenarios::SYMBOLS)?;
-    match change {
+/// The prices of the scenario's universe (the symbols the vendor knows),
+/// as the scenario changes them.
+fn scenario_prices(scenario: &Scenario) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
+    let mut prices = match scenario.universe {
+        Universe::Sample => seed::bundled(&scenarios::SYMBOLS)?,
+        Universe::Scale => seed::generated(scenarios::SCALE_SERIES)?,
+    };
+    match scenario.prices {
         Prices::Bundled => {}
         Prices::Gap { symbols, days } => {
             for &symbol in symbols {
@@ -615,15 +606,6 @@ fn fake_vendor(
     Ok(Some(vendor::FakeYahoo::start(&recent, throttled)?))
 }
 
-/// An execution as the scenario starts it.
-struct Start<'a> {
-    definition: &'a Json,
-    config: PipelineConfig,
-    input: RunInput,
-    execution_id: String,
-    task_token: String,
-}
-
 struct StepPaths<'a> {
     store: &'a Path,
     sample: &'a Path,
@@ -646,7 +628,7 @@ struct Report {
     name: &'static str,
     seconds: f64,
     path: String,
-    expected: &'static str,
+    expected: String,
     problems: Vec<String>,
     dir: PathBuf,
 }

@@ -13,6 +13,12 @@ use stockcast::steps::Source;
 use super::check::{self, Outcome};
 
 pub const SYMBOLS: [&str; 2] = ["AAPL", "IBM"];
+/// The series a scale scenario's universe holds, besides [`GONE`].
+pub const SCALE_SERIES: usize = 47;
+/// Symbols of a scale universe that the vendor does not know (delisted):
+/// their ingest children fail with Vendor.UnknownSymbol, 3 of 50 (6 %),
+/// within dev's tolerated 10 %.
+pub const GONE: [&str; 3] = ["GONE1", "GONE2", "GONE3"];
 /// The fast models: the backtest refits every model at ~500 origins.
 pub const MODELS: [ModelKind; 3] = [ModelKind::Naive, ModelKind::Drift, ModelKind::LinregLag5];
 /// With ARIMA (~5 ms a fit) the backtest lasts about a second, a wide
@@ -71,6 +77,50 @@ pub enum Prices {
     Recent,
 }
 
+/// What the execution is started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartInput {
+    /// Every field of a run, the symbols listed (what `cargo xtask run`
+    /// used to send).
+    Full,
+    /// Every field but the symbols: the plan reads the environment's universe.
+    Universe,
+    /// `{}`: every field from the environment's defaults, the run id from
+    /// the execution's name.
+    Empty,
+    /// The console's default input, `{"Comment": "Insert your JSON here"}`.
+    Console,
+}
+
+impl StartInput {
+    /// Whether the run's fields come from the environment's defaults.
+    pub fn uses_defaults(self) -> bool {
+        matches!(self, StartInput::Empty | StartInput::Console)
+    }
+}
+
+/// The symbols the environment's universe holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Universe {
+    /// AAPL and IBM, from the bundled sample files.
+    Sample,
+    /// `SCALE_SERIES` generated series and `GONE`, symbols the vendor does
+    /// not know (delisted).
+    Scale,
+}
+
+impl Universe {
+    pub fn symbols(self) -> Vec<String> {
+        match self {
+            Universe::Sample => SYMBOLS.map(str::to_owned).to_vec(),
+            Universe::Scale => super::seed::generated_symbols(SCALE_SERIES)
+                .into_iter()
+                .chain(GONE.map(str::to_owned))
+                .collect(),
+        }
+    }
+}
+
 /// How the scenario answers a `.waitForTaskToken` approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -84,6 +134,8 @@ pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub workflow: Workflow,
+    pub start: StartInput,
+    pub universe: Universe,
     pub source: Source,
     pub models: &'static [ModelKind],
     pub store: StoreSeed,
@@ -104,7 +156,7 @@ pub struct Scenario {
     pub mlflow_down: bool,
     /// `None`: the execution must succeed.
     pub error: Option<&'static str>,
-    pub path: &'static str,
+    pub path: String,
     pub check: fn(&Outcome) -> Vec<String>,
 }
 
@@ -123,6 +175,8 @@ pub fn all() -> Vec<Scenario> {
         name,
         about,
         workflow: Workflow::Training,
+        start: StartInput::Full,
+        universe: Universe::Sample,
         source: Source::Sample,
         models: &MODELS,
         store: StoreSeed::Trained,
@@ -135,12 +189,12 @@ pub fn all() -> Vec<Scenario> {
         answer: None,
         mlflow_down: false,
         error: None,
-        path: "",
+        path: String::new(),
         check: |_| Vec::new(),
     };
     vec![
         Scenario {
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
+            path: SUCCESS.into(),
             check: check::promoted,
             ..training(
                 "success",
@@ -149,7 +203,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             mlflow_down: true,
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow(Service.Unavailable→retry, Service.Unavailable→retry, Service.Unavailable→caught) → NotifyMirrorFailed → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow(Service.Unavailable→retry, Service.Unavailable→retry, Service.Unavailable→caught) → NotifyMirrorFailed → Done".into(),
             check: check::mirror_failed,
             ..training(
                 "mlflow-down",
@@ -161,7 +215,7 @@ pub fn all() -> Vec<Scenario> {
             source: Source::Yahoo,
             store: StoreSeed::AllButLast(40),
             throttle: Some("IBM"),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol(Vendor.Throttled→retry)} → Quality → QualityOk → Monitor → DriftDetected → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol(Vendor.Throttled→retry)} → Quality → QualityOk → Monitor → DriftDetected → Done".into(),
             check: check::throttled_then_complete,
             ..training(
                 "vendor-throttle",
@@ -171,7 +225,8 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             models: &MODELS_WITH_ARIMA,
             interrupt: &[1],
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train[attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: exit 0] → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
+            interrupt_child: Some(0),
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray[child 0: attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: exit 0] → MergeTraining → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done".into(),
             check: check::interrupted_once,
             ..training(
                 "spot-interrupted-once",
@@ -181,8 +236,9 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             models: &MODELS_WITH_ARIMA,
             interrupt: &[1, 2, 3],
+            interrupt_child: Some(0),
             error: Some("States.TaskFailed"),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train[attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: Spot interruption, exit 143 -> RETRY; attempt 3: Spot interruption, exit 143 -> no attempts left](States.TaskFailed→caught) → NotifyFailure → Failed(States.TaskFailed)",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray[child 0: attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: Spot interruption, exit 143 -> RETRY; attempt 3: Spot interruption, exit 143 -> no attempts left](States.TaskFailed→caught) → NotifyFailure → Failed(States.TaskFailed)".into(),
             check: check::training_failed,
             ..training(
                 "spot-interrupted-always",
@@ -195,7 +251,7 @@ pub fn all() -> Vec<Scenario> {
                 symbols: &["IBM"],
                 days: 5,
             },
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → NotifyQualitySkipped → Train → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → NotifyQualitySkipped → TrainShards → TrainOne → MergeTraining → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done".into(),
             check: check::quality_skipped,
             ..training(
                 "quality-skipped",
@@ -209,7 +265,7 @@ pub fn all() -> Vec<Scenario> {
                 days: 5,
             },
             error: Some("Data.QualityFailed"),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → NotifyQualityFailed → QualityFailed(Data.QualityFailed)",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → NotifyQualityFailed → QualityFailed(Data.QualityFailed)".into(),
             check: check::quality_failed,
             ..training(
                 "quality-failed",
@@ -219,7 +275,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             models: &[ModelKind::LinregLag5],
             gate: |gate| gate.min_improvement_over_naive_pct = 50.0,
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyRejected → MirrorToMlflow → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → NotifyRejected → MirrorToMlflow → Done".into(),
             check: check::rejected,
             ..training(
                 "candidate-rejected",
@@ -229,14 +285,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             gate: manual,
             answer: Some(Answer::Approve),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval → PromoteApproved → NotifyPromoted → MirrorToMlflow → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval → PromoteApproved → NotifyPromoted → MirrorToMlflow → Done".into(),
             check: check::approved,
             ..training("approval-approved", "manual approval: a person approves")
         },
         Scenario {
             gate: manual,
             answer: Some(Answer::Reject),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → WithdrawAfterRejection → NotifyApprovalRejected → MirrorToMlflow → Done",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(Gate.ApprovalRejected→caught) → WithdrawAfterRejection → NotifyApprovalRejected → MirrorToMlflow → Done".into(),
             check: check::approval_rejected,
             ..training("approval-rejected", "manual approval: a person rejects")
         },
@@ -244,48 +300,152 @@ pub fn all() -> Vec<Scenario> {
             gate: manual,
             answer: Some(Answer::Timeout),
             error: Some("Gate.ApprovalTimeout"),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Train → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(States.Timeout→caught) → WithdrawAfterTimeout → NotifyApprovalTimeout → ApprovalTimedOut(Gate.ApprovalTimeout)",
+            path: "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → NotifyApprovalNeeded → WaitForApproval(States.Timeout→caught) → WithdrawAfterTimeout → NotifyApprovalTimeout → ApprovalTimedOut(Gate.ApprovalTimeout)".into(),
             check: check::approval_timed_out,
             ..training(
                 "approval-timeout",
                 "manual approval: nobody answers within the timeout",
             )
         },
+        daily_drift(
+            StartInput::Full,
+            "daily-drift",
+            "served forecasts far worse than naive: the daily run starts training",
+        ),
         Scenario {
-            workflow: Workflow::Daily,
-            store: StoreSeed::Empty,
-            prices: Prices::Recent,
-            served_bias: Some(0.05),
-            path: "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Monitor → DriftDetected → StartTraining → Done",
-            check: check::drift_started_training,
+            start: StartInput::Empty,
+            path: SUCCESS.into(),
+            check: check::promoted,
             ..training(
-                "daily-drift",
-                "served forecasts far worse than naive: the daily run starts training",
+                "console-empty-training",
+                "started with {}: the environment's defaults, the same end as success",
+            )
+        },
+        Scenario {
+            start: StartInput::Console,
+            path: SUCCESS.into(),
+            check: check::promoted,
+            ..training(
+                "console-default-training",
+                "started with the console's default input: the same end as success",
+            )
+        },
+        daily_drift(
+            StartInput::Empty,
+            "console-empty-daily",
+            "started with {}: the same end as daily-drift",
+        ),
+        daily_drift(
+            StartInput::Console,
+            "console-default-daily",
+            "started with the console's default input: the same end as daily-drift",
+        ),
+        Scenario {
+            start: StartInput::Universe,
+            universe: Universe::Scale,
+            source: Source::Yahoo,
+            store: StoreSeed::AllButLast(40),
+            interrupt: &[1],
+            interrupt_child: Some(1),
+            path: scale_path(),
+            check: check::scale_trained,
+            ..training(
+                "scale-training",
+                "50 symbols: 3 unknown to the vendor, tolerated, named and not trained; \
+                 training shard 1 Spot-interrupted once and retried alone",
             )
         },
     ]
+}
+
+/// The path of a training run of the sample universe (two symbols: a
+/// shard each) that promotes.
+const SUCCESS: &str = "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → TrainShards → TrainArray → MergeTraining → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done";
+/// The path of a daily run that finds drift and starts training.
+const DAILY_DRIFT: &str = "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol} → Quality → QualityOk → Monitor → DriftDetected → StartTraining → Done";
+
+/// A daily run whose served forecasts were far worse than naive.
+fn daily_drift(start: StartInput, name: &'static str, about: &'static str) -> Scenario {
+    Scenario {
+        workflow: Workflow::Daily,
+        start,
+        universe: Universe::Sample,
+        source: Source::Sample,
+        models: &MODELS,
+        store: StoreSeed::Empty,
+        prices: Prices::Recent,
+        gate: keep,
+        throttle: None,
+        served_bias: Some(0.05),
+        interrupt: &[],
+        interrupt_child: None,
+        answer: None,
+        mlflow_down: false,
+        error: None,
+        path: DAILY_DRIFT.into(),
+        check: check::drift_started_training,
+        name,
+        about,
+    }
+}
+
+/// The scale scenario's path: every symbol's ingest child (the unknown
+/// ones failing, not retried), the skipped ones notified, four shards
+/// whose child 1 is interrupted once.
+fn scale_path() -> String {
+    let mut symbols = Universe::Scale.symbols();
+    symbols.sort();
+    let children: Vec<String> = symbols
+        .iter()
+        .map(|symbol| match GONE.contains(&symbol.as_str()) {
+            true => format!("{symbol}: IngestSymbol(Vendor.UnknownSymbol)"),
+            false => format!("{symbol}: IngestSymbol"),
+        })
+        .collect();
+    format!(
+        "Plan → Ingest{{{}}} → Quality → QualityOk → NotifyQualitySkipped → TrainShards → \
+         TrainArray[child 1: attempt 1: Spot interruption, exit 143 -> RETRY; attempt 2: exit 0] → \
+         MergeTraining → GateEvaluate → GateDecision → Promote → NotifyPromoted → MirrorToMlflow → Done",
+        children.join(", ")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const INGEST: &str = "Ingest{AAPL: IngestSymbol, IBM: IngestSymbol}";
+    const INGEST: &str = "Plan → Ingest{AAPL: IngestSymbol, IBM: IngestSymbol}";
 
     #[test]
-    fn scenario_names_are_unique_and_paths_use_the_map_of_every_symbol() {
+    fn scenario_names_are_unique_and_paths_start_with_the_plan_and_the_map() {
         let scenarios = all();
         let mut names: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), scenarios.len());
         for s in &scenarios {
-            assert!(s.path.starts_with("Ingest{"), "{}: {}", s.name, s.path);
             assert!(
-                s.path.contains(INGEST) || s.throttle.is_some(),
+                s.path.starts_with("Plan → Ingest{"),
+                "{}: {}",
+                s.name,
+                s.path
+            );
+            assert!(
+                s.path.starts_with(INGEST) || s.throttle.is_some() || s.universe == Universe::Scale,
                 "{}",
                 s.name
             );
+            // The console's inputs must end where a full input does.
+            if s.start.uses_defaults() {
+                let twin = scenarios.iter().find(|t| {
+                    t.start == StartInput::Full && t.workflow == s.workflow && t.path == s.path
+                });
+                assert!(
+                    twin.is_some(),
+                    "{} ends where no full-input scenario does",
+                    s.name
+                );
+            }
         }
     }
 }

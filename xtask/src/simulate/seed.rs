@@ -28,6 +28,44 @@ pub fn bundled(symbols: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
         .collect()
 }
 
+/// The symbols of [`generated`] series: `GEN01`, `GEN02`, …
+pub fn generated_symbols(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("GEN{i:02}")).collect()
+}
+
+/// `n` series made from the bundled samples (AAPL, GOOG, IBM, MSFT, the
+/// S&P 500 index, in turn), each scaled by its own factor: real daily
+/// prices that pass the quality checks, as many as a scale scenario needs.
+pub fn generated(n: usize) -> anyhow::Result<BTreeMap<String, Vec<Bar>>> {
+    let sources: Vec<Vec<Bar>> = bundled(&["AAPL", "GOOG", "IBM", "MSFT", "^GSPC"])?
+        .into_values()
+        .collect();
+    Ok(generated_symbols(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, symbol)| {
+            let factor = 1.0 + (i / sources.len()) as f64 * 0.25;
+            let bars = sources[i % sources.len()]
+                .iter()
+                .map(|bar| scaled(bar, factor))
+                .collect();
+            (symbol, bars)
+        })
+        .collect())
+}
+
+/// A bar with every price multiplied by `factor`.
+fn scaled(bar: &Bar, factor: f64) -> Bar {
+    Bar {
+        open: bar.open.map(|p| p * factor),
+        high: bar.high.map(|p| p * factor),
+        low: bar.low.map(|p| p * factor),
+        close: bar.close * factor,
+        adj_close: bar.adj_close.map(|p| p * factor),
+        ..*bar
+    }
+}
+
 /// Writes a sample folder (`<symbol>.csv` per series) the sample source reads.
 pub fn write_sample(dir: &Path, series: &BTreeMap<String, Vec<Bar>>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
