@@ -153,7 +153,7 @@ pub async fn follow(
 }
 
 /// Every event of the execution's history so far, oldest first.
-async fn read_history(
+pub async fn read_history(
     sfn: &aws_sdk_sfn::Client,
     execution: &str,
 ) -> anyhow::Result<Vec<HistoryEvent>> {
