@@ -115,4 +115,6 @@ async fn describe(batch: &aws_sdk_batch::Client, ids: &[String]) -> anyhow::Resu
 }
 
 #[cfg(test)]
+pub mod stand_in;
+#[cfg(test)]
 mod tests;
