@@ -195,7 +195,8 @@ pub struct Run {
     pub symbols: Vec<Symbol>,
 }
 
-/// Stacks, the last executions, production models, alarms and the budget.
+/// Stacks, the last executions and the training job's children, production
+/// models, alarms and the budget.
 #[derive(Debug, Args)]
 pub struct Status {
     #[command(flatten)]
@@ -203,6 +204,10 @@ pub struct Status {
     /// Print the report as JSON (the same fields) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List every child of the training job, not only those that failed
+    /// or were retried (the JSON always has them all).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// A person's answer to a training run waiting for approval: a deployed

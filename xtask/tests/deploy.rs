@@ -210,6 +210,15 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
         .flat_map(|machine| machine["executions"].as_array().into_iter().flatten())
         .any(|execution| execution["name"] == name.as_str());
     assert!(listed, "status --json lists the execution: {report}");
+    // The newest training execution's history, read through the SDK: moto
+    // runs no task, so its history names no Batch job (the job's view is
+    // tested against a Batch stand-in, xtask/src/aws/batch/stand_in.rs).
+    assert_eq!(report["training"]["execution"], name.as_str(), "{report}");
+    assert_eq!(report["training"]["status"], "not_submitted", "{report}");
+    assert!(
+        status.contains(&format!("training job: none submitted by {name}")),
+        "{status}"
+    );
 
     resume_after_the_spend_cap(&aws, &moto_server);
 
