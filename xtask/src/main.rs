@@ -23,6 +23,7 @@ mod simulate;
 mod step;
 mod table;
 mod tools;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
