@@ -25,7 +25,8 @@ pub mod series;
 // steps themselves (ingest, quality, train, gate, promotion, approval), the
 // typed names and key layout of the store, the one module that talks to
 // storage and the registry kept in it, the price and news vendors, the
-// local runner, and the MLflow mirror.
+// synthetic universe that stands in for them at scale, the local runner,
+// and the MLflow mirror.
 pub mod approval;
 pub mod config;
 pub mod digest;
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod secrets;
 pub mod steps;
 pub mod store;
+pub mod synthetic;
 pub mod train;
 pub mod universe;
 pub mod vendors;

@@ -1,7 +1,8 @@
 //! A small seeded generator (SplitMix64) with the three distributions the
 //! library simulates from: uniform, standard normal (Box–Muller) and
 //! Laplace. Used where a result must be reproducible from a stored seed
-//! (Prophet's interval simulation) and by tests for synthetic series.
+//! (Prophet's interval simulation, the synthetic universe) and by tests
+//! for synthetic series.
 
 use std::f64::consts::PI;
 

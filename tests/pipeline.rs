@@ -412,15 +412,43 @@ fn nothing_is_promoted_on_an_undefined_metric() {
     });
 }
 
+/// A symbol the source does not have is skipped and named, as the ingest
+/// Map's tolerated failures are: the others train, and a run where it was
+/// the only symbol stops at the data checks with the vendor's error.
 #[test]
-fn a_missing_symbol_fails_ingest_with_a_clear_error() {
+fn a_missing_symbol_is_skipped_with_the_vendors_error() {
     let dir = temp_root();
     let store = Store::local(dir.path()).expect("store");
-    let err = runtime()
+    let alone = runtime()
         .block_on(run(&store, "run-x", &["NOPE"]))
-        .expect_err("unknown symbol");
-    assert_eq!(err.name(), ErrorName::VendorUnknownSymbol);
-    assert!(err.to_string().contains("no sample file for NOPE"), "{err}");
+        .expect_err("nothing to train");
+    assert_eq!(alone.name(), ErrorName::DataQualityFailed);
+    let text = alone.to_string();
+    assert!(
+        text.contains("NOPE IngestFailed")
+            && text.contains("Vendor.UnknownSymbol: no sample file for NOPE"),
+        "{text}"
+    );
+    let mut pipeline = pipeline(&store);
+    pipeline.config.protocol.test_rows = 20;
+    let report = runtime()
+        .block_on(pipeline.run(
+            RunInput {
+                models: vec![ModelKind::Naive],
+                ..input("run-y", &["NOPE", "MSFT"])
+            },
+            Arc::new(|| {}),
+        ))
+        .expect("MSFT trains");
+    assert_eq!(report.quality.skipped, [Symbol::from_static("NOPE")]);
+    assert_eq!(report.quality.passed, [Symbol::from_static("MSFT")]);
+    let trained = report.train.expect("trained");
+    assert!(
+        trained
+            .candidates
+            .iter()
+            .all(|c| c.symbol.as_str() == "MSFT")
+    );
 }
 
 /// Manual approval on the local pipeline: a passing candidate is staged, not

@@ -195,7 +195,8 @@ pub struct Run {
     pub symbols: Vec<Symbol>,
 }
 
-/// Stacks, the last executions, production models, alarms and the budget.
+/// Stacks, the last executions and the training job's children, production
+/// models, alarms and the budget.
 #[derive(Debug, Args)]
 pub struct Status {
     #[command(flatten)]
@@ -203,6 +204,10 @@ pub struct Status {
     /// Print the report as JSON (the same fields) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List every child of the training job, not only those that failed
+    /// or were retried (the JSON always has them all).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// A person's answer to a training run waiting for approval: a deployed
@@ -441,7 +446,8 @@ pub struct Serve {
 pub struct Tools {}
 
 /// Runs the whole pipeline on this machine (ingest → quality → train →
-/// gate → promote) on the bundled sample data, and prints a summary.
+/// gate → promote) on the bundled sample data, and prints a summary, the
+/// wall time, CPU time and peak memory.
 #[derive(Debug, Args)]
 #[command(mut_arg("root", |root| root.help(
     "The store: a folder (the embedded default) or s3://bucket"
@@ -450,6 +456,14 @@ pub struct Local {
     /// Symbols to run, comma separated (default: every file in --sample).
     #[arg(long, value_delimiter = ',', value_parser = parse_symbol)]
     pub symbols: Vec<Symbol>,
+    /// The symbols as a universe instead of --symbols: `synthetic:N` for N
+    /// seeded synthetic series (SYN0001…, 4,000 trading days each, ending
+    /// today), or a file of one symbol per line whose prices are in --sample.
+    #[arg(long, value_name = "synthetic:N|FILE", value_parser = parse_universe, conflicts_with = "symbols")]
+    pub universe: Option<Universe>,
+    /// The seed of a synthetic universe: the same seed, the same prices.
+    #[arg(long, requires = "universe")]
+    pub seed: Option<u64>,
     /// Models to train, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ModelKind::ALL.to_vec(), value_parser = parse_model)]
     pub models: Vec<ModelKind>,
@@ -607,6 +621,28 @@ pub fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 /// A symbol flag is checked by the one symbol rule before anything runs.
+/// What `--universe` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Universe {
+    /// `synthetic:N`: N seeded synthetic series (`stockcast::synthetic`).
+    Synthetic { count: usize },
+    /// A file of one symbol per line.
+    File(PathBuf),
+}
+
+/// `synthetic:N` with N ≥ 1, or any other text as a file's path.
+pub fn parse_universe(s: &str) -> Result<Universe, String> {
+    let Some(count) = s.strip_prefix("synthetic") else {
+        return Ok(Universe::File(PathBuf::from(s)));
+    };
+    let form = "a synthetic universe is synthetic:N, N the number of series (synthetic:50)";
+    match count.strip_prefix(':').map(|n| n.trim().parse::<usize>()) {
+        Some(Ok(0)) => Err(format!("{form}, but N is 0")),
+        Some(Ok(count)) => Ok(Universe::Synthetic { count }),
+        _ => Err(format!("{form}, but is {s:?}")),
+    }
+}
+
 pub fn parse_symbol(s: &str) -> Result<Symbol, String> {
     Symbol::new(s).map_err(|e| e.to_string())
 }
@@ -652,6 +688,54 @@ mod tests {
         assert_eq!(
             root.get_help().map(ToString::to_string).as_deref(),
             Some("The store: a folder (the embedded default) or s3://bucket")
+        );
+    }
+
+    #[test]
+    fn a_universe_is_synthetic_n_or_a_file() {
+        assert_eq!(
+            parse_universe("synthetic:500"),
+            Ok(Universe::Synthetic { count: 500 })
+        );
+        assert_eq!(
+            parse_universe("stacks/universes/sp500.txt"),
+            Ok(Universe::File(PathBuf::from("stacks/universes/sp500.txt")))
+        );
+        for (bad, says) in [
+            ("synthetic:0", "but N is 0"),
+            ("synthetic:", r#"but is "synthetic:""#),
+            ("synthetic:-3", r#"but is "synthetic:-3""#),
+            ("synthetic:ten", r#"but is "synthetic:ten""#),
+            ("synthetic", r#"but is "synthetic""#),
+            ("synthetic50", r#"but is "synthetic50""#),
+        ] {
+            let error = parse_universe(bad).expect_err(bad);
+            assert!(
+                error.starts_with("a synthetic universe is synthetic:N") && error.ends_with(says),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_universe_excludes_symbols_and_a_seed_needs_a_universe() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["xtask", "local"], args].concat()).map(|cli| match cli.command {
+                Command::Local(local) => (local.universe, local.seed),
+                _ => unreachable!("parsed as local"),
+            })
+        };
+        assert_eq!(
+            parse(&["--universe", "synthetic:10", "--seed", "7"]).expect("parses"),
+            (Some(Universe::Synthetic { count: 10 }), Some(7))
+        );
+        let both =
+            parse(&["--universe", "synthetic:10", "--symbols", "AAPL"]).expect_err("refused");
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let seed_alone = parse(&["--seed", "7"]).expect_err("refused");
+        assert_eq!(
+            seed_alone.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
         );
     }
 }

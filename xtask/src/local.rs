@@ -2,7 +2,9 @@
 //! `reject`: the pipeline and the registry on this machine, no AWS account
 //! needed.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,9 +18,10 @@ use stockcast::registry::{
 };
 use stockcast::steps::{RunInput, Severity, Source, Verdict};
 use stockcast::store::Store;
+use stockcast::synthetic::{self, SyntheticUniverse};
 use stockcast::train;
 
-use crate::flags;
+use crate::flags::{self, Universe};
 use crate::table::{Table, num};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -54,14 +57,16 @@ impl flags::StoreFlags {
 
 impl flags::Local {
     pub fn run(self) -> anyhow::Result<()> {
-        let symbols = self.symbols()?;
+        let started = Instant::now();
+        let universe = self.universe()?;
+        let symbols = &universe.symbols;
         let mut config = PipelineConfig::default();
         config.gate.approval = self.approval;
         let store = self.store.open()?;
         let pipeline = LocalPipeline {
             store: store.clone(),
             config: config.clone(),
-            sample_dir: self.sample.dir.clone(),
+            sample_dir: universe.sample_dir.clone(),
             git_commit: crate::process::git_commit(),
         };
         let input = RunInput {
@@ -81,7 +86,6 @@ impl flags::Local {
             store.describe()
         );
         let total = train::count_fits(symbols.len(), &self.models, &config.protocol);
-        let started = std::time::Instant::now();
         let report = match with_progress(&pipeline, input, total)? {
             Ok(report) => report,
             Err(PipelineError::QualityFailed(report)) => {
@@ -97,9 +101,9 @@ impl flags::Local {
             summary(&report, &candidate_metrics(&store, &report)?)
         );
         println!(
-            "\nrun {} took {:.1} s; manifest: {}/runs/{}/manifest.json",
+            "\nrun {} took {}; manifest: {}/runs/{}/manifest.json",
             report.run_id,
-            started.elapsed().as_secs_f64(),
+            crate::usage::describe(started.elapsed(), crate::usage::so_far()),
             store.describe(),
             report.run_id
         );
@@ -110,17 +114,34 @@ impl flags::Local {
         Ok(())
     }
 
-    /// The symbols asked for, or every file of the sample folder.
-    fn symbols(&self) -> anyhow::Result<Vec<Symbol>> {
-        if !self.symbols.is_empty() {
-            return Ok(self.symbols.clone());
+    /// The symbols asked for (by --symbols, or by --universe), or every
+    /// file of the sample folder, and where their prices are.
+    fn universe(&self) -> anyhow::Result<RunUniverse> {
+        let in_sample = |symbols| RunUniverse {
+            symbols,
+            sample_dir: self.sample.dir.clone(),
+            _generated: None,
+        };
+        match (&self.universe, self.seed) {
+            (Some(Universe::Synthetic { count }), seed) => {
+                synthetic(*count, seed.unwrap_or(DEFAULT_SEED))
+            }
+            (Some(Universe::File(path)), Some(_)) => bail!(
+                "--seed seeds a synthetic universe, but --universe names the file {}",
+                path.display()
+            ),
+            (Some(Universe::File(path)), None) => Ok(in_sample(read_universe_file(path)?)),
+            (None, _) if !self.symbols.is_empty() => Ok(in_sample(self.symbols.clone())),
+            (None, _) => {
+                let symbols = stockcast::series::load_folder(&self.sample.dir)
+                    .context("failed to read the sample folder")?
+                    .into_iter()
+                    .map(|s| Symbol::new(s.name))
+                    .collect::<Result<_, _>>()
+                    .context("a sample file's name is not a symbol")?;
+                Ok(in_sample(symbols))
+            }
         }
-        stockcast::series::load_folder(&self.sample.dir)
-            .context("failed to read the sample folder")?
-            .into_iter()
-            .map(|s| Symbol::new(s.name))
-            .collect::<Result<_, _>>()
-            .context("a sample file's name is not a symbol")
     }
 
     /// Where the run's plots are, and how to answer a run staged for approval.
@@ -140,6 +161,70 @@ impl flags::Local {
             );
         }
     }
+}
+
+/// The seed of `--universe synthetic:N` without `--seed`.
+const DEFAULT_SEED: u64 = 1;
+
+/// A run's symbols and the folder the sample source reads their prices from.
+struct RunUniverse {
+    symbols: Vec<Symbol>,
+    sample_dir: PathBuf,
+    /// A synthetic universe's price files, removed when the run ends (the
+    /// store keeps what was ingested, raw and curated).
+    _generated: Option<tempfile::TempDir>,
+}
+
+/// Writes `count` synthetic series ending today as price files in a
+/// temporary folder, which the run then ingests as it ingests the sample:
+/// through the real ingest step, raw bytes and curated merge included.
+fn synthetic(count: usize, seed: u64) -> anyhow::Result<RunUniverse> {
+    let started = Instant::now();
+    let today = chrono::Utc::now().date_naive();
+    let universe = SyntheticUniverse::new(count, seed, synthetic::DEFAULT_ROWS, today)?;
+    let folder = tempfile::Builder::new()
+        .prefix("stockcast-synthetic-")
+        .tempdir()
+        .context("failed to create a folder for the synthetic prices")?;
+    for (symbol, series) in universe.series() {
+        let path = folder.path().join(format!("{symbol}.csv"));
+        std::fs::write(&path, series.to_csv())
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    eprintln!(
+        "generated {count} synthetic series (seed {seed}, {} trading days each, to {today}) in {:.1} s",
+        synthetic::DEFAULT_ROWS,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(RunUniverse {
+        symbols: universe.symbols(),
+        sample_dir: folder.path().to_path_buf(),
+        _generated: Some(folder),
+    })
+}
+
+/// The symbols of a universe file, one a line (blank lines and `#`
+/// comments skipped); a bad or repeated symbol is an error naming its line.
+fn read_universe_file(path: &Path) -> anyhow::Result<Vec<Symbol>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the universe file {}", path.display()))?;
+    let mut symbols: Vec<(Symbol, usize)> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), index + 1);
+        let content = line.split('#').next().unwrap_or_default().trim();
+        if content.is_empty() {
+            continue;
+        }
+        let symbol = Symbol::new(content).with_context(|| at.clone())?;
+        if let Some((_, first)) = symbols.iter().find(|(s, _)| *s == symbol) {
+            bail!("{at}: {symbol} is already on line {first}");
+        }
+        symbols.push((symbol, index + 1));
+    }
+    if symbols.is_empty() {
+        bail!("the universe file {} lists no symbol", path.display());
+    }
+    Ok(symbols.into_iter().map(|(s, _)| s).collect())
 }
 
 /// Runs the pipeline with a bar of the backtest's `total` fits.

@@ -23,6 +23,7 @@ mod simulate;
 mod step;
 mod table;
 mod tools;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,7 +90,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes, each said once: many errors already quote
 /// their source in their own message, which `{:#}` would repeat.
-fn error_text(e: &anyhow::Error) -> String {
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let part = cause.to_string();

@@ -135,6 +135,10 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     }
     assert_eq!(out.matches("(uploaded)").count(), 5, "{out}");
     assert!(
+        out.contains("universe: 8 symbols → s3://") && out.contains("/universes/dev.txt\n"),
+        "deploy uploads the universe the plan step reads: {out}"
+    );
+    assert!(
         out.contains("  + Add"),
         "the preview lists additions: {out}"
     );
@@ -151,6 +155,7 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
     assert!(second.status.success());
     assert_eq!(out.matches("(already uploaded)").count(), 5, "{out}");
     assert!(out.contains("\nno changes\n"), "{out}");
+    assert!(out.contains("/universes/dev.txt (unchanged)"), "{out}");
 
     // A changed setting: more memory for the ingest function, in a copy of
     // the dev environment file.
@@ -205,8 +210,46 @@ fn bootstrap_deploy_run_status_approve_destroy_against_moto() {
         .flat_map(|machine| machine["executions"].as_array().into_iter().flatten())
         .any(|execution| execution["name"] == name.as_str());
     assert!(listed, "status --json lists the execution: {report}");
+    // The newest training execution's history, read through the SDK: moto
+    // runs no task, so its history names no Batch job (the job's view is
+    // tested against a Batch stand-in, xtask/src/aws/batch/stand_in.rs).
+    assert_eq!(report["training"]["execution"], name.as_str(), "{report}");
+    assert_eq!(report["training"]["status"], "not_submitted", "{report}");
+    assert!(
+        status.contains(&format!("training job: none submitted by {name}")),
+        "{status}"
+    );
 
     resume_after_the_spend_cap(&aws, &moto_server);
+
+    // The S&P 500 environment deploys beside dev: its Distributed Map, its
+    // array job and its 503-symbol universe.
+    let scale = aws.xtask_in("scale", &["bootstrap", "--yes"]);
+    assert!(
+        scale.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scale.stderr)
+    );
+    let scale = deploy_in("scale", &[]);
+    let out = String::from_utf8_lossy(&scale.stdout).into_owned();
+    assert!(
+        scale.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&scale.stderr)
+    );
+    for stack in ["data", "app", "monitoring", "orchestration"] {
+        assert!(
+            out.contains(&format!("stockcast-scale-{stack}: CREATE_COMPLETE")),
+            "{stack}: {out}"
+        );
+    }
+    assert!(out.contains("universe: 503 symbols → s3://"), "{out}");
+    let destroyed = aws.xtask_in("scale", &["destroy", "--yes"]);
+    assert!(
+        destroyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
 
     // The registry of the deployed environment, found through its data
     // stack: nothing has been promoted there, which rollback says.

@@ -73,3 +73,46 @@ fn a_symbol_flag_is_checked_before_anything_runs() {
         "nothing was written"
     );
 }
+
+#[test]
+fn a_bad_universe_is_named_before_anything_runs() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let root = empty.path().to_str().expect("utf-8 path");
+    let stderr = failure(&["local", "--root", root, "--universe", "synthetic:0"]);
+    assert!(
+        stderr.contains(
+            "a synthetic universe is synthetic:N, N the number of series (synthetic:50), but N is 0"
+        ),
+        "{stderr}"
+    );
+    let stderr = failure(&["local", "--root", root, "--universe", "synthetic:many"]);
+    assert!(stderr.contains(r#"but is "synthetic:many""#), "{stderr}");
+    let stderr = failure(&[
+        "local",
+        "--root",
+        root,
+        "--universe",
+        "synthetic:5",
+        "--symbols",
+        "AAPL",
+    ]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let file = empty.path().join("universe.txt");
+    std::fs::write(&file, "AAPL\nMSFT\nAAPL\n").expect("writes");
+    let file = file.to_str().expect("utf-8 path");
+    let stderr = failure(&["local", "--root", root, "--universe", file]);
+    assert!(
+        stderr.contains(&format!("{file}:3: AAPL is already on line 1")),
+        "{stderr}"
+    );
+    let stderr = failure(&["local", "--root", root, "--universe", file, "--seed", "3"]);
+    assert!(
+        stderr.contains("--seed seeds a synthetic universe"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).expect("lists").count(),
+        1,
+        "nothing but the universe file was written"
+    );
+}

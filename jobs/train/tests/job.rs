@@ -88,8 +88,9 @@ fn an_interrupted_run_leaves_nothing_and_its_retry_finishes() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    let record = std::fs::read(dir.path().join(layout::run_train(
+    let record = std::fs::read(dir.path().join(layout::run_train_shard(
         &RunId::new(run_id).expect("valid run id"),
+        0,
     )))
     .expect("the run is recorded");
     let trained: TrainOutput = serde_json::from_slice(&record).expect("a train output");
@@ -125,4 +126,59 @@ fn bad_parameters_fail_without_retry() {
     assert_eq!(output.status.code(), Some(1));
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("STOCKCAST_MODELS"), "{log}");
+}
+
+/// Batch array children: each reads the run's passed list from the store
+/// and trains its shard (`AWS_BATCH_JOB_ARRAY_INDEX`); a shard that does not
+/// exist or has no symbol fails without retry.
+#[test]
+fn array_children_train_their_own_shard() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = seeded_store(dir.path(), &["IBM", "MSFT"]);
+    let run = RunId::new("r-array").expect("valid run id");
+    let passed = layout::run_passed(&run);
+    std::fs::create_dir_all(dir.path().join(&passed).parent().expect("a folder")).expect("mkdir");
+    std::fs::write(dir.path().join(&passed), r#"["IBM","MSFT"]"#).expect("writes");
+    let child = |index: &str, shards: &str| {
+        job(dir.path(), run.as_str())
+            .env_remove("STOCKCAST_SYMBOLS")
+            .env("STOCKCAST_SYMBOLS_KEY", &passed)
+            .env("STOCKCAST_SHARDS", shards)
+            .env("STOCKCAST_MODELS", r#"["naive"]"#)
+            .env("AWS_BATCH_JOB_ARRAY_INDEX", index)
+            .output()
+            .expect("runs")
+    };
+    for (index, symbol) in [("0", "IBM"), ("1", "MSFT")] {
+        let output = child(index, "2");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let record = std::fs::read(dir.path().join(layout::run_train_shard(
+            &run,
+            index.parse().expect("a number"),
+        )))
+        .expect("the shard is recorded");
+        let trained: TrainOutput = serde_json::from_slice(&record).expect("a train output");
+        assert!(
+            !trained.candidates.is_empty()
+                && trained
+                    .candidates
+                    .iter()
+                    .all(|c| c.symbol.as_str() == symbol),
+            "shard {index}: {trained:?}"
+        );
+    }
+    for (index, shards, says) in [
+        ("2", "2", "shard 2 of 2 does not exist"),
+        ("2", "3", "shard 2 of 3 has no symbol"),
+    ] {
+        let output = child(index, shards);
+        assert_eq!(output.status.code(), Some(1));
+        let log = String::from_utf8_lossy(&output.stdout);
+        assert!(log.contains(says), "{log}");
+    }
+    assert_eq!(keys(&store, "runs/r-array/train/").len(), 2);
 }

@@ -8,6 +8,7 @@
 //! `AWS_ENDPOINT_URL`) sends every call to an emulator.
 
 mod approve;
+mod batch;
 mod cfn;
 mod deploy;
 mod destroy;
@@ -15,6 +16,7 @@ mod poll;
 mod resume;
 mod run;
 mod status;
+mod training_job;
 
 use std::sync::Arc;
 

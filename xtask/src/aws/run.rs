@@ -1,4 +1,7 @@
-//! `cargo xtask run`: start a pipeline and follow it state by state.
+//! `cargo xtask run`: start a pipeline and follow it state by state, and
+//! while its training job runs on Batch, the job's children (a line each
+//! time their counts change, and at the end those that failed or were
+//! retried, with the reasons).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,7 +11,8 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use stockcast::steps::RunRequest;
 
 use super::poll::{Poll, Wait, poll_until};
-use super::{Ctx, cfn};
+use super::training_job::{BatchTaskEvent, ChildCounts, batch_task_event};
+use super::{Ctx, batch, cfn};
 use crate::flags;
 
 /// The ARN of one of the environment's state machines.
@@ -31,6 +35,7 @@ impl flags::Run {
     pub fn run(self) -> anyhow::Result<()> {
         let ctx = self.aws.context()?;
         let sfn = aws_sdk_sfn::Client::new(&ctx.sdk);
+        let batch = batch::client(&ctx);
         ctx.runtime.block_on(async {
             let arn = state_machine_arn(&ctx, self.pipeline).await?;
             let kind = match self.pipeline {
@@ -61,7 +66,7 @@ impl flags::Run {
             if self.follow {
                 let deadline = Duration::from_secs(self.wait_minutes * 60);
                 let console = format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}");
-                follow(&sfn, &execution, deadline, &console).await?;
+                follow(&sfn, &batch, &execution, deadline, &console).await?;
             }
             Ok(())
         })
@@ -92,11 +97,12 @@ fn detail(event: &HistoryEvent) -> Option<String> {
 }
 
 /// Prints states as they are entered and left (with durations), retries
-/// and errors, until the execution ends or `deadline` passes; fails if it
-/// did not succeed. `console` is the execution's page, for the message
-/// when the wait gives up.
+/// and errors, and the training job's children, until the execution ends
+/// or `deadline` passes; fails if it did not succeed. `console` is the
+/// execution's page, for the message when the wait gives up.
 pub async fn follow(
     sfn: &aws_sdk_sfn::Client,
+    batch: &aws_sdk_batch::Client,
     execution: &str,
     deadline: Duration,
     console: &str,
@@ -113,6 +119,11 @@ pub async fn follow(
     };
     poll_until(&wait, async || {
         history.show(&read_history(sfn, execution).await?);
+        if let Some(training) = &mut history.training {
+            for line in training.news(batch).await {
+                println!("    {line}");
+            }
+        }
         let status = sfn
             .describe_execution()
             .execution_arn(execution)
@@ -146,7 +157,7 @@ pub async fn follow(
 }
 
 /// Every event of the execution's history so far, oldest first.
-async fn read_history(
+pub async fn read_history(
     sfn: &aws_sdk_sfn::Client,
     execution: &str,
 ) -> anyhow::Result<Vec<HistoryEvent>> {
@@ -174,6 +185,8 @@ struct History {
     entered: HashMap<String, aws_smithy_types::DateTime>,
     attempts: HashMap<String, u32>,
     current: String,
+    /// The Batch job the training state submitted last.
+    training: Option<TrainingWatch>,
 }
 
 impl History {
@@ -182,6 +195,18 @@ impl History {
         let last_seen = self.next_event;
         for event in events.iter().filter(|e| e.id() > last_seen) {
             self.next_event = event.id();
+            match batch_task_event(event) {
+                Some(BatchTaskEvent::Submitted(job_id)) => {
+                    println!("    Batch job {job_id}");
+                    self.training = Some(TrainingWatch::new(job_id));
+                }
+                Some(BatchTaskEvent::Ended) => {
+                    if let Some(training) = &mut self.training {
+                        training.ended = true;
+                    }
+                }
+                None => {}
+            }
             match event.r#type() {
                 HistoryEventType::TaskStateEntered
                 | HistoryEventType::ChoiceStateEntered
@@ -235,5 +260,122 @@ impl History {
                 .unwrap_or_default();
             println!("  ✓ {} ({took:.1} s)", d.name());
         }
+    }
+}
+
+/// What has been printed of the training job: the children's last counts,
+/// and whether its summary was printed after the Batch task ended.
+#[derive(Debug)]
+struct TrainingWatch {
+    job_id: String,
+    last_counts: Option<ChildCounts>,
+    ended: bool,
+    summarised: bool,
+    /// A failed read is said once, not at every poll.
+    read_failed: bool,
+}
+
+impl TrainingWatch {
+    fn new(job_id: String) -> TrainingWatch {
+        TrainingWatch {
+            job_id,
+            last_counts: None,
+            ended: false,
+            summarised: false,
+            read_failed: false,
+        }
+    }
+
+    /// What to print of the job now: while it runs, a line when the
+    /// children's counts have changed (one DescribeJobs on the parent);
+    /// once the Batch task has ended, the children that failed or were
+    /// retried, once. Batch being unreadable is said once, and does not
+    /// stop following the execution.
+    async fn news(&mut self, batch: &aws_sdk_batch::Client) -> Vec<String> {
+        if self.summarised {
+            return Vec::new();
+        }
+        if self.ended {
+            self.summarised = true;
+            return match batch::training_job(batch, &self.job_id).await {
+                Ok(job) => job.text(false).lines().map(str::to_owned).collect(),
+                Err(e) => vec![crate::error_text(&e)],
+            };
+        }
+        match batch::child_counts(batch, &self.job_id).await {
+            Ok(counts) if self.last_counts != Some(counts) => {
+                self.last_counts = Some(counts);
+                vec![format!("children: {counts}")]
+            }
+            Ok(_) => Vec::new(),
+            Err(e) if !self.read_failed => {
+                self.read_failed = true;
+                vec![format!(
+                    "cannot read the training job's children: {}",
+                    crate::error_text(&e)
+                )]
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::batch::stand_in::{PARENT, REFUSED, array_of_150, stand_in};
+
+    #[tokio::test]
+    async fn follow_prints_the_counts_when_they_change_and_the_children_at_the_end() {
+        let (client, batch) = stand_in(array_of_150()).await;
+        let mut watch = TrainingWatch::new(PARENT.to_owned());
+        assert_eq!(
+            watch.news(&client).await,
+            ["children: 148 succeeded, 1 running, 0 waiting, 1 failed"]
+        );
+        assert!(watch.news(&client).await.is_empty(), "the same counts");
+        assert!(
+            batch.calls("listjobs").is_empty(),
+            "the parent alone while it runs"
+        );
+
+        watch.ended = true;
+        let summary = watch.news(&client).await;
+        assert_eq!(
+            summary[..2],
+            [
+                format!(
+                    "training job 2026-01-02T03-04-05Z-training ({PARENT}): array of 150, PENDING"
+                ),
+                "  children: 148 succeeded, 1 running, 0 waiting, 1 failed".to_owned()
+            ]
+        );
+        let shards: Vec<&str> = summary[4..]
+            .iter()
+            .filter_map(|row| row.strip_prefix("  "))
+            .filter(|row| !row.starts_with(' '))
+            .filter_map(|row| row.split_whitespace().next())
+            .collect();
+        assert_eq!(
+            shards,
+            ["1", "2"],
+            "the Spot-reclaimed and the failed shard"
+        );
+        assert!(watch.news(&client).await.is_empty(), "summarised once");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_job_is_said_once() {
+        let (client, _) = stand_in(Vec::new()).await;
+        let mut watch = TrainingWatch::new(REFUSED.to_owned());
+        let said = watch.news(&client).await;
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].starts_with(
+                "cannot read the training job's children: cannot describe Batch job refused: "
+            ),
+            "{said:?}"
+        );
+        assert!(watch.news(&client).await.is_empty());
     }
 }

@@ -2,6 +2,10 @@
 //! into one report with two renderings, text for people (`Display`) and
 //! JSON for scripts (`--json`).
 //!
+//! The training job of the newest training execution is shown as Batch
+//! reports it (`training_job.rs`): its children's counts, and those that
+//! failed or were retried with the reasons (every child with `--verbose`).
+//!
 //! Status reports what it can: a part that cannot be read (the executions
 //! of a machine, the budget, the spend switches) is a line of the report,
 //! not the end of it.
@@ -15,7 +19,8 @@ use stockcast::infra::render::STACKS;
 use stockcast::registry::Registry;
 use stockcast::spend_cap::CapState;
 
-use super::{Ctx, approve, cfn, resume, run};
+use super::training_job::{TrainingJob, training_job_id};
+use super::{Ctx, approve, batch, cfn, resume, run};
 use crate::flags;
 
 impl flags::Status {
@@ -25,7 +30,7 @@ impl flags::Status {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print!("{report}");
+            print!("{}", report.text(self.verbose));
         }
         Ok(())
     }
@@ -38,6 +43,9 @@ pub struct StatusReport {
     pub stacks: Vec<StackState>,
     /// The last executions of each deployed state machine.
     pub executions: Vec<MachineExecutions>,
+    /// The training job of the newest training execution; `None` when
+    /// there is no training execution.
+    pub training: Option<TrainingJobReport>,
     /// `None` when no data bucket is deployed.
     pub production: Option<ProductionModels>,
     pub alarms: Vec<AlarmState>,
@@ -54,6 +62,8 @@ pub struct StackState {
 
 #[derive(Debug, Serialize)]
 pub struct MachineExecutions {
+    #[serde(skip)]
+    pub pipeline: flags::Pipeline,
     pub state_machine: String,
     pub executions: Vec<Execution>,
     /// Why the executions could not be listed.
@@ -63,8 +73,32 @@ pub struct MachineExecutions {
 #[derive(Debug, Serialize)]
 pub struct Execution {
     pub name: String,
+    pub arn: String,
     pub status: String,
     pub started: String,
+}
+
+/// The training job of one execution.
+#[derive(Debug, Serialize)]
+pub struct TrainingJobReport {
+    /// The execution's name (its run id).
+    pub execution: String,
+    #[serde(flatten)]
+    pub state: TrainingJobState,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TrainingJobState {
+    /// The execution has submitted no Batch job: it has not reached
+    /// training, or ended before it.
+    NotSubmitted,
+    Described {
+        job: TrainingJob,
+    },
+    Unreadable {
+        error: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -135,10 +169,12 @@ pub enum SpendCap {
 impl StatusReport {
     /// Reads every part of the report from AWS.
     pub async fn gather(ctx: &Ctx) -> anyhow::Result<StatusReport> {
+        let executions = executions(ctx).await;
         Ok(StatusReport {
             env: ctx.env().to_owned(),
             stacks: stacks(ctx).await?,
-            executions: executions(ctx).await,
+            training: training(ctx, &executions).await,
+            executions,
             production: production(ctx).await?,
             alarms: alarms(ctx).await?,
             budget: budget(ctx).await?,
@@ -191,6 +227,7 @@ async fn executions(ctx: &Ctx) -> Vec<MachineExecutions> {
                     .iter()
                     .map(|e| Execution {
                         name: e.name().to_owned(),
+                        arn: e.execution_arn().to_owned(),
                         status: e.status().as_str().to_owned(),
                         started: e.start_date().to_string(),
                     })
@@ -203,12 +240,45 @@ async fn executions(ctx: &Ctx) -> Vec<MachineExecutions> {
             ),
         };
         machines.push(MachineExecutions {
+            pipeline,
             state_machine: arn.rsplit(':').next().unwrap_or(&arn).to_owned(),
             executions,
             error,
         });
     }
     machines
+}
+
+/// The training job of the newest training execution (ListExecutions
+/// lists the newest first).
+async fn training(ctx: &Ctx, machines: &[MachineExecutions]) -> Option<TrainingJobReport> {
+    let latest = machines
+        .iter()
+        .find(|m| matches!(m.pipeline, flags::Pipeline::Training))?
+        .executions
+        .first()?;
+    let state = match training_job(ctx, &latest.arn).await {
+        Ok(Some(job)) => TrainingJobState::Described { job },
+        Ok(None) => TrainingJobState::NotSubmitted,
+        Err(e) => TrainingJobState::Unreadable {
+            error: crate::error_text(&e),
+        },
+    };
+    Some(TrainingJobReport {
+        execution: latest.name.clone(),
+        state,
+    })
+}
+
+/// The Batch job an execution's history names, described.
+async fn training_job(ctx: &Ctx, execution: &str) -> anyhow::Result<Option<TrainingJob>> {
+    let sfn = aws_sdk_sfn::Client::new(&ctx.sdk);
+    let Some(job_id) = training_job_id(&run::read_history(&sfn, execution).await?) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        batch::training_job(&batch::client(ctx), &job_id).await?,
+    ))
 }
 
 async fn production(ctx: &Ctx) -> anyhow::Result<Option<ProductionModels>> {
@@ -289,34 +359,61 @@ async fn budget(ctx: &Ctx) -> anyhow::Result<Budget> {
     Ok(Budget { name, state })
 }
 
+impl StatusReport {
+    /// The report for people; `every_child` lists every child of the
+    /// training job, not only those that failed or were retried.
+    pub fn text(&self, every_child: bool) -> String {
+        StatusText {
+            report: self,
+            every_child,
+        }
+        .to_string()
+    }
+}
+
 impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text(false))
+    }
+}
+
+struct StatusText<'a> {
+    report: &'a StatusReport,
+    every_child: bool,
+}
+
+impl fmt::Display for StatusText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.report;
         writeln!(f, "stacks")?;
-        for stack in &self.stacks {
+        for stack in &report.stacks {
             let status = stack.status.as_deref().unwrap_or("not deployed");
             writeln!(f, "  {:<36} {status}", stack.name)?;
         }
-        for machine in &self.executions {
+        for machine in &report.executions {
             write!(f, "{machine}")?;
         }
-        if let Some(production) = &self.production {
+        if let Some(training) = &report.training {
+            write!(f, "{}", training.text(self.every_child))?;
+        }
+        if let Some(production) = &report.production {
             write!(f, "{production}")?;
         }
         writeln!(f, "alarms")?;
-        if self.alarms.is_empty() {
+        if report.alarms.is_empty() {
             writeln!(f, "  (none)")?;
         }
-        for alarm in &self.alarms {
+        for alarm in &report.alarms {
             writeln!(f, "  {:<48} {}", alarm.name, alarm.state)?;
         }
-        write!(f, "{}", self.budget)?;
-        match &self.spend_cap {
+        write!(f, "{}", report.budget)?;
+        match &report.spend_cap {
             SpendCap::Read {
                 summary, stopped, ..
             } => {
                 writeln!(f, "spend cap: {summary}")?;
                 if *stopped {
-                    let env = &self.env;
+                    let env = &report.env;
                     writeln!(f, "  lift the stop with: cargo xtask resume --env {env}")?;
                 }
             }
@@ -339,6 +436,21 @@ impl fmt::Display for MachineExecutions {
             writeln!(f, "  {:<44} {:<10} {}", e.name, e.status, e.started)?;
         }
         Ok(())
+    }
+}
+
+impl TrainingJobReport {
+    fn text(&self, every_child: bool) -> String {
+        let execution = &self.execution;
+        match &self.state {
+            TrainingJobState::NotSubmitted => {
+                format!("training job: none submitted by {execution}\n")
+            }
+            TrainingJobState::Described { job } => job.text(every_child),
+            TrainingJobState::Unreadable { error } => {
+                format!("training job of {execution}: {error}\n")
+            }
+        }
     }
 }
 
@@ -410,14 +522,20 @@ mod tests {
                 },
             ],
             executions: vec![MachineExecutions {
+                pipeline: flags::Pipeline::Training,
                 state_machine: "stockcast-dev-training".into(),
                 executions: vec![Execution {
                     name: "training-1".into(),
+                    arn: "arn:aws:states:eu-west-1:123456789012:execution:stockcast-dev-training:training-1".into(),
                     status: "SUCCEEDED".into(),
                     started: "2026-01-02T03:04:05Z".into(),
                 }],
                 error: None,
             }],
+            training: Some(TrainingJobReport {
+                execution: "training-1".into(),
+                state: TrainingJobState::NotSubmitted,
+            }),
             production: Some(ProductionModels {
                 bucket: "data-bucket".into(),
                 models: vec![ProductionModel {
@@ -446,6 +564,7 @@ stacks
   stockcast-dev-app                    not deployed
 executions of stockcast-dev-training
   training-1                                   SUCCEEDED  2026-01-02T03:04:05Z
+training job: none submitted by training-1
 production models (s3://data-bucket)
   AAPL     arima        v1                           MASE h5 0.9877
 alarms
@@ -475,11 +594,14 @@ spend cap: no usage plan
                 "executions",
                 "production",
                 "spend_cap",
-                "stacks"
+                "stacks",
+                "training"
             ]
         );
         assert_eq!(json["stacks"][1]["status"], serde_json::Value::Null);
         assert_eq!(json["executions"][0]["executions"][0]["name"], "training-1");
+        assert_eq!(json["training"]["execution"], "training-1");
+        assert_eq!(json["training"]["status"], "not_submitted");
         assert_eq!(json["production"]["models"][0]["mase_h5"], 0.98765);
         assert_eq!(json["budget"]["status"], "missing");
         assert_eq!(json["budget"]["name"], "stockcast-dev");
