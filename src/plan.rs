@@ -44,27 +44,40 @@ pub async fn plan(
     defaults: &RunDefaults,
     input: &PlanInput,
 ) -> Result<RunPlan, StepError> {
-    let request = request(&input.request)?;
+    let mut request = request(&input.request)?;
+    let symbols = match request.symbols.take() {
+        Some(symbols) => symbols,
+        None => read_universe(store, &defaults.universe_key).await?,
+    };
+    let planned = fill(defaults, &input.execution_name, request, &symbols)?;
+    store
+        .put_derived(&planned.symbols_key, crate::registry::pretty_json(&symbols))
+        .await?;
+    Ok(planned)
+}
+
+/// The plan of a run of `symbols` (the request's, or the universe's), every
+/// field the request does not give taken from the defaults: what [`plan`]
+/// returns, without the store (the cost estimate plans runs this way).
+pub fn fill(
+    defaults: &RunDefaults,
+    execution_name: &str,
+    request: RunRequest,
+    symbols: &[Symbol],
+) -> Result<RunPlan, StepError> {
     let run_id = match request.run_id {
         Some(id) => id,
-        None => RunId::new(input.execution_name.as_str()).map_err(|e| {
+        None => RunId::new(execution_name).map_err(|e| {
             invalid(format!(
                 "the execution's name cannot be the run id ({e}); give a run_id"
             ))
         })?,
     };
-    let symbols = match request.symbols {
-        Some(symbols) => symbols,
-        None => read_universe(store, &defaults.universe_key).await?,
-    };
     if symbols.is_empty() {
         return Err(invalid("symbols: the run lists no symbol"));
     }
-    let symbols_key = layout::run_symbols(&run_id);
-    store
-        .put_derived(&symbols_key, crate::registry::pretty_json(&symbols))
-        .await?;
     Ok(RunPlan {
+        symbols_key: layout::run_symbols(&run_id),
         run_id,
         env: defaults.env.clone(),
         models: request.models.unwrap_or_else(|| defaults.models.clone()),
@@ -74,7 +87,6 @@ pub async fn plan(
         source: request.source.unwrap_or(defaults.source),
         sentiment: request.sentiment.unwrap_or(defaults.sentiment),
         symbol_count: symbols.len(),
-        symbols_key,
         ingest_concurrency: defaults.ingest_concurrency,
         tolerated_failure_percent: defaults.tolerated_failure_percent,
         shard_size: universe::shard_size(symbols.len(), defaults.max_parallel_jobs),

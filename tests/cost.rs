@@ -1,5 +1,5 @@
 //! The cost estimate of the real rendered environments under the reference
-//! workload (issue 10), with the real price table.
+//! workload (issues 10 and 18), with the real price table.
 
 use stockcast::infra::cost::{self, CostError, Estimate, PriceTable, Workload};
 use stockcast::infra::{Sources, render};
@@ -57,7 +57,8 @@ fn every_environment_estimates_with_every_line_priced() {
     let prices = PriceTable::for_region(&sources().stacks_dir, "us-east-1").expect("prices");
     let dev = estimate("dev", &prices).expect("dev estimates");
     let prod = estimate("prod", &prices).expect("prod estimates");
-    for e in [&dev, &prod] {
+    let scale = estimate("scale", &prices).expect("scale estimates");
+    for e in [&dev, &prod, &scale] {
         assert!(
             e.lines
                 .iter()
@@ -84,8 +85,90 @@ fn every_environment_estimates_with_every_line_priced() {
             .count()
     };
     // dev: 5 function Errors (the spend-stop function's too), API 5xx,
-    // drift; prod also 4 Throttles, API latency and 2 ExecutionsFailed.
-    assert_eq!((alarms(&dev), alarms(&prod)), (7, 14));
+    // drift; prod also 4 Throttles, API latency and 2 ExecutionsFailed;
+    // scale keeps dev's.
+    assert_eq!((alarms(&dev), alarms(&prod), alarms(&scale)), (7, 14, 7));
+    // Each runs its universe: the seed's 8, the S&P 500's 503.
+    assert_eq!((dev.symbols, prod.symbols, scale.symbols), (8, 8, 503));
+}
+
+/// Issue 18: the estimate grows with the universe as the workflows do. The
+/// ingest Map starts a child execution per symbol in every run (two
+/// transitions each), the vendor is asked once per symbol and run, the
+/// training array has ceil(N / shard size) tasks with the shard size the
+/// plan step computes, and its vCPU-hours are the symbols' fits on them;
+/// what does not grow (alarms, the API) is shared, so a symbol costs less
+/// in a larger universe.
+#[test]
+fn i18_the_estimate_grows_with_the_universe_as_the_model_says() {
+    let prices = PriceTable::for_region(&sources().stacks_dir, "us-east-1").expect("prices");
+    let rendered = render(&sources(), "dev").expect("dev renders");
+    let workload = reference();
+    let daily = cost::runs_per_month("cron(0 9 ? * MON-FRI *)").expect("cron");
+    let training = cost::runs_per_month("cron(0 6 ? * SUN *)").expect("cron");
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+    // What training one symbol takes: every model and naive at the
+    // protocol's 96 origins, and every model once more on the latest window.
+    let per_fit: f64 = workload.training.cpu_ms_per_fit.values().sum();
+    let cpu_seconds = per_fit * 97.0 / 1000.0;
+    let mut per_symbol_usd = Vec::new();
+    for n in [1, 8, 50, 500] {
+        let estimate = cost::estimate_rendered_at(&rendered, &workload, &prices, n)
+            .unwrap_or_else(|e| panic!("dev at {n} symbols estimates: {e}"));
+        assert_eq!(estimate.symbols, n);
+        let line = |resource: &str, what: &str| -> cost::Line {
+            let found: Vec<&cost::Line> = (estimate.lines.iter())
+                .filter(|l| l.resource == resource && l.what.starts_with(what))
+                .collect();
+            assert_eq!(found.len(), 1, "{resource} {what}:\n{}", table(&estimate));
+            found[0].clone()
+        };
+        let n_f = n as f64;
+        for (machine, runs) in [
+            ("DailyStateMachine", daily),
+            ("TrainingStateMachine", training),
+        ] {
+            let children = line(
+                &format!("orchestration/{machine}"),
+                "Map Ingest child executions",
+            );
+            assert!(close(children.quantity, runs * n_f * 2.0), "{children:?}");
+        }
+        // The training array: ceil(N / shard size) tasks of the symbols
+        // split as evenly as shards are, each billed a minute at least.
+        let shard_size = stockcast::universe::shard_size(n, rendered.env.max_parallel_jobs());
+        let shards = stockcast::universe::shard_count(n, shard_size);
+        let vcpu = line("app/TrainJobDefinition", "FARGATE_SPOT vCPU");
+        assert!(
+            vcpu.what.contains(&format!(" jobs x {shards} tasks x ")),
+            "{n} symbols, {shards} shards: {}",
+            vcpu.what
+        );
+        let task_minutes: f64 = (0..shards)
+            .map(|i| {
+                let symbols = n / shards + usize::from(i < n % shards);
+                (symbols as f64 * cpu_seconds / 60.0).max(1.0)
+            })
+            .sum();
+        assert!(
+            close(vcpu.quantity, training * task_minutes / 60.0),
+            "{n} symbols: {vcpu:?}"
+        );
+        // One price request per symbol a daily run, and as many again by
+        // a retraining on drift the same day.
+        let yahoo = (estimate.vendor_days.iter())
+            .find(|d| d.vendor == "yahoo")
+            .expect("yahoo is counted");
+        assert_eq!(yahoo.busiest_day, 2.0 * n_f);
+        per_symbol_usd.push(estimate.per_symbol_usd());
+    }
+    assert!(
+        per_symbol_usd.windows(2).all(|w| w[0] > w[1]),
+        "{per_symbol_usd:?}"
+    );
+    // The environment's own universe by default: dev's 8.
+    let own = cost::estimate_rendered(&rendered, &workload, &prices).expect("estimates");
+    assert_eq!(own.symbols, 8);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use stockcast::infra::cost::{
     self, Estimate, FreeTierKind, PriceTable, VendorDay, Workload, grouped,
 };
-use stockcast::infra::{self, Sources};
+use stockcast::infra::{self, Environment, Sources};
 
 use crate::flags;
 use crate::table::Table;
@@ -19,7 +19,9 @@ impl flags::Cost {
             infra::render(&sources, env).with_context(|| format!("rendering {env} failed"))?;
         let prices = PriceTable::for_region(&sources.stacks_dir, &rendered.env.region)?;
         let workload = Workload::load(&self.workload)?;
-        let estimate = cost::estimate_rendered(&rendered, &workload, &prices)
+        let universe = rendered.env.symbols().len();
+        let symbols = self.symbols.map_or(universe, |n| n as usize);
+        let estimate = cost::estimate_rendered_at(&rendered, &workload, &prices, symbols)
             .with_context(|| format!("estimating {env} failed"))?;
         println!(
             "stockcast-{}: {} prices as of {} ({})",
@@ -33,11 +35,14 @@ impl flags::Cost {
             self.workload.display(),
             workload.description
         );
+        println!("{}", universe_line(&rendered.env, symbols));
         println!();
         print!("{}", lines_table(&estimate));
         println!(
-            "total: {} a month (no free tier)",
-            usd(estimate.total_usd())
+            "total: {} a month (no free tier), {} a symbol ({} symbols)",
+            usd(estimate.total_usd()),
+            usd_per_symbol(estimate.per_symbol_usd()),
+            grouped(estimate.symbols as f64, 0)
         );
         for day in &estimate.vendor_days {
             println!("{}", vendor_day(day));
@@ -56,6 +61,25 @@ impl flags::Cost {
             );
         }
         Ok(())
+    }
+}
+
+/// Which universe the runs are planned for, in a sentence.
+fn universe_line(env: &Environment, symbols: usize) -> String {
+    let own = env.symbols().len();
+    let name = match &env.universe {
+        Some(name) => format!("universe {name} (stacks/universes/{name}.txt)"),
+        None => "the symbols listed in the environment".to_owned(),
+    };
+    if symbols == own {
+        format!("{symbols} symbols: {name}")
+    } else if symbols < own {
+        format!("{symbols} symbols: the first {symbols} of {name}, which has {own}")
+    } else {
+        format!(
+            "{symbols} symbols: the {own} of {name} and {} made-up company tickers (--symbols {symbols})",
+            symbols - own
+        )
     }
 }
 
@@ -129,6 +153,11 @@ fn unit_price(v: f64) -> String {
 
 fn usd(v: f64) -> String {
     format!("${v:.2}")
+}
+
+/// A cost per symbol: cents matter, so to a tenth of one.
+fn usd_per_symbol(v: f64) -> String {
+    format!("${v:.3}")
 }
 
 #[cfg(test)]

@@ -378,11 +378,16 @@ pub struct Check {
 
 /// Estimates an environment's monthly cost from its rendered templates, a
 /// workload and the dated price table of its region (stacks/prices/), and
-/// prints every line, largest first. No free tier is counted unless asked.
+/// prints every line, largest first, the total and the cost per symbol. No
+/// free tier is counted unless asked.
 #[derive(Debug, Args)]
 pub struct Cost {
     #[command(flatten)]
     pub env: EnvName,
+    /// Price the environment running a universe of N symbols (its own, cut
+    /// to N or grown with made-up company tickers); default: its universe.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub symbols: Option<u32>,
     /// What the environment does in a month (API demand, durations, volumes).
     #[arg(long, default_value = "stacks/workloads/reference.yaml")]
     pub workload: PathBuf,

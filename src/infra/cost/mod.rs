@@ -4,21 +4,29 @@
 //! Everything that is counted comes from the templates: the alarms, the
 //! dashboard if rendered, the keys, secrets, functions with their memory
 //! and architecture, log groups with their retention, the Batch job's vCPUs
-//! and memory, the state machines and their schedules, the budget. The
-//! workload ([`Workload`]) says what the templates cannot: API demand, call
-//! durations, stored and logged volumes, the custom metrics the code
-//! publishes. The prices ([`PriceTable`]) are list prices with their source
-//! and date. The result is one [`Line`] per priced item of each resource,
-//! and each vendor's busiest day against its plan's daily limit
-//! ([`VendorDay`]).
+//! and memory, the state machines and their schedules, the budget. How
+//! much a run does comes from its universe (issue 18): the estimate plans
+//! each scheduled run as the workflows' plan step does, for the
+//! environment's symbols or a universe of another size
+//! ([`estimate_rendered_at`]), and counts the ingest Map's child executions,
+//! the training array's tasks, the vendor requests and the per-symbol
+//! volumes from it. The workload ([`Workload`]) says what the templates
+//! cannot: API demand, call durations, CPU per fit and model, stored and
+//! logged volumes, the custom metrics the code publishes. The prices
+//! ([`PriceTable`]) are list prices with their source and date. The result
+//! is one [`Line`] per priced item of each resource, and each vendor's
+//! busiest day against its plan's daily limit ([`VendorDay`]).
 //!
 //! A resource type the estimate does not know is an error, as is a price
 //! the templates need but the table lacks: an estimate that silently counts
 //! something as free is worse than none.
 
+mod choice;
 mod cron;
 mod lines;
+mod path;
 mod prices;
+mod run;
 mod usage;
 mod workload;
 
@@ -30,14 +38,16 @@ use std::collections::BTreeMap;
 pub use cron::{DAYS_PER_MONTH, HOURS_PER_MONTH, runs_per_month};
 pub use lines::grouped;
 pub use prices::{FreeTier, FreeTierKind, Price, PriceId, PriceTable};
+pub use run::sized as sized_universe;
 pub use workload::{
     ApiWorkload, BucketWorkload, CustomMetric, ExtraRequest, ExtraRequestWorkload, LogsWorkload,
-    StorageWorkload, TrainingWorkload, Workload,
+    StorageWorkload, SymbolBucketWorkload, SymbolRunRequests, TrainingWorkload, Workload,
 };
 
 use super::file::FileError;
 use super::model::{Model, Resource};
 use super::render::{Rendered, RenderedStack};
+use crate::ids::Symbol;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -58,6 +68,8 @@ pub enum CostError {
     },
     #[error("{resource}: {message}")]
     Template { resource: String, message: String },
+    #[error("a universe of no symbol runs nothing to price: give at least one symbol")]
+    NoSymbols,
 }
 
 impl CostError {
@@ -134,11 +146,20 @@ pub struct Estimate {
     pub vendor_days: Vec<VendorDay>,
     pub region: String,
     pub prices_as_of: String,
+    /// The size of the universe the runs were planned for.
+    pub symbols: usize,
 }
 
 impl Estimate {
     pub fn total_usd(&self) -> f64 {
         self.lines.iter().map(|l| l.monthly_usd).sum()
+    }
+
+    /// The total over the universe's symbols: what a symbol costs a month,
+    /// its share of what is there whatever the universe (alarms, keys)
+    /// included.
+    pub fn per_symbol_usd(&self) -> f64 {
+        self.total_usd() / self.symbols.max(1) as f64
     }
 
     /// The total less the allowances of the given kinds.
@@ -153,11 +174,23 @@ impl Estimate {
     }
 }
 
-/// Estimates a rendered environment; the price table must be of its region.
+/// Estimates a rendered environment running its universe; the price table
+/// must be of its region.
 pub fn estimate_rendered(
     rendered: &Rendered,
     workload: &Workload,
     prices: &PriceTable,
+) -> Result<Estimate, CostError> {
+    estimate_rendered_at(rendered, workload, prices, rendered.env.symbols().len())
+}
+
+/// Estimates a rendered environment running a universe of `symbols`
+/// symbols: its own, cut or grown to that size ([`sized_universe`]).
+pub fn estimate_rendered_at(
+    rendered: &Rendered,
+    workload: &Workload,
+    prices: &PriceTable,
+    symbols: usize,
 ) -> Result<Estimate, CostError> {
     if prices.region != rendered.env.region {
         let message = format!(
@@ -166,17 +199,23 @@ pub fn estimate_rendered(
         );
         return Err(FileError::invalid(&prices.file, message).into());
     }
-    estimate(&rendered.stacks, workload, prices)
+    let universe = sized_universe(rendered.env.symbols(), symbols);
+    estimate(&rendered.stacks, &universe, workload, prices)
 }
 
-/// Estimates the monthly cost of the stacks under a workload.
+/// Estimates the monthly cost of the stacks running `universe` under a
+/// workload.
 pub fn estimate(
     stacks: &[RenderedStack],
+    universe: &[Symbol],
     workload: &Workload,
     prices: &PriceTable,
 ) -> Result<Estimate, CostError> {
+    if universe.is_empty() {
+        return Err(CostError::NoSymbols);
+    }
     let model = Model::new(stacks);
-    let usage = usage::derive(&model, workload.api.requests_per_month)?;
+    let usage = usage::derive(&model, universe, workload.api.requests_per_month)?;
     let mut lines = lines::price(&model, &usage, workload, prices)?;
     let vendor_days = lines::vendor_days(&usage, prices)?;
     // Largest first; equal amounts in a fixed order, so output is stable.
@@ -211,5 +250,6 @@ pub fn estimate(
         vendor_days,
         region: prices.region.clone(),
         prices_as_of: prices.as_of.clone(),
+        symbols: universe.len(),
     })
 }

@@ -38,12 +38,21 @@ prices:
 
 const WORKLOAD: &str = r#"
 description: fixture
-api: {requests_per_month: 1004}
+api: {requests_per_month: 984}
 lambda_ms: {WorkFunction: 100}
-training: {vcpu_minutes_per_run: 30, spot_discount_pct: 50}
+lambda_ms_per_symbol: {WorkFunction: {plan: 10}}
+training: {cpu_ms_per_fit: {naive: 1200}, spot_discount_pct: 50}
 storage:
   s3:
-    DataBucket: {standard_gb: 10, archived_gb: 5, put_requests: 1000, get_requests: 10000, lifecycle_transitions: 100}
+    DataBucket:
+      standard_gb: 7
+      archived_gb: 5
+      put_requests: 1000
+      get_requests: 10000
+      lifecycle_transitions: 40
+      per_symbol:
+        standard_gb: 1
+        per_run: {Pipeline: {put_requests: 10, get_requests: 50, lifecycle_transitions: 2}}
   ecr_gb: {}
 logs: {kb_per_lambda_invocation: 1024, kb_per_api_request: 0, kb_per_batch_job: 0, kb_per_execution: 0}
 custom_metrics:
@@ -52,14 +61,27 @@ notifications_per_month: 100
 kms_requests_per_month: 10000
 "#;
 
-/// One stack: a scheduled state machine that fans out to a function and
-/// runs a Fargate Spot job, the API in front of the same function, and the
-/// things around them.
+/// The plan step's defaults the fixture's function is rendered with: naive
+/// only, two training tasks at once.
+const RUN_DEFAULTS: &str = r#"{"env":"fixture","universe_key":"universes/fixture.txt","models":["naive"],"horizons":[1],"source":"yahoo","sentiment":null,"ingest_concurrency":1,"tolerated_failure_percent":10.0,"max_parallel_jobs":2}"#;
+
+/// The universe the fixture is estimated for.
+fn universe() -> Vec<crate::ids::Symbol> {
+    ["AAPL", "MSFT", "^GSPC"]
+        .into_iter()
+        .map(|s| crate::ids::Symbol::new(s).expect("valid"))
+        .collect()
+}
+
+/// One stack: a scheduled state machine that plans a run, fans out to a
+/// function in child executions and trains in a Fargate Spot array job, the
+/// API in front of the same function, and the things around them.
 fn fixture() -> Json {
     json!({"Resources": {
         "WorkFunction": {"Type": "AWS::Lambda::Function", "Properties": {
             "FunctionName": "work", "MemorySize": 1024, "Architectures": ["arm64"],
             "TracingConfig": {"Mode": "Active"},
+            "Environment": {"Variables": {"STOCKCAST_RUN_DEFAULTS": RUN_DEFAULTS}},
             "LoggingConfig": {"LogGroup": {"Ref": "WorkLogGroup"}}}},
         "WorkLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": "/aws/lambda/work", "RetentionInDays": 30}},
@@ -69,20 +91,42 @@ fn fixture() -> Json {
             "TracingConfiguration": {"Enabled": true},
             "DefinitionSubstitutions": {
                 "WorkFunctionArn": {"Fn::GetAtt": ["WorkFunction", "Arn"]},
+                "DataBucket": {"Ref": "DataBucket"},
                 "QueueArn": {"Ref": "Queue"},
                 "JobArn": {"Fn::Sub": "arn:${AWS::Partition}:batch:${AWS::Region}:${AWS::AccountId}:job-definition/train"}},
-            "Definition": {"StartAt": "Fan", "States": {
-                "Fan": {"Type": "Map", "ItemsPath": "$.items", "Next": "Train",
-                    "ItemProcessor": {"StartAt": "Work", "States": {"Work": {
-                        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-                        "Parameters": {"FunctionName": "${WorkFunctionArn}"}, "End": true}}}},
-                "Train": {"Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
+            "Definition": {"StartAt": "Plan", "States": {
+                "Plan": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "${WorkFunctionArn}",
+                        "Payload": {"action": "plan", "execution_name.$": "$$.Execution.Name", "request.$": "$"}},
+                    "OutputPath": "$.Payload", "Next": "Fan"},
+                "Fan": {"Type": "Map", "Next": "TrainShards",
+                    "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                        "ReaderConfig": {"InputType": "JSON"},
+                        "Parameters": {"Bucket": "${DataBucket}", "Key.$": "$.symbols_key"}},
+                    "ItemSelector": {"run_id.$": "$.run_id", "symbol.$": "$$.Map.Item.Value",
+                        "source.$": "$.source", "sentiment.$": "$.sentiment"},
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "Work", "States": {"Work": {
+                            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "${WorkFunctionArn}", "Payload.$": "$"},
+                            "End": true}}},
+                    "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                        "Parameters": {"Bucket": "${DataBucket}", "Prefix": "results"}}},
+                "TrainShards": {"Type": "Choice",
+                    "Choices": [{"Variable": "$.quality.shards", "NumericGreaterThan": 1, "Next": "TrainArray"}],
+                    "Default": "TrainOne"},
+                "TrainArray": {"Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
+                    "Parameters": {"JobQueue": "${QueueArn}", "JobDefinition": "${JobArn}",
+                        "ArrayProperties": {"Size.$": "$.quality.shards"}},
+                    "Next": "Done"},
+                "TrainOne": {"Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
                     "Parameters": {"JobQueue": "${QueueArn}", "JobDefinition": "${JobArn}"},
                     "Next": "Done"},
                 "Done": {"Type": "Succeed"}}}}},
         "Schedule": {"Type": "AWS::Scheduler::Schedule", "Properties": {
             "ScheduleExpression": "cron(0 12 1-10 * ? *)",
-            "Target": {"Arn": {"Ref": "Pipeline"}, "Input": "{\"items\":[\"a\",\"b\"]}"}}},
+            "Target": {"Arn": {"Ref": "Pipeline"}, "Input": "{\"run_id\":\"fixture-run\"}"}}},
         "Environment": {"Type": "AWS::Batch::ComputeEnvironment", "Properties": {
             "ComputeResources": {"Type": "FARGATE_SPOT"}}},
         "Queue": {"Type": "AWS::Batch::JobQueue", "Properties": {
@@ -125,8 +169,11 @@ fn stacks(template: Json) -> Vec<RenderedStack> {
 fn run(template: Json, workload: &str, prices: &str) -> Result<Estimate, CostError> {
     let workload = Workload::parse("workload.yaml", workload).expect("fixture workload parses");
     let prices = PriceTable::parse("prices.yaml", prices).expect("fixture prices parse");
-    estimate(&stacks(template), &workload, &prices)
+    estimate(&stacks(template), &universe(), &workload, &prices)
 }
+
+/// The sum of the expected lines below.
+const TOTAL: f64 = 2.729691788501026;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
@@ -137,10 +184,13 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
     use PriceId::*;
     let estimate = run(fixture(), WORKLOAD, PRICES).expect("estimates");
     // The schedule fires on days 1..=10 of every month at 12:00: 10 runs.
-    // One run: Fan (1) + Work once per item of {"items":["a","b"]} (2) +
-    // Train (1) + Done (1) = 5 transitions, 2 function calls, 1 job.
-    // The function serves the API too: 10 x 2 + 1,004 requests = 1,024 calls.
-    let expected: [(&str, PriceId, f64, f64); 25] = [
+    // One run plans the 3 symbols of the universe (shard size ceil(3 / 2) =
+    // 2, so 2 shards): Plan, Fan, TrainShards, TrainArray, Done = 5
+    // transitions; 3 child executions of Fan, each 1 transition to start and
+    // Work; 1 + 3 function calls; an array job of 2 tasks, one training 2
+    // symbols and one 1. The function serves the API too: 10 x 4 + 984
+    // requests = 1,024 calls.
+    let expected: [(&str, PriceId, f64, f64); 32] = [
         // Largest first; equal amounts by resource, then by what.
         ("app/Key", KmsKeyMonth, 1.0, 1.0),
         // 1,024 calls x 1,024 KB = 1 GB at $0.50.
@@ -149,12 +199,9 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
         // 1,024 calls in a month of 730.5 hours: every hour has data, capped
         // at 730.5 hours = 1 metric-month at $0.30.
         ("metric App/Score", CloudwatchCustomMetricMonth, 1.0, 0.3),
-        // 10 GB x $0.02.
+        // 7 GB + 3 symbols x 1 GB = 10 GB x $0.02.
         ("app/DataBucket", S3StandardGbMonth, 10.0, 0.2),
         ("app/ErrorsAlarm", CloudwatchAlarmMetricMonth, 1.0, 0.1),
-        // 30 vCPU-minutes on 2 vCPUs = 15 min a job, 10 jobs = 2.5 h;
-        // 2.5 h x 2 vCPU = 5 vCPU-hours x $0.04 x (1 - 50 %) = $0.10.
-        ("app/Job", FargateVcpuHour, 5.0, 0.1),
         ("app/ScoreAlarm", CloudwatchAlarmMetricMonth, 1.0, 0.1),
         // 10,000 requests x $0.000003.
         ("app/Key", KmsRequest, 10_000.0, 0.03),
@@ -167,32 +214,51 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
         ),
         // 5 GB x $0.004.
         ("app/DataBucket", S3GlacierInstantGbMonth, 5.0, 0.02),
-        // 2.5 h x 4 GB = 10 GB-hours x $0.004 x (1 - 50 %) = $0.02.
-        ("app/Job", FargateGbHour, 10.0, 0.02),
-        // 1,004 traced requests x $0.000005.
-        ("app/Api", XrayTraceRecorded, 1004.0, 0.00502),
+        // A symbol: naive at 96 origins and the latest window = 97 fits x
+        // 1.2 s = 116.4 CPU-s. The 2-symbol task on 2 vCPUs: 116.4 s = 1.94
+        // min; the 1-symbol task 58.2 s, billed 1 min. 10 runs x 2.94 min =
+        // 0.49 h x 2 vCPU = 0.98 vCPU-hours x $0.04 x (1 - 50 %).
+        ("app/Job", FargateVcpuHour, 0.98, 0.0196),
         // 1,000 x $0.000005.
         ("app/DataBucket", S3PutRequest, 1000.0, 0.005),
+        // 984 traced requests x $0.000005.
+        ("app/Api", XrayTraceRecorded, 984.0, 0.00492),
         // 10,000 x $0.0000004.
         ("app/DataBucket", S3GetRequest, 10_000.0, 0.004),
-        // 1,004 x $0.000002.
-        ("app/Api", ApiGatewayRestRequest, 1004.0, 0.002008),
-        // 100 x $0.00002.
+        // 0.49 h x 4 GB = 1.96 GB-hours x $0.004 x (1 - 50 %).
+        ("app/Job", FargateGbHour, 1.96, 0.00392),
+        // 40 + 30 symbol-runs x 2 = 100 x $0.00002.
         ("app/DataBucket", S3GlacierInstantTransition, 100.0, 0.002),
         // 100 publishes x 1 email subscription x $0.00002.
         ("app/Topic", SnsEmailDelivery, 100.0, 0.002),
+        // 984 x $0.000002.
+        ("app/Api", ApiGatewayRestRequest, 984.0, 0.001968),
+        // 10 runs x 3 symbols x 10 = 300 x $0.000005.
+        ("app/DataBucket", S3PutRequest, 300.0, 0.0015),
+        // 10 runs x 3 children x 2 transitions = 60 x $0.00002.
+        ("app/Pipeline", StepFunctionsStateTransition, 60.0, 0.0012),
         // 1,024 calls x 100 ms x 1 GB = 102.4 GB-s x $0.00001.
         ("app/WorkFunction", LambdaArm64GbSecond, 102.4, 0.001024),
         // 1,024 x $0.000001.
         ("app/WorkFunction", LambdaRequest, 1024.0, 0.001024),
         // 10 runs x 5 transitions = 50 x $0.00002.
         ("app/Pipeline", StepFunctionsStateTransition, 50.0, 0.001),
+        // 10 runs x 3 symbols x 50 = 1,500 x $0.0000004.
+        ("app/DataBucket", S3GetRequest, 1500.0, 0.0006),
+        // 30 child executions x $0.000005.
+        ("app/Pipeline", XrayTraceRecorded, 30.0, 0.00015),
+        // The ResultWriter's manifest and results: 10 x 2 x $0.000005.
+        ("app/DataBucket", S3PutRequest, 20.0, 0.0001),
         // 10 executions x $0.000005.
         ("app/Pipeline", XrayTraceRecorded, 10.0, 0.00005),
         // 100 x $0.0000005.
         ("app/Topic", SnsPublish, 100.0, 0.00005),
         // 10 x $0.000001.
         ("app/Schedule", SchedulerInvocation, 10.0, 0.00001),
+        // The ItemReader's 10 GETs x $0.0000004.
+        ("app/DataBucket", S3GetRequest, 10.0, 0.000004),
+        // The plan calls: 10 x 3 symbols x 10 ms x 1 GB = 0.3 GB-s x $0.00001.
+        ("app/WorkFunction", LambdaArm64GbSecond, 0.3, 0.000003),
         ("app/Budget", BudgetMonth, 1.0, 0.0),
     ];
     // Every call of the function has a traced caller (the traced state
@@ -212,7 +278,9 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
     let total: f64 = expected.iter().map(|e| e.3).sum();
     // The sum of the column above.
     assert!(close(estimate.total_usd(), total));
-    assert!(close(total, 2.822754788501026), "{total}");
+    assert!(close(total, TOTAL), "{total}");
+    assert_eq!(estimate.symbols, 3);
+    assert!(close(estimate.per_symbol_usd(), TOTAL / 3.0));
     // Free tier: 1 of 10 free custom metrics ($0.30), 1,024 of a million
     // free requests ($0.001024); the API's allowance is first-12-months only.
     assert!(close(
@@ -221,7 +289,7 @@ fn every_line_of_the_fixture_is_as_computed_by_hand() {
     ));
     assert!(close(
         estimate.total_after_free_tier(&[FreeTierKind::Always, FreeTierKind::First12Months]),
-        total - 0.3 - 0.001024 - 0.002008
+        total - 0.3 - 0.001024 - 0.001968
     ));
 }
 
@@ -303,6 +371,18 @@ fn the_workload_and_the_templates_must_agree() {
         ),
         PRICES,
         "lambda_ms: GoneFunction is not a AWS::Lambda::Function of the rendered stacks",
+    );
+    check_err(
+        fixture(),
+        &WORKLOAD.replace("{naive: 1200}", "{drift: 1200}"),
+        PRICES,
+        "workload.yaml: training.cpu_ms_per_fit: no figure for naive, which the runs train",
+    );
+    check_err(
+        fixture(),
+        &WORKLOAD.replace("per_run: {Pipeline:", "per_run: {Gone:"),
+        PRICES,
+        "storage.s3.*.per_symbol.per_run: Gone is not a AWS::StepFunctions::StateMachine of the rendered stacks",
     );
     let err = Workload::parse(
         "workload.yaml",

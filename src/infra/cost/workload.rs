@@ -4,10 +4,14 @@
 //! publishes.
 //!
 //! How often the pipelines run is deliberately absent: it comes from the
-//! rendered schedules, and how many Lambda calls and state transitions a run
-//! makes comes from the state machine definitions (see `usage.rs`).
-//! Resources are named by their logical ids; a name the templates do not
-//! have, or a resource the workload does not describe, is an error.
+//! rendered schedules, and how many Lambda calls, state transitions, child
+//! executions and Batch tasks a run makes comes from the state machine
+//! definitions (see `path.rs` and `usage.rs`). So is the number of symbols:
+//! it is the universe the estimate is made for, and what grows with it is
+//! given here per symbol (CPU per fit and model, stored GB, S3 requests per
+//! symbol in a run). Resources are named by their logical ids; a name the
+//! templates do not have, or a resource the workload does not describe, is
+//! an error.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CostError;
 use crate::infra::file;
+use crate::models::ModelKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +29,12 @@ pub struct Workload {
     pub api: ApiWorkload,
     /// Average billed duration of one invocation, ms, by function logical id.
     pub lambda_ms: BTreeMap<String, f64>,
+    /// Billed ms a call adds for each symbol of its run, by function logical
+    /// id and the call's `action` (its payload's): the calls that handle
+    /// every symbol of a run at once (the data checks, the monitor, the
+    /// gate), which take longer as the universe grows.
+    #[serde(default)]
+    pub lambda_ms_per_symbol: BTreeMap<String, BTreeMap<String, f64>>,
     pub training: TrainingWorkload,
     pub storage: StorageWorkload,
     pub logs: LogsWorkload,
@@ -52,9 +63,12 @@ pub struct ApiWorkload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingWorkload {
-    /// vCPU-minutes one training job uses; its wall time is this divided by
-    /// the job definition's vCPUs.
-    pub vcpu_minutes_per_run: f64,
+    /// CPU milliseconds of one fit and forecast on one thread, by model:
+    /// a training task spends this for every fit of the protocol (the
+    /// backtest origins and the latest window) of every symbol it trains,
+    /// for every model of the run and naive; its wall time is the sum
+    /// divided by the job definition's vCPUs.
+    pub cpu_ms_per_fit: BTreeMap<ModelKind, f64>,
     /// Discount of Spot capacity from the on-demand list price, percent.
     pub spot_discount_pct: f64,
 }
@@ -72,6 +86,7 @@ pub struct StorageWorkload {
 #[serde(deny_unknown_fields)]
 pub struct BucketWorkload {
     /// GB in S3 Standard (current and noncurrent versions).
+    #[serde(default)]
     pub standard_gb: f64,
     /// GB the bucket's lifecycle rules have moved to their storage class.
     #[serde(default)]
@@ -81,6 +96,37 @@ pub struct BucketWorkload {
     #[serde(default)]
     pub get_requests: f64,
     /// Objects moved by lifecycle rules a month.
+    #[serde(default)]
+    pub lifecycle_transitions: f64,
+    /// What each symbol of the universe adds to the figures above.
+    #[serde(default)]
+    pub per_symbol: SymbolBucketWorkload,
+}
+
+/// What one symbol of the universe adds to a bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolBucketWorkload {
+    #[serde(default)]
+    pub standard_gb: f64,
+    #[serde(default)]
+    pub archived_gb: f64,
+    /// What one symbol adds to one execution of a state machine, by its
+    /// logical id: the requests of the steps that handle it (the ingest
+    /// Map's child, the data checks, the training task, the gate), and the
+    /// objects it leaves for the lifecycle to move.
+    #[serde(default)]
+    pub per_run: BTreeMap<String, SymbolRunRequests>,
+}
+
+/// Requests and archived objects of one symbol in one execution.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolRunRequests {
+    #[serde(default)]
+    pub put_requests: f64,
+    #[serde(default)]
+    pub get_requests: f64,
     #[serde(default)]
     pub lifecycle_transitions: f64,
 }
@@ -149,10 +195,6 @@ impl Workload {
         let mut numbers: Vec<(String, f64)> = vec![
             ("api.requests_per_month".into(), self.api.requests_per_month),
             (
-                "training.vcpu_minutes_per_run".into(),
-                self.training.vcpu_minutes_per_run,
-            ),
-            (
                 "logs.kb_per_lambda_invocation".into(),
                 self.logs.kb_per_lambda_invocation,
             ),
@@ -173,11 +215,21 @@ impl Workload {
                 .iter()
                 .map(|(id, ms)| (format!("lambda_ms.{id}"), *ms)),
         );
+        for (id, actions) in &self.lambda_ms_per_symbol {
+            numbers.extend(
+                (actions.iter())
+                    .map(|(action, ms)| (format!("lambda_ms_per_symbol.{id}.{action}"), *ms)),
+            );
+        }
         numbers.extend(
             self.storage
                 .ecr_gb
                 .iter()
                 .map(|(id, gb)| (format!("storage.ecr_gb.{id}"), *gb)),
+        );
+        numbers.extend(
+            (self.training.cpu_ms_per_fit.iter())
+                .map(|(model, ms)| (format!("training.cpu_ms_per_fit.{}", model.name()), *ms)),
         );
         for (id, b) in &self.storage.s3 {
             for (field, v) in [
@@ -186,8 +238,20 @@ impl Workload {
                 ("put_requests", b.put_requests),
                 ("get_requests", b.get_requests),
                 ("lifecycle_transitions", b.lifecycle_transitions),
+                ("per_symbol.standard_gb", b.per_symbol.standard_gb),
+                ("per_symbol.archived_gb", b.per_symbol.archived_gb),
             ] {
                 numbers.push((format!("storage.s3.{id}.{field}"), v));
+            }
+            for (machine, r) in &b.per_symbol.per_run {
+                for (field, v) in [
+                    ("put_requests", r.put_requests),
+                    ("get_requests", r.get_requests),
+                    ("lifecycle_transitions", r.lifecycle_transitions),
+                ] {
+                    let key = format!("storage.s3.{id}.per_symbol.per_run.{machine}.{field}");
+                    numbers.push((key, v));
+                }
             }
         }
         for (request, w) in &self.vendor_requests {

@@ -4,8 +4,10 @@
 use serde_json::Value as Json;
 
 use super::{Inputs, Pricer, grouped};
+use crate::backtest::Protocol;
 use crate::infra::cost::{CostError, PriceId};
 use crate::infra::model::Resource;
+use crate::models::ModelKind;
 
 /// A function's architecture, memory (MB) and the price of its compute.
 pub(super) fn compute<'j>(r: &Resource<'j>) -> (&'j str, f64, PriceId) {
@@ -39,7 +41,7 @@ pub(super) fn function(
     let (arch, mb, id) = compute(r);
     let calls = usage.invocations.get(&key).copied().unwrap_or(0.0);
     let traced_calls = usage.traced_invocations.get(&key).copied().unwrap_or(0.0);
-    let mut lines = p.of(key);
+    let mut lines = p.of(key.clone());
     lines.add(
         format!(
             "{arch} compute: {} calls x {} ms x {} MB",
@@ -50,6 +52,28 @@ pub(super) fn function(
         id,
         calls * ms / 1000.0 * mb / 1024.0,
     )?;
+    let per_symbol = workload
+        .lambda_ms_per_symbol
+        .get(r.id)
+        .into_iter()
+        .flatten();
+    for (action, ms) in per_symbol {
+        let n = (usage
+            .symbol_calls
+            .get(&(key.clone(), action.clone()))
+            .copied())
+        .unwrap_or(0.0);
+        lines.add(
+            format!(
+                "{arch} compute, {action} calls per symbol: {} symbols x {} ms x {} MB",
+                grouped(n, 1),
+                grouped(*ms, 0),
+                grouped(mb, 0)
+            ),
+            id,
+            n * ms / 1000.0 * mb / 1024.0,
+        )?;
+    }
     lines.add("requests", PriceId::LambdaRequest, calls)?;
     // Calls from a traced state machine or API share their caller's trace.
     let untraced = calls - traced_calls;
@@ -107,7 +131,7 @@ pub(super) fn state_machine(
     } else {
         0.0
     };
-    let mut lines = p.of(key);
+    let mut lines = p.of(key.clone());
     lines.add(
         format!(
             "{} runs x {} transitions (longest successful path)",
@@ -117,28 +141,55 @@ pub(super) fn state_machine(
         PriceId::StepFunctionsStateTransition,
         transitions,
     )?;
-    if r.properties["TracingConfiguration"]["Enabled"] == Json::Bool(true) {
+    let traced = r.properties["TracingConfiguration"]["Enabled"] == Json::Bool(true);
+    if traced {
         let what = "X-Ray traces (one per execution)";
         lines.add(what, PriceId::XrayTraceRecorded, executions)?;
+    }
+    let children =
+        (inputs.usage.child_executions.iter()).filter(|((machine, _), _)| *machine == key);
+    for ((_, map), (children, transitions)) in children {
+        let each = transitions / children;
+        lines.add(
+            format!(
+                "Map {map} child executions: {} runs x {} x {} transitions (1 to start, {} in the child)",
+                grouped(executions, 2),
+                grouped(children / executions, 1),
+                grouped(each, 1),
+                grouped(each - 1.0, 1)
+            ),
+            PriceId::StepFunctionsStateTransition,
+            *transitions,
+        )?;
+        if traced {
+            // Each child is an execution of its own, traced as one.
+            let what = format!("X-Ray traces of Map {map}'s child executions (one each)");
+            lines.add(what, PriceId::XrayTraceRecorded, *children)?;
+        }
     }
     Ok(())
 }
 
-/// The jobs of a job definition, on the capacity of the queue they go to.
+/// The jobs of a job definition, on the capacity of the queue they go to:
+/// each task (an array child, or the job) runs for the CPU its symbols'
+/// fits take over the job's vCPUs, billed for a minute at least.
 pub(super) fn job_definition(
     p: &mut Pricer<'_>,
     r: &Resource<'_>,
     inputs: &Inputs<'_>,
 ) -> Result<(), CostError> {
     let key = r.key();
-    let Some((jobs, queue)) = inputs.usage.jobs.get(&key) else {
+    let Some(job) = inputs.usage.jobs.get(&key) else {
         return Ok(());
     };
     let (vcpus, memory_mb) = container_size(r)?;
-    let capacity = queue_capacity(inputs, queue).ok_or_else(|| {
+    let capacity = queue_capacity(inputs, &job.queue).ok_or_else(|| {
         CostError::template(
             r,
-            format!("the compute environment of queue {queue} has no ComputeResources.Type"),
+            format!(
+                "the compute environment of queue {} has no ComputeResources.Type",
+                job.queue
+            ),
         )
     })?;
     let training = &inputs.workload.training;
@@ -146,16 +197,34 @@ pub(super) fn job_definition(
         "FARGATE_SPOT" | "SPOT" => training.spot_discount_pct,
         _ => 0.0,
     };
-    // Fargate bills at least one minute per task.
-    let minutes = (training.vcpu_minutes_per_run / vcpus).max(1.0);
-    let hours = jobs * minutes / 60.0;
-    let runs = format!("{} jobs x {} min", grouped(*jobs, 2), grouped(minutes, 1));
+    let (mut tasks, mut hours, mut symbols, mut cpu_seconds) = (0.0, 0.0, 0.0, 0.0);
+    for group in &job.tasks {
+        let per_symbol = cpu_seconds_per_symbol(inputs, &group.models)?;
+        // Fargate bills at least one minute per task.
+        let minutes = (group.symbols as f64 * per_symbol / vcpus / 60.0).max(1.0);
+        tasks += group.count;
+        hours += group.count * minutes / 60.0;
+        symbols += group.count * group.symbols as f64;
+        cpu_seconds += group.count * group.symbols as f64 * per_symbol;
+    }
+    let jobs = job.submitted;
+    let runs = format!(
+        "{} jobs x {} tasks x {} min",
+        grouped(jobs, 2),
+        grouped(tasks / jobs, 1),
+        grouped(hours * 60.0 / tasks, 1)
+    );
     let spot = if discount > 0.0 {
         format!(", Spot -{}%", grouped(discount, 1))
     } else {
         String::new()
     };
-    let vcpu_line = format!("{runs} x {} vCPU{spot}", grouped(vcpus, 2));
+    let vcpu_line = format!(
+        "{runs} x {} vCPU ({} symbols a job x {} vCPU-s){spot}",
+        grouped(vcpus, 2),
+        grouped(symbols / jobs, 1),
+        grouped(cpu_seconds / symbols, 0)
+    );
     let mut lines = p.of(key).discounted(discount);
     match capacity {
         "FARGATE" | "FARGATE_SPOT" => {
@@ -174,6 +243,36 @@ pub(super) fn job_definition(
             format!("the estimate does not price compute environments of type {other}"),
         )),
     }
+}
+
+/// CPU seconds that training one symbol takes: every model of the run and
+/// naive (which every version's metrics are compared with) fitted at every
+/// backtest origin of the protocol, and each model of the run once more on
+/// the latest window (`train.rs`).
+fn cpu_seconds_per_symbol(inputs: &Inputs<'_>, models: &[ModelKind]) -> Result<f64, CostError> {
+    let origins = Protocol::default().origin_count() as f64;
+    let workload = inputs.workload;
+    let ms = |model: ModelKind| {
+        (workload.training.cpu_ms_per_fit.get(&model).copied()).ok_or_else(|| {
+            let message = format!(
+                "training.cpu_ms_per_fit: no figure for {0}, which the runs train: add `{0}: <ms>` (cargo xtask bench)",
+                model.name()
+            );
+            CostError::workload(workload, message)
+        })
+    };
+    let mut backtested: Vec<ModelKind> = models.to_vec();
+    if !backtested.contains(&ModelKind::Naive) {
+        backtested.push(ModelKind::Naive);
+    }
+    let mut total_ms = 0.0;
+    for model in backtested {
+        total_ms += ms(model)? * origins;
+    }
+    for model in models {
+        total_ms += ms(*model)?;
+    }
+    Ok(total_ms / 1000.0)
 }
 
 /// A job definition's vCPUs and memory (MB).

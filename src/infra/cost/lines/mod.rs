@@ -216,12 +216,21 @@ fn check_names(model: &Model<'_>, workload: &Workload) -> Result<(), CostError> 
     let named = (workload.lambda_ms.keys())
         .map(|id| ("lambda_ms", "AWS::Lambda::Function", id))
         .chain(
+            (workload.lambda_ms_per_symbol.keys())
+                .map(|id| ("lambda_ms_per_symbol", "AWS::Lambda::Function", id)),
+        )
+        .chain(
             storage
                 .s3
                 .keys()
                 .map(|id| ("storage.s3", "AWS::S3::Bucket", id)),
         )
         .chain((storage.ecr_gb.keys()).map(|id| ("storage.ecr_gb", "AWS::ECR::Repository", id)))
+        .chain(storage.s3.values().flat_map(|b| {
+            let key = "storage.s3.*.per_symbol.per_run";
+            (b.per_symbol.per_run.keys())
+                .map(move |id| (key, "AWS::StepFunctions::StateMachine", id))
+        }))
         .chain(workload.custom_metrics.iter().map(|m| {
             let key = "custom_metrics.published_by";
             (key, "AWS::Lambda::Function", &m.published_by)

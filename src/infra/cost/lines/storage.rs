@@ -1,10 +1,13 @@
 //! What is kept: buckets with their requests and lifecycle, images, and log
 //! groups with what the resources logging to them write.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value as Json;
 
 use super::{Inputs, Pricer, grouped};
-use crate::infra::cost::{CostError, DAYS_PER_MONTH, PriceId};
+use crate::infra::cost::path::S3Kind;
+use crate::infra::cost::{CostError, DAYS_PER_MONTH, PriceId, SymbolRunRequests};
 use crate::infra::model::Resource;
 
 pub(super) fn ecr_repository(
@@ -67,7 +70,10 @@ fn log_volume_kb(group: &Resource<'_>, inputs: &Inputs<'_>) -> f64 {
     {
         let options = &job.properties["ContainerProperties"]["LogConfiguration"]["Options"];
         if refers(&options["awslogs-group"]) {
-            kb += usage.jobs.get(&job.key()).map_or(0.0, |(n, _)| *n) * logs.kb_per_batch_job;
+            // Every task logs: an array job's children each.
+            let tasks =
+                (usage.jobs.get(&job.key())).map_or(0.0, |j| j.tasks.iter().map(|t| t.count).sum());
+            kb += tasks * logs.kb_per_batch_job;
         }
     }
     for machine in model
@@ -80,8 +86,14 @@ fn log_volume_kb(group: &Resource<'_>, inputs: &Inputs<'_>) -> f64 {
             .flatten()
             .any(|d| refers(&d["CloudWatchLogsLogGroup"]["LogGroupArn"]))
         {
-            kb += usage.executions.get(&machine.key()).copied().unwrap_or(0.0)
-                * logs.kb_per_execution;
+            // A Distributed Map's children log to their parent's destinations.
+            let key = machine.key();
+            let children: f64 = (usage.child_executions.iter())
+                .filter(|((parent, _), _)| *parent == key)
+                .map(|(_, (n, _))| n)
+                .sum();
+            let executions = usage.executions.get(&key).copied().unwrap_or(0.0);
+            kb += (executions + children) * logs.kb_per_execution;
         }
     }
     kb
@@ -158,26 +170,59 @@ pub(super) fn bucket(
         );
         CostError::workload(workload, message)
     })?;
+    let per_symbol = &volumes.per_symbol;
+    let symbols = inputs.usage.universe;
+    let runs = symbol_runs(inputs, &per_symbol.per_run);
     let mut lines = p.of(key.clone());
     lines.add(
-        "Standard storage",
+        stored(
+            "Standard storage",
+            volumes.standard_gb,
+            symbols,
+            per_symbol.standard_gb,
+        ),
         PriceId::S3StandardGbMonth,
-        volumes.standard_gb,
+        volumes.standard_gb + symbols * per_symbol.standard_gb,
     )?;
     let what = "PUT, COPY, POST, LIST requests";
     lines.add(what, PriceId::S3PutRequest, volumes.put_requests)?;
     let what = "GET and other requests";
     lines.add(what, PriceId::S3GetRequest, volumes.get_requests)?;
-    let archived = volumes.archived_gb > 0.0 || volumes.lifecycle_transitions > 0.0;
+    for (machine, n, requests) in &runs {
+        let per = |kind: &str, each: f64| {
+            format!(
+                "{kind} requests, per symbol in {machine} runs: {} symbol-runs x {}",
+                grouped(*n, 1),
+                grouped(each, 1)
+            )
+        };
+        let (puts, gets) = (requests.put_requests, requests.get_requests);
+        lines.add(per("PUT", puts), PriceId::S3PutRequest, n * puts)?;
+        lines.add(per("GET", gets), PriceId::S3GetRequest, n * gets)?;
+    }
+    let own = (inputs.usage.s3_requests.iter()).filter(|((bucket, _, _), _)| *bucket == key);
+    for ((_, kind, what), n) in own {
+        let (name, price) = match kind {
+            S3Kind::Get => ("GET", PriceId::S3GetRequest),
+            S3Kind::Put => ("PUT", PriceId::S3PutRequest),
+        };
+        lines.add(format!("{name} requests, {what}"), price, *n)?;
+    }
+    let archived_gb = volumes.archived_gb + symbols * per_symbol.archived_gb;
+    let transitions = volumes.lifecycle_transitions
+        + (runs.iter())
+            .map(|(_, n, requests)| n * requests.lifecycle_transitions)
+            .sum::<f64>();
     match lifecycle_class(r) {
         Some(class) => {
             let (storage, transition) = archive_prices(r, class)?;
-            let what = format!("{class} storage (lifecycle)");
-            lines.add(what, storage, volumes.archived_gb)?;
+            let name = format!("{class} storage (lifecycle)");
+            let what = stored(&name, volumes.archived_gb, symbols, per_symbol.archived_gb);
+            lines.add(what, storage, archived_gb)?;
             let what = format!("lifecycle transitions to {class}");
-            lines.add(what, transition, volumes.lifecycle_transitions)?;
+            lines.add(what, transition, transitions)?;
         }
-        None if archived => {
+        None if archived_gb > 0.0 || transitions > 0.0 => {
             return Err(CostError::workload(
                 workload,
                 format!(
@@ -189,4 +234,35 @@ pub(super) fn bucket(
         None => {}
     }
     Ok(())
+}
+
+/// What is stored: a fixed part and one per symbol, in words.
+fn stored(what: &str, fixed: f64, symbols: f64, per_symbol: f64) -> String {
+    let symbols = format!(
+        "{} symbols x {} GB",
+        grouped(symbols, 0),
+        grouped(per_symbol, 4)
+    );
+    match (fixed, per_symbol) {
+        (_, 0.0) => what.to_owned(),
+        (0.0, _) => format!("{what}: {symbols}"),
+        _ => format!("{what}: {} GB + {symbols}", grouped(fixed, 3)),
+    }
+}
+
+/// Each state machine a bucket's per-symbol requests are given for: its
+/// key, the symbols its executions handle a month, and the requests.
+fn symbol_runs<'w>(
+    inputs: &Inputs<'_>,
+    per_run: &'w BTreeMap<String, SymbolRunRequests>,
+) -> Vec<(String, f64, &'w SymbolRunRequests)> {
+    let machines = inputs.model.of_kind("AWS::StepFunctions::StateMachine");
+    machines
+        .filter_map(|m| {
+            let requests = per_run.get(m.id)?;
+            let key = m.key();
+            let n = inputs.usage.symbol_runs.get(&key).copied().unwrap_or(0.0);
+            Some((key, n, requests))
+        })
+        .collect()
 }
