@@ -67,6 +67,14 @@ fn first_run_promotes_and_second_run_compares_with_production() {
         assert_eq!(train.candidates.len(), 8);
         assert!(train.failures.is_empty(), "{:?}", train.failures);
         let gate = first.gate.as_ref().expect("gated");
+        // Decided concurrently, answered in the candidates' order.
+        let decided: Vec<_> = (gate.decisions.iter())
+            .map(|d| (&d.symbol, d.model, &d.version))
+            .collect();
+        let candidates: Vec<_> = (train.candidates.iter())
+            .map(|c| (&c.symbol, c.model, &c.version))
+            .collect();
+        assert_eq!(decided, candidates);
         for d in &gate.decisions {
             let production = registry
                 .production(&d.symbol, d.model)

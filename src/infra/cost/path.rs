@@ -321,7 +321,7 @@ fn write_results(name: &str, writer: &Json) -> Result<S3Call, String> {
     }
     Ok(S3Call {
         what: format!("ResultWriter of Map {name}"),
-        detail: " (the manifest, the succeeded children's results)",
+        detail: " (manifest, results)",
         bucket: bucket(&writer["Parameters"]),
         kind: S3Kind::Put,
         requests: 2.0,

@@ -279,7 +279,7 @@ fn execute(
     for call in &path.s3 {
         let bucket = resolve(model, machine, &call.bucket, &call.what)?.key();
         let what = format!(
-            "the {} of {key}: {} runs x {}{}",
+            "{} ({key}): {} runs x {}{}",
             call.what,
             grouped(runs, 2),
             grouped(call.requests, 1),
