@@ -34,6 +34,17 @@ use crate::series::PriceSeries;
 use crate::steps::{ErrorName, MergeOutput, StepError, TrainFailure, TrainInput, TrainOutput};
 use crate::store::Store;
 
+/// The training job's exit codes that its job definition's RetryStrategy
+/// retries (stacks/app.yaml) and `cargo xtask status` names.
+pub mod exit_code {
+    /// Stopped on SIGTERM before writing anything (128 + 15): a Spot
+    /// interruption notice, or the job being stopped.
+    pub const INTERRUPTED: u8 = 143;
+    /// A failure a new attempt can fix (storage still unavailable after the
+    /// store's own retries): EX_TEMPFAIL.
+    pub const TEMPORARY: u8 = 75;
+}
+
 /// What the train step needs besides its input.
 #[derive(Debug, Clone)]
 pub struct TrainContext {

@@ -507,6 +507,42 @@ fn a_batch_array_without_retries_is_found() {
     );
 }
 
+/// The job definition retries the exit codes the training job ends with
+/// when a new attempt can finish it, before its catch-all EXIT rule.
+#[test]
+fn a_job_definition_that_exits_on_the_jobs_retryable_codes_is_found() {
+    let findings = findings_after("app", |t| {
+        let rules =
+            t["Resources"]["TrainJobDefinition"]["Properties"]["RetryStrategy"]["EvaluateOnExit"]
+                .as_array_mut()
+                .expect("rules");
+        rules.retain(|r| r["OnExitCode"] != "143");
+    });
+    assert_finds(
+        &findings,
+        "state TrainArray: its job definition's RetryStrategy does not retry exit code 143",
+    );
+    assert!(
+        !findings.iter().any(|f| f.contains("exit code 75")),
+        "{findings:?}"
+    );
+    // A catch-all RETRY before the EXIT covers both.
+    let findings = findings_after("app", |t| {
+        let rules =
+            t["Resources"]["TrainJobDefinition"]["Properties"]["RetryStrategy"]["EvaluateOnExit"]
+                .as_array_mut()
+                .expect("rules");
+        rules.retain(|r| r["OnExitCode"].is_null());
+        rules.insert(0, serde_json::json!({"OnExitCode": "*", "Action": "RETRY"}));
+    });
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.contains("does not retry exit code")),
+        "{findings:?}"
+    );
+}
+
 /// A universe past the vendor's daily quota is found before deploy.
 #[test]
 fn a_universe_over_the_vendors_daily_quota_is_found() {

@@ -32,15 +32,9 @@ use stockcast::config::PipelineConfig;
 use stockcast::models::ModelKind;
 use stockcast::steps::{ErrorName, StepError};
 use stockcast::store::Store;
+use stockcast::train::exit_code::{INTERRUPTED, TEMPORARY};
 use stockcast::train::{RunSymbols, TrainContext, count_fits, shard_input, train};
 use stockcast::universe::Shard;
-
-/// The exit code of a process stopped by SIGTERM (128 + 15).
-const INTERRUPTED: u8 = 143;
-/// A failure a new attempt can fix (storage still unavailable after the
-/// store's own retries): EX_TEMPFAIL, which the job definition's
-/// RetryStrategy retries like an interruption.
-const TEMPORARY: u8 = 75;
 
 struct Job {
     run_id: RunId,

@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use super::{Finding, allow_statements, allows, finding, role_of};
 use crate::infra::model::{Integration, Model, StateMachine};
 use crate::infra::render::Rendered;
+use crate::train::exit_code;
 
 pub fn check(rendered: &Rendered, model: &Model<'_>, findings: &mut Vec<Finding>) {
     for machine in model.state_machines() {
@@ -113,18 +114,60 @@ fn check_arrays(model: &Model<'_>, machine: &StateMachine<'_, '_>, findings: &mu
                 format!("state {state}: ArrayProperties.Size should be a path (Size.$) to the run's shard count"),
             ));
         }
-        let attempts = machine.target(model, definition).map(|d| {
-            d.properties["RetryStrategy"]["Attempts"]
-                .as_u64()
-                .unwrap_or(1)
-        });
-        if attempts.is_some_and(|a| a < 2) {
+        let Some(definition) = machine.target(model, definition) else {
+            continue;
+        };
+        let retry = &definition.properties["RetryStrategy"];
+        if retry["Attempts"].as_u64().unwrap_or(1) < 2 {
             findings.push(finding(
                 machine.resource,
                 "batch arrays",
                 format!("state {state}: its job definition has no RetryStrategy with Attempts >= 2, so a Spot reclaim fails the whole array"),
             ));
         }
+        for code in [exit_code::INTERRUPTED, exit_code::TEMPORARY] {
+            if !retries_exit_code(retry, code) {
+                findings.push(finding(
+                    machine.resource,
+                    "batch arrays",
+                    format!("state {state}: its job definition's RetryStrategy does not retry exit code {code}, which the training job ends with when a new attempt can finish it (stockcast::train::exit_code)"),
+                ));
+            }
+        }
+    }
+}
+
+/// Whether `EvaluateOnExit` retries an attempt that exited with `code` (and
+/// a reason and status reason this check cannot know): the first rule whose
+/// conditions all hold decides, and where none holds Batch retries.
+fn retries_exit_code(retry: &Json, code: u8) -> bool {
+    let code = code.to_string();
+    let holds = |rule: &Json, condition: &str, value: Option<&str>| match rule[condition].as_str() {
+        None => true,
+        Some(pattern) => value.map_or(pattern == "*", |v| glob_matches(pattern, v)),
+    };
+    let rules = retry["EvaluateOnExit"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    rules
+        .iter()
+        .find(|rule| {
+            holds(rule, "OnExitCode", Some(&code))
+                && holds(rule, "OnReason", None)
+                && holds(rule, "OnStatusReason", None)
+        })
+        .is_none_or(|rule| {
+            rule["Action"]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case("retry"))
+        })
+}
+
+/// Batch's patterns: exact, or a prefix followed by one trailing `*`.
+fn glob_matches(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
     }
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use aws_sdk_batch::types::{AttemptDetail, JobDetail, JobStatus};
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use serde::{Deserialize, Serialize};
+use stockcast::train::exit_code;
 
 use crate::table::Table;
 
@@ -147,9 +148,9 @@ pub enum AttemptEnd {
     Failed,
 }
 
-/// jobs/train's exit codes (`INTERRUPTED`, `TEMPORARY`).
-const EXIT_INTERRUPTED: i32 = 143;
-const EXIT_STORAGE_UNAVAILABLE: i32 = 75;
+/// jobs/train's exit codes.
+const EXIT_INTERRUPTED: i32 = exit_code::INTERRUPTED as i32;
+const EXIT_STORAGE_UNAVAILABLE: i32 = exit_code::TEMPORARY as i32;
 
 impl AttemptEnd {
     fn of(status_reason: Option<&str>, exit_code: Option<i32>) -> AttemptEnd {
