@@ -77,6 +77,7 @@ fn prophet_agrees_with_prophet_origin_by_origin() {
         &backtest::series_metrics(&theirs, &horizons),
         &names,
         &horizons,
+        Protocol::default().spacing,
     );
     let our_agg = run.report().aggregate;
     for (a, b) in our_agg.iter().zip(&ref_agg) {

@@ -46,10 +46,9 @@ pub struct AggregateMetrics {
     pub mape: Option<f64>,
     pub dir_acc: Option<f64>,
     pub coverage80: Option<f64>,
-    /// 95 % Wilson band of coverage80 over the pooled origins of every
-    /// series: a nominal 0.8 outside it is a miscalibration, not chance.
-    /// (Forecasts of overlapping h-step periods are correlated, so at long
-    /// horizons the true band is wider than this binomial one.)
+    /// 95 % Wilson band of coverage80 over the independent outcomes of the
+    /// pooled origins of every series (`independent_outcomes`): a nominal
+    /// 0.8 outside it is a miscalibration, not chance.
     #[serde(default)]
     pub coverage80_band: Option<[f64; 2]>,
     pub width80_rel: Option<f64>,
@@ -59,6 +58,19 @@ pub struct AggregateMetrics {
 
 /// Two-sided 95 % standard normal quantile.
 const Z95: f64 = 1.959963984540054;
+
+/// How many of `n` origins `spacing` rows apart are independent outcomes at
+/// horizon `h`: consecutive origins' h-step periods share `h − spacing`
+/// steps, so where `h > spacing` whether one interval covered says much of
+/// whether the next did, and only about every `h / spacing`-th is news
+/// (n·spacing/h, at least 1). A binomial band over all n would claim at a
+/// month the precision of 4 times as many outcomes as there are.
+pub fn independent_outcomes(n: usize, spacing: usize, h: usize) -> usize {
+    if h <= spacing || n == 0 {
+        return n;
+    }
+    (n * spacing / h).max(1)
+}
 
 /// The 95 % Wilson score interval of a proportion `p` observed over `n` trials.
 pub fn wilson_band(p: f64, n: usize) -> Option<[f64; 2]> {
@@ -174,10 +186,12 @@ pub fn series_metrics(rows: &[ForecastRow], horizons: &[usize]) -> Vec<SeriesMet
 }
 
 /// Means over series per (model, horizon); a metric is null when any series' is.
+/// `spacing` is the rows between origins (the coverage band's independent outcomes).
 pub fn aggregate(
     per_series: &[SeriesMetrics],
     models: &[String],
     horizons: &[usize],
+    spacing: usize,
 ) -> Vec<AggregateMetrics> {
     let mut out = Vec::new();
     for model in models {
@@ -210,7 +224,9 @@ pub fn aggregate(
                 mape: mean_opt(&|m| m.mape),
                 dir_acc: mean_opt(&|m| m.dir_acc),
                 coverage80,
-                coverage80_band: covered.and_then(|c| wilson_band(c / trials as f64, trials)),
+                coverage80_band: covered.and_then(|c| {
+                    wilson_band(c / trials as f64, independent_outcomes(trials, spacing, h))
+                }),
                 width80_rel: mean_opt(&|m| m.width80_rel),
                 n_dir: group.iter().map(|m| m.metrics.n_dir).sum(),
                 failures: group.iter().map(|m| m.failures).sum(),
@@ -307,7 +323,7 @@ mod tests {
         // One undefined series makes the aggregate undefined, not a mean of the rest.
         let moving = row(100.0, 101.0, 100.0, None);
         let per_series = series_metrics(&[flat, moving], &[1]);
-        let agg = aggregate(&per_series, &["drift".to_owned()], &[1]);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1], 5);
         assert_eq!(agg[0].mase, None);
     }
 
@@ -328,7 +344,7 @@ mod tests {
         assert_eq!(per_series[0].metrics.coverage80, None);
         // h = 5 had an interval at its only origin, but the model failed at h = 1's origin.
         assert_eq!(per_series[1].metrics.coverage80, None);
-        let agg = aggregate(&per_series, &["drift".to_owned()], &[1, 5]);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1, 5], 5);
         assert_eq!(agg[0].failures, 1);
         assert_eq!(agg[0].coverage80, None);
     }
@@ -346,13 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_horizons_count_fewer_independent_outcomes() {
+        // 480 origins 5 rows apart: every one at 1 and 5 days; at 21 days
+        // each shares 16 of its 21 steps with the next, 480·5/21 = 114.
+        assert_eq!(independent_outcomes(480, 5, 1), 480);
+        assert_eq!(independent_outcomes(480, 5, 5), 480);
+        assert_eq!(independent_outcomes(480, 5, 21), 114);
+        assert_eq!(independent_outcomes(2, 5, 21), 1);
+        assert_eq!(independent_outcomes(0, 5, 21), 0);
+        // So the month's band is about twice as wide as the day's.
+        let [lo1, hi1] = wilson_band(0.8, 480).expect("band");
+        let [lo21, hi21] = wilson_band(0.8, 114).expect("band");
+        assert!(
+            (hi21 - lo21) > 1.9 * (hi1 - lo1),
+            "{lo21}–{hi21} vs {lo1}–{hi1}"
+        );
+    }
+
+    #[test]
     fn aggregate_is_the_unweighted_mean_over_series() {
         let mut a = row(100.0, 110.0, 105.0, Some((95.0, 110.0)));
         a.series = "A".into();
         let mut b = row(100.0, 90.0, 95.0, None);
         b.series = "B".into();
         let per_series = series_metrics(&[a, b], &[1]);
-        let agg = aggregate(&per_series, &["drift".to_owned()], &[1]);
+        let agg = aggregate(&per_series, &["drift".to_owned()], &[1], 5);
         assert_relative_eq!(agg[0].mase.expect("defined"), (2.5 + 2.5) / 2.0);
         assert_eq!(agg[0].n_dir, 2);
         assert_eq!(agg[0].dir_acc, Some(1.0));

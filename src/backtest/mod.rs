@@ -23,8 +23,8 @@ use crate::models::{FittedModel, Forecast, MAX_HORIZON, ModelError, ModelKind, W
 use crate::series::PriceSeries;
 
 pub use metrics::{
-    AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, defined, series_metrics,
-    wilson_band,
+    AggregateMetrics, HorizonMetrics, SeriesMetrics, aggregate, defined, independent_outcomes,
+    series_metrics, wilson_band,
 };
 pub use output::{read_forecasts_csv, write_forecasts_csv};
 
@@ -575,7 +575,12 @@ impl BacktestRun {
     pub fn report(&self) -> Report<'_> {
         let per_series = series_metrics(&self.rows, &self.protocol.horizons);
         let names: Vec<String> = self.models.iter().map(|m| m.name().to_owned()).collect();
-        let aggregate = aggregate(&per_series, &names, &self.protocol.horizons);
+        let aggregate = aggregate(
+            &per_series,
+            &names,
+            &self.protocol.horizons,
+            self.protocol.spacing,
+        );
         Report {
             protocol: &self.protocol,
             series: &self.series,

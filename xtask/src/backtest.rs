@@ -84,6 +84,7 @@ fn reference_aggregates(
         &per_series,
         &models,
         &protocol.horizons,
+        protocol.spacing,
     ))
 }
 
