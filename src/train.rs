@@ -16,10 +16,12 @@
 //! inside the grace period before SIGKILL. A retry of a finished run
 //! returns the recorded output instead of training again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
+use rayon::prelude::*;
 
 use crate::backtest::{self, ForecastRow, Protocol, window_at};
 use crate::config::PipelineConfig;
@@ -116,27 +118,51 @@ pub async fn train(
     }
     let (loaded, mut failures) = load_all(ctx, input).await?;
     let rows = backtest_all(ctx, &loaded, &input.models, progress).await?;
+    let rows = by_series_and_model(rows);
+    let none = Vec::new();
+    let rows_of = |item: &Loaded, model: ModelKind| -> &[ForecastRow] {
+        (rows.get(item.series.name.as_str()))
+            .and_then(|models| models.get(model.name()))
+            .unwrap_or(&none)
+    };
     let registry = Registry::new(ctx.store.clone());
     let mut candidates = Vec::new();
-    for item in &loaded {
-        let rows_of = |model: ModelKind| -> Vec<ForecastRow> {
-            rows.iter()
-                .filter(|r| r.series == item.series.name && r.model == model.name())
-                .cloned()
-                .collect()
-        };
-        let naive = horizon_metrics(&rows_of(ModelKind::Naive), &ctx.config.protocol);
-        for &model in &input.models {
-            // A model that cannot be fitted is this run's finding; storage
-            // that fails is the step's error, retried, never recorded as a
-            // model failure in a finished run (issue 20).
-            match candidate_files(ctx, item, model, &rows_of(model), &naive, &input.run_id) {
-                Ok(files) => candidates.push(registry.write_version(files).await?),
-                Err(reason) => failures.push(TrainFailure {
-                    symbol: item.symbol.clone(),
-                    model,
-                    reason,
-                }),
+    // A few symbols at a time are made on the rayon pool (each model's final
+    // fit, metrics and plot: a second or more a symbol), then written one
+    // after another in the symbols' order, so the store sees the same writes
+    // in the same order as from one thread.
+    for chunk in loaded.chunks(rayon::current_num_threads().max(1) * 2) {
+        let made: Vec<Vec<Result<VersionFiles, String>>> = chunk
+            .par_iter()
+            .map(|item| {
+                let naive = horizon_metrics(rows_of(item, ModelKind::Naive), &ctx.config.protocol);
+                (input.models.iter())
+                    .map(|&model| {
+                        candidate_files(
+                            ctx,
+                            item,
+                            model,
+                            rows_of(item, model),
+                            &naive,
+                            &input.run_id,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        for (item, files) in chunk.iter().zip(made) {
+            for (&model, files) in input.models.iter().zip(files) {
+                // A model that cannot be fitted is this run's finding; storage
+                // that fails is the step's error, retried, never recorded as a
+                // model failure in a finished run (issue 20).
+                match files {
+                    Ok(files) => candidates.push(registry.write_version(files).await?),
+                    Err(reason) => failures.push(TrainFailure {
+                        symbol: item.symbol.clone(),
+                        model,
+                        reason,
+                    }),
+                }
             }
         }
     }
@@ -325,6 +351,20 @@ async fn backtest_all(
         return Err(interrupted());
     }
     Ok(run.rows)
+}
+
+/// The backtest's rows by series name and model name, each in the run's order.
+fn by_series_and_model(
+    rows: Vec<ForecastRow>,
+) -> HashMap<String, HashMap<String, Vec<ForecastRow>>> {
+    let mut out: HashMap<String, HashMap<String, Vec<ForecastRow>>> = HashMap::new();
+    for row in rows {
+        (out.entry(row.series.clone()).or_default())
+            .entry(row.model.clone())
+            .or_default()
+            .push(row);
+    }
+    out
 }
 
 fn horizon_metrics(rows: &[ForecastRow], protocol: &Protocol) -> Vec<HorizonMetrics> {
