@@ -5,7 +5,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Finding, allow_statements, allows, finding, role_of};
+use super::{Finding, allow_statements, allows, finding, glob_matches, role_of};
 use crate::infra::model::{Integration, Model, StateMachine};
 use crate::infra::render::Rendered;
 use crate::train::exit_code;
@@ -161,14 +161,6 @@ fn retries_exit_code(retry: &Json, code: u8) -> bool {
                 .as_str()
                 .is_some_and(|a| a.eq_ignore_ascii_case("retry"))
         })
-}
-
-/// Batch's patterns: exact, or a prefix followed by one trailing `*`.
-fn glob_matches(pattern: &str, value: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => pattern == value,
-    }
 }
 
 /// A day can hold a daily run and a training run (a weekly one, or one

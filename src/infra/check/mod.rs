@@ -188,12 +188,14 @@ fn as_list(value: &Json) -> Vec<&Json> {
     }
 }
 
-fn action_matches(pattern: &str, action: &str) -> bool {
+/// AWS's simple patterns, ignoring case: exact, or a prefix followed by one
+/// trailing `*` (IAM actions; Batch's `OnExitCode`, which is digits).
+fn glob_matches(pattern: &str, value: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => action
+        Some(prefix) => value
             .to_ascii_lowercase()
             .starts_with(&prefix.to_ascii_lowercase()),
-        None => pattern.eq_ignore_ascii_case(action),
+        None => pattern.eq_ignore_ascii_case(value),
     }
 }
 
@@ -221,7 +223,7 @@ pub(super) fn allows(statements: &[&Json], action: &str, expected: &Json) -> boo
     statements.iter().any(|s| {
         as_list(&s["Action"])
             .iter()
-            .any(|a| a.as_str().is_some_and(|p| action_matches(p, action)))
+            .any(|a| a.as_str().is_some_and(|p| glob_matches(p, action)))
             && as_list(&s["Resource"])
                 .iter()
                 .any(|r| resource_matches(r, expected))
@@ -570,7 +572,7 @@ fn spend_stop_problem(model: &Model<'_>, stack: &str, topic: &str) -> Result<(),
             !statements.iter().any(|s| {
                 as_list(&s["Action"])
                     .iter()
-                    .any(|a| a.as_str().is_some_and(|p| action_matches(p, action)))
+                    .any(|a| a.as_str().is_some_and(|p| glob_matches(p, action)))
             })
         })
         .collect();
@@ -590,8 +592,8 @@ mod tests {
 
     #[test]
     fn wildcard_actions_and_read_only_verbs() {
-        assert!(action_matches("lambda:*", "lambda:InvokeFunction"));
-        assert!(!action_matches("lambda:Get*", "lambda:InvokeFunction"));
+        assert!(glob_matches("lambda:*", "lambda:InvokeFunction"));
+        assert!(!glob_matches("lambda:Get*", "lambda:InvokeFunction"));
         assert!(is_read_only("batch:DescribeJobs"));
         assert!(!is_read_only("cloudwatch:PutMetricData"));
     }
